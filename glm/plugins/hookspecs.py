@@ -1,0 +1,49 @@
+"""Hook specifications: the whole plugin API of glm.
+
+Every hook follows the ``register_<thing>(register)`` idiom (simonw/llm): glm passes a
+callback, the plugin calls it once per thing it contributes and returns nothing. glm owns
+validation, de-duplication and listing. A plugin may accept a subset of the arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("glm")
+hookimpl = pluggy.HookimplMarker("glm")
+
+
+@hookspec
+def register_backends(register: Callable[..., None]) -> None:
+    """Register graph backends: ``register(BackendSpec(...))``."""
+
+
+@hookspec
+def register_gnn_layers(register: Callable[..., None]) -> None:
+    """Register GNN layers: ``register(name, factory, backends=("pyg",), description="")``.
+
+    ``factory(in_dim, out_dim, **options) -> torch.nn.Module`` whose forward is
+    ``(x [N, in_dim], edge_index [2, E] int64, edge_weight [E] | None) -> [N, out_dim]``.
+    ``backends=None`` means the layer is pure torch and runs on every backend.
+    """
+
+
+@hookspec
+def register_datasets(register: Callable[..., None]) -> None:
+    """Register datasets: ``register(name, loader, description="")``; ``loader(**options)``
+    returns a :class:`glm.core.data.tag.TextAttributedGraph`."""
+
+
+@hookspec
+def register_recipes(register: Callable[..., None]) -> None:
+    """Register training recipes: ``register(name, path_or_dict, description="")`` (DeepSpeed JSON)."""
+
+
+@hookspec
+def register_commands(subparsers: Any) -> None:
+    """Add CLI sub-commands to the ``argparse`` sub-parsers of ``glm``.
+
+    Each added parser must ``set_defaults(func=callable)``; ``func(args) -> int`` is the exit code.
+    """

@@ -1,0 +1,221 @@
+"""Typed registries filled through the hooks in :mod:`glm.plugins.hookspecs`.
+
+A registry is built once per process by :func:`glm.plugins.manager.get_registry`. Look-ups
+fail with :class:`RegistryError` subclasses that name what was asked, what exists and, for
+backends, which pip extra to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+
+class RegistryError(LookupError):
+    """Base class of registry look-up errors."""
+
+
+class UnknownBackendError(RegistryError):
+    pass
+
+
+class BackendUnavailableError(RegistryError):
+    pass
+
+
+class UnknownLayerError(RegistryError):
+    pass
+
+
+class UnknownDatasetError(RegistryError):
+    pass
+
+
+class UnknownRecipeError(RegistryError):
+    pass
+
+
+class DuplicateRegistrationError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A graph backend.
+
+    Args:
+        name: value of ``--backend`` (lower case, no spaces).
+        load: zero-argument callable returning the backend object (see
+            :class:`glm.core.backend.Backend`); it may import heavy frameworks.
+        requires: top-level modules that must be importable, checked without importing them.
+        extra: the pip extra that installs them, quoted in error messages.
+        description: one line for listings.
+    """
+
+    name: str
+    load: Callable[[], Any]
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+    description: str = ""
+
+    def missing(self) -> list[str]:
+        """Modules from ``requires`` that cannot be found (cheap: no import)."""
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    @property
+    def available(self) -> bool:
+        return not self.missing()
+
+    def install_hint(self) -> str:
+        if self.extra:
+            return f'pip install -e ".[{self.extra}]"'
+        return "pip install " + " ".join(self.requires)
+
+
+@dataclass(frozen=True)
+class GnnLayerSpec:
+    """A GNN layer factory; ``backends=None`` means pure torch (any backend)."""
+
+    name: str
+    factory: Callable[..., Any]
+    backends: tuple[str, ...] | None = None
+    description: str = ""
+    plugin: str | None = None
+
+    def supports(self, backend: str) -> bool:
+        return self.backends is None or backend in self.backends
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    loader: Callable[..., Any]
+    description: str = ""
+    plugin: str | None = None
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """A named DeepSpeed recipe: a JSON file path or an in-memory dict."""
+
+    name: str
+    source: Path | dict
+    description: str = ""
+    plugin: str | None = None
+
+
+@dataclass
+class Registry:
+    """Everything the plugins registered, by kind. Keys are names."""
+
+    backends: dict[str, BackendSpec] = field(default_factory=dict)
+    gnn_layers: dict[str, list[GnnLayerSpec]] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    recipes: dict[str, RecipeSpec] = field(default_factory=dict)
+    # plugin name -> {"backends": [...], "gnn_layers": [...], ...}, for `glm plugins`
+    contributions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    # -- registration (called from hook implementations) ---------------------------------
+    def _note(self, plugin: str | None, kind: str, name: str) -> None:
+        if plugin is not None:
+            self.contributions.setdefault(plugin, {}).setdefault(kind, []).append(name)
+
+    def add_backend(self, spec: BackendSpec, plugin: str | None = None) -> None:
+        if not isinstance(spec, BackendSpec):
+            raise TypeError(f"register_backends: expected BackendSpec, got {type(spec).__name__}")
+        if spec.name in self.backends:
+            raise DuplicateRegistrationError(f"backend {spec.name!r} is registered twice")
+        self.backends[spec.name] = spec
+        self._note(plugin, "backends", spec.name)
+
+    def add_gnn_layer(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        backends: Iterable[str] | None = None,
+        description: str = "",
+        plugin: str | None = None,
+    ) -> None:
+        if not callable(factory):
+            raise TypeError(f"register_gnn_layers: factory for {name!r} is not callable")
+        spec = GnnLayerSpec(name, factory, None if backends is None else tuple(backends), description, plugin)
+        for other in self.gnn_layers.get(name, []):
+            clash = (
+                other.backends is None
+                or spec.backends is None
+                or set(other.backends) & set(spec.backends)
+            )
+            if clash:
+                raise DuplicateRegistrationError(
+                    f"gnn layer {name!r} for backends {spec.backends or 'any'} is already registered"
+                    f" by {other.plugin or 'another plugin'}"
+                )
+        self.gnn_layers.setdefault(name, []).append(spec)
+        self._note(plugin, "gnn_layers", name)
+
+    def add_dataset(self, name: str, loader: Callable[..., Any], description: str = "",
+                    plugin: str | None = None) -> None:
+        if name in self.datasets:
+            raise DuplicateRegistrationError(f"dataset {name!r} is registered twice")
+        self.datasets[name] = DatasetSpec(name, loader, description, plugin)
+        self._note(plugin, "datasets", name)
+
+    def add_recipe(self, name: str, source: Path | str | dict, description: str = "",
+                   plugin: str | None = None) -> None:
+        if name in self.recipes:
+            raise DuplicateRegistrationError(f"recipe {name!r} is registered twice")
+        src = source if isinstance(source, dict) else Path(source)
+        self.recipes[name] = RecipeSpec(name, src, description, plugin)
+        self._note(plugin, "recipes", name)
+
+    # -- look-ups -------------------------------------------------------------------------
+    def backend(self, name: str) -> BackendSpec:
+        """The spec of backend ``name``; raises if unknown or if its framework is missing."""
+        spec = self.backends.get(name)
+        if spec is None:
+            raise UnknownBackendError(
+                f"unknown backend {name!r}; registered: {', '.join(sorted(self.backends)) or 'none'}"
+                " (a third-party backend may need its plugin installed)"
+            )
+        missing = spec.missing()
+        if missing:
+            raise BackendUnavailableError(
+                f"backend {name!r} needs {', '.join(missing)}, which is not installed;"
+                f" install it with: {spec.install_hint()}"
+            )
+        return spec
+
+    def available_backends(self) -> list[str]:
+        return [n for n, s in self.backends.items() if s.available]
+
+    def gnn_layer(self, name: str, backend: str) -> GnnLayerSpec:
+        specs = self.gnn_layers.get(name)
+        if not specs:
+            raise UnknownLayerError(
+                f"unknown gnn layer {name!r}; registered: {', '.join(sorted(self.gnn_layers)) or 'none'}"
+            )
+        for spec in specs:
+            if spec.supports(backend):
+                return spec
+        have = sorted({b for s in specs for b in (s.backends or ())})
+        raise UnknownLayerError(f"gnn layer {name!r} has no implementation for backend {backend!r} (has: {have})")
+
+    def layers_for(self, backend: str) -> list[str]:
+        return sorted(n for n, specs in self.gnn_layers.items() if any(s.supports(backend) for s in specs))
+
+    def dataset(self, name: str) -> DatasetSpec:
+        if name not in self.datasets:
+            raise UnknownDatasetError(
+                f"unknown dataset {name!r}; registered: {', '.join(sorted(self.datasets)) or 'none'}"
+            )
+        return self.datasets[name]
+
+    def recipe(self, name: str) -> RecipeSpec:
+        if name not in self.recipes:
+            raise UnknownRecipeError(
+                f"unknown recipe {name!r}; registered: {', '.join(sorted(self.recipes)) or 'none'}"
+                " (or pass a path to a DeepSpeed JSON file)"
+            )
+        return self.recipes[name]

@@ -1,0 +1,30 @@
+"""Test-wide environment: offline hub, torch backend for tensorlayerx, single-process DeepSpeed."""
+
+import os
+import socket
+
+os.environ.setdefault("TL_BACKEND", "torch")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("LOCAL_SIZE", "1")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The read-only data folder beside the project; tests needing it skip when it is absent."""
+    if not (SHARED / "data").is_dir():
+        pytest.skip(f"shared data folder not found at ../shared/data (real-data test)")
+    return SHARED
