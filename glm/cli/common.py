@@ -1,38 +1,74 @@
-"""Helpers shared by CLI command modules."""
+"""Helpers shared by CLI command modules: the user-facing error, ``--backend``, JSON output."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
+from typing import Any
 
-from glm.cli.main import CliError
 from glm.plugins.manager import get_registry
-from glm.plugins.registry import RegistryError
+from glm.plugins.registry import BackendSpec, RegistryError
+
+BACKEND_ENV = "GLM_BACKEND"
+
+
+class CliError(Exception):
+    """A user-facing error: ``glm`` prints it as one line and exits with code 2."""
 
 
 def add_backend_argument(parser: argparse.ArgumentParser, default: str | None = None) -> None:
-    """``--backend NAME``; the names come from the backend registry (plugins included)."""
-    names = sorted(get_registry().backends)
+    """Add ``--backend NAME``; the names come from the backend registry (plugins included).
+
+    Validation is lazy (:func:`resolve_backend`), so that a missing framework only matters
+    to the command that needs it and the error can name the extra to install.
+    """
+    registry = get_registry()
+    names = sorted(registry.backends)
+    listed = ", ".join(f"{n}{'' if registry.backends[n].available else ' (not installed)'}" for n in names)
     parser.add_argument(
         "--backend",
         default=default,
         metavar="|".join(names) if names else "NAME",
-        help="graph backend (default: config file, then $GLM_BACKEND, then the first available)",
+        help=f"graph backend: {listed or 'none registered'}"
+        f" (default: config file, then ${BACKEND_ENV}, then the first installed)",
     )
 
 
-def resolve_backend(name: str | None):
-    """Return the loaded backend object for ``name`` or raise :class:`CliError` (one line,
-    naming the extra to install)."""
+def resolve_backend_spec(name: str | None) -> BackendSpec:
+    """The :class:`BackendSpec` for ``name`` (``None``: ``$GLM_BACKEND``, then the first
+    installed backend), checked to be installed; raise :class:`CliError` (one line, naming
+    the extra to install) otherwise. Does not import the framework."""
     registry = get_registry()
-    name = name or os.environ.get("GLM_BACKEND")
+    name = name or os.environ.get(BACKEND_ENV) or None
     if name is None:
         available = registry.available_backends()
         if not available:
-            raise CliError('no graph backend is installed; install one with: pip install -e ".[pyg]"')
+            hints = "; ".join(f"{n}: {s.install_hint()}" for n, s in sorted(registry.backends.items()))
+            raise CliError(f"no graph backend is installed ({hints or 'none is registered'})")
         name = available[0]
     try:
-        spec = registry.backend(name)
+        return registry.backend(name)
     except RegistryError as exc:
         raise CliError(str(exc)) from None
-    return spec.load()
+
+
+def resolve_backend(name: str | None) -> Any:
+    """Return the loaded backend object for ``name`` (see :func:`resolve_backend_spec`);
+    a backend whose framework fails to import also gives a one-line :class:`CliError`."""
+    spec = resolve_backend_spec(name)
+    try:
+        return spec.load()
+    except Exception as exc:
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        raise CliError(
+            f"backend {spec.name!r} failed to load ({type(exc).__name__}: {first_line});"
+            f" reinstall it with: {spec.install_hint()}"
+        ) from None
+
+
+def print_json(obj: Any) -> None:
+    """Write ``obj`` as indented JSON to stdout (the machine-readable output of a command)."""
+    json.dump(obj, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")

@@ -37,5 +37,7 @@ def add_graph_tokens(tokenizer) -> list[int]:
     in the order ``(G_START, G_PATCH, G_END)``."""
     missing = [t for t in GRAPH_TOKENS if t not in tokenizer.get_vocab()]
     if missing:
-        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_additional_special_tokens=False)
+        # add_tokens(special_tokens=True) keeps other special tokens and works on transformers 4 and 5
+        # (add_special_tokens' replace_* keyword was renamed in 5).
+        tokenizer.add_tokens(missing, special_tokens=True)
     return [tokenizer.convert_tokens_to_ids(t) for t in GRAPH_TOKENS]

@@ -7,25 +7,32 @@ come from the entry-point group ``glm``::
     my_gnn = "my_package.glm_plugin"
 
 A plugin that raises while importing or while registering gives one warning naming it and
-is skipped; everything else keeps working. Environment switches:
+is skipped (nothing it registered is kept); everything else keeps working. A hook
+implementation whose name matches no hook (a misspelling) is reported the same way.
+Environment switches:
 
 * ``GLM_STRICT_PLUGINS=1``: raise :class:`PluginLoadError` instead (for plugin development).
-* ``GLM_DISABLED_PLUGINS=a,b``: never load or call these plugins (entry-point or built-in names).
+* ``GLM_DISABLED_PLUGINS=a,b``: never load or call these plugins (entry-point names, or
+  built-in module names, full or short: ``glm.backends.gammagl`` or ``gammagl``).
+* ``GLM_LOAD_PLUGINS=a,b``: load only these entry points (empty: none); built-ins always load.
+* ``GLM_TRACE_PLUGINS=1``: write every hook call, its implementations and results to stderr.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import os
+import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, Callable
 
 import pluggy
 
 from glm.plugins import hookspecs
-from glm.plugins.registry import Registry
+from glm.plugins.registry import Registry, RegistryError
 
 ENTRY_POINT_GROUP = "glm"
 
@@ -36,7 +43,17 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "glm.core.train.recipes",
 )
 
-REGISTRATION_HOOKS = ("register_backends", "register_gnn_layers", "register_datasets", "register_recipes")
+REGISTRATION_HOOKS: tuple[str, ...] = (
+    "register_backends",
+    "register_gnn_layers",
+    "register_datasets",
+    "register_recipes",
+)
+
+ENV_STRICT = "GLM_STRICT_PLUGINS"
+ENV_DISABLED = "GLM_DISABLED_PLUGINS"
+ENV_LOAD = "GLM_LOAD_PLUGINS"
+ENV_TRACE = "GLM_TRACE_PLUGINS"
 
 
 class PluginLoadError(RuntimeError):
@@ -47,10 +64,16 @@ class PluginLoadWarning(UserWarning):
     """A plugin failed to import or register and was skipped."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class LoadFailure:
+    """One problem with one plugin.
+
+    ``stage`` is ``"import"``, ``"register"`` (pluggy rejected the module), a hook name
+    (the hook raised, or rejected one registration) or ``"check_pending"`` (unknown hook).
+    """
+
     plugin: str
-    stage: str  # "import" or the hook name
+    stage: str
     error: str
 
     def as_dict(self) -> dict[str, str]:
@@ -60,126 +83,305 @@ class LoadFailure:
 pm = pluggy.PluginManager("glm")
 pm.add_hookspecs(hookspecs)
 
-_state: dict[str, Any] = {"loaded": False, "registry": None, "failures": [], "distinfo": {}}
+
+@dataclass
+class _State:
+    loaded: bool = False
+    registry: Registry | None = None
+    signature: tuple[int, ...] = ()  # ids of the plugins the registry was built from
+    load_failures: list[LoadFailure] = field(default_factory=list)  # import / register
+    build_failures: list[LoadFailure] = field(default_factory=list)  # hooks, check_pending
+    skipped: set[str] = field(default_factory=set)  # plugins dropped for a failure
+    distinfo: dict[str, tuple[str, str]] = field(default_factory=dict)  # plugin -> (dist, version)
+    disabled: list[str] = field(default_factory=list)
+    undo_trace: Callable[[], None] | None = None
 
 
-def _env_set(name: str) -> set[str]:
-    return {p.strip() for p in os.environ.get(name, "").split(",") if p.strip()}
+_state = _State()
 
 
-def _strict() -> bool:
-    return os.environ.get("GLM_STRICT_PLUGINS", "").lower() in {"1", "true", "yes"}
+# -- environment --------------------------------------------------------------------------
+def _env_list(name: str) -> list[str]:
+    return [p.strip() for p in os.environ.get(name, "").split(",") if p.strip()]
 
 
-def _fail(plugin: str, stage: str, exc: BaseException) -> None:
-    failure = LoadFailure(plugin, stage, f"{type(exc).__name__}: {exc}")
-    _state["failures"].append(failure)
-    if _strict():
-        raise PluginLoadError(f"plugin {plugin!r} failed at {stage}: {failure.error}") from exc
+def is_strict() -> bool:
+    """``GLM_STRICT_PLUGINS`` is set to a true value."""
+    return os.environ.get(ENV_STRICT, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _tracing() -> bool:
+    return os.environ.get(ENV_TRACE, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _trace(line: str) -> None:
+    sys.stderr.write(f"glm.plugins: {line}\n")
+
+
+# -- failures -----------------------------------------------------------------------------
+def _label(plugin: str) -> str:
+    dist = _state.distinfo.get(plugin)
+    return f"{plugin!r} (from {dist[0]} {dist[1]})" if dist else repr(plugin)
+
+
+def _fail(plugin: str, stage: str, error: BaseException | str, *, during_build: bool = False) -> None:
+    """Record one failure; warn once, or raise :class:`PluginLoadError` in strict mode."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    failure = LoadFailure(plugin, stage, text)
+    (_state.build_failures if during_build else _state.load_failures).append(failure)
+    first_line = (text.strip().splitlines() or [""])[0]
+    message = f"plugin {_label(plugin)} failed at {stage}: {first_line}"
+    if is_strict():
+        raise PluginLoadError(message) from (error if isinstance(error, BaseException) else None)
     warnings.warn(
-        f"glm: skipping plugin {plugin!r} ({stage} failed: {failure.error});"
-        " set GLM_DISABLED_PLUGINS to silence or GLM_STRICT_PLUGINS=1 to raise",
+        f"{message} (skipped; set {ENV_DISABLED}={plugin} to silence, {ENV_STRICT}=1 to raise)",
         PluginLoadWarning,
-        stacklevel=3,
+        stacklevel=2,
     )
 
 
+# -- loading ------------------------------------------------------------------------------
 def load_plugins() -> None:
     """Register built-in plugins and third-party entry points once (idempotent)."""
-    if _state["loaded"]:
+    if _state.loaded:
         return
-    _state["loaded"] = True
-    disabled = _env_set("GLM_DISABLED_PLUGINS")
+    _state.loaded = True
+    disabled = _env_list(ENV_DISABLED)
+    _state.disabled = disabled
     for name in disabled:
-        pm.set_blocked(name)
+        if not pm.has_plugin(name):
+            pm.set_blocked(name)
+    if _tracing() and _state.undo_trace is None:
+        _state.undo_trace = pm.add_hookcall_monitoring(
+            lambda hook, impls, kw: _trace(f"{hook}({', '.join(kw)}) -> {[i.plugin_name for i in impls]}"),
+            lambda outcome, hook, impls, kw: _trace(f"{hook} returned {outcome.get_result()!r}"),
+        )
     for module_name in DEFAULT_PLUGINS:
-        short = module_name.rsplit(".", 1)[-1]
-        if short in disabled or module_name in disabled or pm.has_plugin(module_name):
+        if module_name.rsplit(".", 1)[-1] in disabled or module_name in disabled:
             continue
-        try:
-            pm.register(importlib.import_module(module_name), name=module_name)
-        except Exception as exc:  # a broken built-in must not break the CLI either
-            _fail(module_name, "import", exc)
+        _load_builtin(module_name)
+    _load_entry_points(set(disabled))
+
+
+def _load_builtin(module_name: str) -> None:
+    if pm.has_plugin(module_name) or pm.is_blocked(module_name):
+        return
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            return  # a built-in this build does not ship (yet): nothing to load
+        _fail(module_name, "import", exc)
+        return
+    except Exception as exc:  # a broken built-in must not break the CLI either
+        _fail(module_name, "import", exc)
+        return
+    _register(module, module_name)
+
+
+def _load_entry_points(disabled: set[str]) -> None:
+    only = set(_env_list(ENV_LOAD)) if ENV_LOAD in os.environ else None
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in disabled or pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+        if ep.name in disabled or (only is not None and ep.name not in only):
             continue
-        try:
-            plugin = ep.load()
-            pm.register(plugin, name=ep.name)
-        except Exception as exc:
-            _fail(ep.name, "import", exc)
+        if pm.is_blocked(ep.name) or pm.has_plugin(ep.name) or ep.name in _state.skipped:
             continue
         if ep.dist is not None:
-            _state["distinfo"][ep.name] = (ep.dist.name, ep.dist.version)
-
-
-def _call_isolated(registry: Registry, hook_name: str) -> None:
-    """Call each implementation of one registration hook on its own, so that one plugin's
-    exception cannot stop the others; whatever a failing plugin registered stays registered
-    only if its call completed."""
-    adders = {
-        "register_backends": lambda plugin: lambda spec: registry.add_backend(spec, plugin=plugin),
-        "register_gnn_layers": lambda plugin: lambda *a, **k: registry.add_gnn_layer(*a, plugin=plugin, **k),
-        "register_datasets": lambda plugin: lambda *a, **k: registry.add_dataset(*a, plugin=plugin, **k),
-        "register_recipes": lambda plugin: lambda *a, **k: registry.add_recipe(*a, plugin=plugin, **k),
-    }
-    for impl in reversed(getattr(pm.hook, hook_name).get_hookimpls()):  # registration order
+            _state.distinfo[ep.name] = (ep.dist.name, ep.dist.version)
         try:
-            impl.function(**{a: adders[hook_name](impl.plugin_name) for a in impl.argnames})
+            plugin = ep.load()
         except Exception as exc:
-            _fail(impl.plugin_name, hook_name, exc)
+            _state.skipped.add(ep.name)
+            _fail(ep.name, "import", exc)
+            continue
+        _register(plugin, ep.name)
+
+
+def _register(plugin: Any, name: str) -> None:
+    try:
+        pm.register(plugin, name=name)
+    except Exception as exc:  # pluggy.PluginValidationError, ValueError (registered twice)
+        _state.skipped.add(name)
+        _fail(name, "register", exc)
+
+
+def _check_pending() -> None:
+    """Report hook implementations whose name matches no hook (pluggy's ``check_pending``,
+    but fail-soft and naming every offender, with a did-you-mean)."""
+    known = [n for n in vars(pm.hook) if not n.startswith("_") and getattr(pm.hook, n).has_spec()]
+    for hook_name, caller in list(vars(pm.hook).items()):
+        if hook_name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if impl.optionalhook:
+                continue
+            close = difflib.get_close_matches(hook_name, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known hooks: {', '.join(sorted(known))}"
+            _fail(impl.plugin_name, "check_pending", f"unknown hook {hook_name!r}, it is never called{hint}",
+                  during_build=True)
+
+
+# -- the registry -------------------------------------------------------------------------
+def _plugins_in_order() -> list[tuple[str, Any]]:
+    return [(n, p) for n, p in pm.list_name_plugin() if p is not None]
+
+
+def _signature() -> tuple[int, ...]:
+    return tuple(id(p) for _, p in _plugins_in_order())
+
+
+def _impl_for(hook_name: str, plugin: Any) -> pluggy.HookImpl | None:
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        if impl.plugin is plugin and not (impl.hookwrapper or impl.wrapper):
+            return impl
+    return None
+
+
+def _collect(name: str, plugin: Any) -> list[tuple[str, tuple, dict]] | None:
+    """Call every registration hook of one plugin with recording callbacks.
+
+    Returns the recorded ``(hook, args, kwargs)`` calls, or ``None`` if a hook raised (the
+    failure is reported and the plugin is dropped whole)."""
+    calls: list[tuple[str, tuple, dict]] = []
+    for hook_name in REGISTRATION_HOOKS:
+        impl = _impl_for(hook_name, plugin)
+        if impl is None:
+            continue
+
+        def register(*args: Any, _hook: str = hook_name, **kwargs: Any) -> None:
+            calls.append((_hook, args, kwargs))
+
+        if _tracing():
+            _trace(f"{hook_name}() -> {name}")
+        try:
+            impl.function(*[register for _ in impl.argnames])
+        except Exception as exc:
+            _fail(name, hook_name, exc, during_build=True)
+            return None
+    return calls
+
+
+def _apply(registry: Registry, name: str, calls: list[tuple[str, tuple, dict]]) -> None:
+    """Add one plugin's recorded registrations; a rejected one is reported on its own."""
+    adders = {
+        "register_backends": registry.add_backend,
+        "register_gnn_layers": registry.add_gnn_layer,
+        "register_datasets": registry.add_dataset,
+        "register_recipes": registry.add_recipe,
+    }
+    for hook_name, args, kwargs in calls:
+        try:
+            adders[hook_name](*args, plugin=name, **kwargs)
+        except (TypeError, ValueError, RegistryError) as exc:
+            _fail(name, hook_name, exc, during_build=True)
+        if _tracing():
+            _trace(f"{hook_name}: {name} registered {args[:1] or kwargs}")
+
+
+def _build_registry() -> Registry:
+    registry = Registry()
+    _state.build_failures = []
+    _check_pending()
+    collected: list[tuple[str, list]] = []
+    for name, plugin in _plugins_in_order():  # registration order: built-ins first
+        calls = _collect(name, plugin)
+        if calls is None:
+            pm.unregister(name=name)
+            _state.skipped.add(name)
+        else:
+            collected.append((name, calls))
+    for name, calls in collected:
+        _apply(registry, name, calls)
+    return registry
 
 
 def get_registry() -> Registry:
-    """The process-wide registry, built on first use from every loaded plugin."""
-    if _state["registry"] is None:
-        load_plugins()
-        registry = Registry()
-        for hook_name in REGISTRATION_HOOKS:
-            _call_isolated(registry, hook_name)
-        _state["registry"] = registry
-    return _state["registry"]
+    """The process-wide registry, built on first use from every loaded plugin and rebuilt
+    when plugins are registered or unregistered afterwards (``pm.register(...)`` in tests)."""
+    load_plugins()
+    if _state.registry is None or _state.signature != _signature():
+        _state.registry = None
+        registry = _build_registry()
+        _state.registry, _state.signature = registry, _signature()
+    return _state.registry
 
 
 def load_failures() -> list[LoadFailure]:
+    """Every failure seen while loading plugins and building the registry."""
     get_registry()
-    return list(_state["failures"])
+    return [*_state.load_failures, *_state.build_failures]
+
+
+def call_register_commands(subparsers: Any) -> None:
+    """Call ``register_commands`` on each plugin on its own, fail-soft: a plugin whose hook
+    raises is reported and the other plugins' commands (and the CLI) still work."""
+    get_registry()
+    for name, plugin in _plugins_in_order():
+        impl = _impl_for("register_commands", plugin)
+        if impl is None:
+            continue
+        if _tracing():
+            _trace(f"register_commands() -> {name}")
+        try:
+            impl.function(*[subparsers for _ in impl.argnames])
+        except Exception as exc:
+            _fail(name, "register_commands", exc, during_build=True)
 
 
 def reset() -> None:
-    """Forget loaded plugins and the registry (tests, or after installing a plugin)."""
-    for name, _ in list(pm.list_name_plugin()):
-        pm.unregister(name=name)
-    for name in list(getattr(pm, "_name2plugin", {})):  # blocked names
-        pm.unblock(name) if hasattr(pm, "unblock") else None
-    _state.update(loaded=False, registry=None, failures=[], distinfo={})
-
-
-def plugin_report() -> list[dict[str, Any]]:
-    """One dict per plugin (name, version, hooks, what it registered) plus load failures."""
-    registry = get_registry()
-    rows = []
+    """Forget loaded plugins, blocked names and the registry (tests, or after installing a
+    plugin); the next :func:`get_registry` reads the environment again."""
     for name, plugin in pm.list_name_plugin():
-        if plugin is None:  # blocked
-            continue
-        dist = _state["distinfo"].get(name)
-        hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        rows.append(
-            {
-                "name": name,
-                "version": dist[1] if dist else _glm_version(),
-                "builtin": name in DEFAULT_PLUGINS,
-                "hooks": hooks,
-                "registered": registry.contributions.get(name, {}),
-            }
-        )
-    for failure in _state["failures"]:
-        rows.append({"name": failure.plugin, "error": failure.error, "stage": failure.stage})
+        if plugin is None:
+            pm.unblock(name)
+        else:
+            pm.unregister(name=name)
+    if _state.undo_trace is not None:
+        _state.undo_trace()
+    vars(_state).update(vars(_State()))
+
+
+# -- listing ------------------------------------------------------------------------------
+def plugin_report() -> list[dict[str, Any]]:
+    """One dict per plugin: name, distribution, version, builtin, status (``loaded``,
+    ``failed`` or ``disabled``), hooks, what it registered, and its errors."""
+    registry = get_registry()
+    errors: dict[str, list[dict[str, str]]] = {}
+    for failure in load_failures():
+        errors.setdefault(failure.plugin, []).append({"stage": failure.stage, "error": failure.error})
+    rows: list[dict[str, Any]] = []
+    for name, plugin in _plugins_in_order():
+        rows.append(_row(name, "loaded", errors.pop(name, []),
+                         hooks=sorted(h.name for h in pm.get_hookcallers(plugin) or []),
+                         registered=registry.contributions.get(name, {})))
+    for name, errs in errors.items():
+        rows.append(_row(name, "failed", errs, hooks=[], registered={}))
+    for name in _state.disabled:
+        rows.append(_row(name, "disabled", [], hooks=[], registered={}))
     return rows
 
 
-def _glm_version() -> str:
+def _row(name: str, status: str, errors: list, *, hooks: list, registered: dict) -> dict[str, Any]:
+    builtin = name in DEFAULT_PLUGINS
+    dist = _state.distinfo.get(name) or (("graph-glm", glm_version()) if builtin else None)
+    return {
+        "name": name,
+        "distribution": dist[0] if dist else None,
+        "version": dist[1] if dist else None,
+        "builtin": builtin,
+        "status": status,
+        "hooks": hooks,
+        "registered": registered,
+        "errors": errors,
+    }
+
+
+def glm_version() -> str:
+    """The installed version of glm (distribution ``graph-glm``), or ``"unknown"``."""
     try:
         return metadata.version("graph-glm")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+_glm_version = glm_version  # backwards-compatible alias

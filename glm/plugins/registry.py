@@ -8,6 +8,7 @@ backends, which pip extra to install.
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -18,27 +19,27 @@ class RegistryError(LookupError):
 
 
 class UnknownBackendError(RegistryError):
-    pass
+    """No backend of that name is registered."""
 
 
 class BackendUnavailableError(RegistryError):
-    pass
+    """The backend is registered but a module it requires is not installed."""
 
 
 class UnknownLayerError(RegistryError):
-    pass
+    """No GNN layer of that name, or none for the asked backend."""
 
 
 class UnknownDatasetError(RegistryError):
-    pass
+    """No dataset of that name is registered."""
 
 
 class UnknownRecipeError(RegistryError):
-    pass
+    """No training recipe of that name is registered."""
 
 
 class DuplicateRegistrationError(ValueError):
-    pass
+    """A plugin registered a name that another plugin (or itself) already registered."""
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,10 @@ class BackendSpec:
         load: zero-argument callable returning the backend object (see
             :class:`glm.core.backend.Backend`); it may import heavy frameworks.
         requires: top-level modules that must be importable, checked without importing them.
-        extra: the pip extra that installs them, quoted in error messages.
+        extra: the pip extra of glm (``graph-glm``) that installs them, quoted in error messages.
         description: one line for listings.
+        install: the install command to suggest instead of the derived one (third-party
+            backends whose packages are not a glm extra).
     """
 
     name: str
@@ -59,19 +62,39 @@ class BackendSpec:
     requires: tuple[str, ...] = ()
     extra: str | None = None
     description: str = ""
+    install: str | None = None
 
     def missing(self) -> list[str]:
         """Modules from ``requires`` that cannot be found (cheap: no import)."""
-        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+        return [m for m in self.requires if not _module_exists(m)]
 
     @property
     def available(self) -> bool:
         return not self.missing()
 
     def install_hint(self) -> str:
+        """The command that installs what this backend needs."""
+        if self.install:
+            return self.install
         if self.extra:
-            return f'pip install -e ".[{self.extra}]"'
+            return f'pip install "graph-glm[{self.extra}]" (from a checkout: pip install -e ".[{self.extra}]")'
         return "pip install " + " ".join(self.requires)
+
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.\-]*$")
+
+
+def _check_name(what: str, name: object) -> None:
+    """Backend and layer names are CLI/config values: lower case, no spaces (PEFT's rule)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"{what} name must be lower case letters, digits, '_', '-' or '.', found {name!r}")
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a missing parent package, or a broken __spec__
+        return False
 
 
 @dataclass(frozen=True)
@@ -122,11 +145,24 @@ class Registry:
         if plugin is not None:
             self.contributions.setdefault(plugin, {}).setdefault(kind, []).append(name)
 
+    def owner(self, kind: str, name: str) -> str | None:
+        """The plugin that registered ``name`` of ``kind`` (``backends``, ``gnn_layers``...)."""
+        for plugin, kinds in self.contributions.items():
+            if name in kinds.get(kind, ()):
+                return plugin
+        return None
+
+    def _duplicate(self, kind: str, what: str, name: str) -> DuplicateRegistrationError:
+        return DuplicateRegistrationError(
+            f"{what} {name!r} is already registered by {self.owner(kind, name) or 'another plugin'}"
+        )
+
     def add_backend(self, spec: BackendSpec, plugin: str | None = None) -> None:
         if not isinstance(spec, BackendSpec):
             raise TypeError(f"register_backends: expected BackendSpec, got {type(spec).__name__}")
+        _check_name("backend", spec.name)
         if spec.name in self.backends:
-            raise DuplicateRegistrationError(f"backend {spec.name!r} is registered twice")
+            raise self._duplicate("backends", "backend", spec.name)
         self.backends[spec.name] = spec
         self._note(plugin, "backends", spec.name)
 
@@ -138,8 +174,11 @@ class Registry:
         description: str = "",
         plugin: str | None = None,
     ) -> None:
+        _check_name("gnn layer", name)
         if not callable(factory):
             raise TypeError(f"register_gnn_layers: factory for {name!r} is not callable")
+        if isinstance(backends, str):
+            backends = (backends,)
         spec = GnnLayerSpec(name, factory, None if backends is None else tuple(backends), description, plugin)
         for other in self.gnn_layers.get(name, []):
             clash = (
@@ -158,14 +197,14 @@ class Registry:
     def add_dataset(self, name: str, loader: Callable[..., Any], description: str = "",
                     plugin: str | None = None) -> None:
         if name in self.datasets:
-            raise DuplicateRegistrationError(f"dataset {name!r} is registered twice")
+            raise self._duplicate("datasets", "dataset", name)
         self.datasets[name] = DatasetSpec(name, loader, description, plugin)
         self._note(plugin, "datasets", name)
 
     def add_recipe(self, name: str, source: Path | str | dict, description: str = "",
                    plugin: str | None = None) -> None:
         if name in self.recipes:
-            raise DuplicateRegistrationError(f"recipe {name!r} is registered twice")
+            raise self._duplicate("recipes", "recipe", name)
         src = source if isinstance(source, dict) else Path(source)
         self.recipes[name] = RecipeSpec(name, src, description, plugin)
         self._note(plugin, "recipes", name)
@@ -181,9 +220,10 @@ class Registry:
             )
         missing = spec.missing()
         if missing:
+            extra = f"the {spec.extra!r} extra" if spec.extra else "its packages"
             raise BackendUnavailableError(
-                f"backend {name!r} needs {', '.join(missing)}, which is not installed;"
-                f" install it with: {spec.install_hint()}"
+                f"backend {name!r} needs {', '.join(missing)} (not installed);"
+                f" install {extra}: {spec.install_hint()}"
             )
         return spec
 

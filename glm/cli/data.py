@@ -1,0 +1,201 @@
+"""``glm data``: list datasets, print statistics, make few-shot splits, precompute features and subgraphs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from glm.cli.common import CliError, print_json
+
+logger = logging.getLogger(__name__)
+
+PERCENTILES = (50, 90, 95, 99)
+
+
+def add_commands(subparsers: Any) -> None:
+    data = subparsers.add_parser("data", help="datasets: list, stats, split, prepare")
+    sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    data.set_defaults(func=lambda args: (data.print_help(), 0)[1])
+
+    p = sub.add_parser("list", help="registered datasets (built-in and plugins)")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("stats", help="node/edge/class counts and prompt token-length percentiles")
+    _dataset_args(p)
+    p.add_argument("--task", default="node_classification",
+                   help="task whose prompts are measured (node_classification, graph_matching, link_prediction, "
+                        "title_generation)")
+    p.add_argument("--limit", type=int, default=300, help="number of prompts measured (default 300; 0 = none)")
+    p.add_argument("--tokenizer", default="smollm2", help="smollm2 (packaged GGUF), tiny, or a local folder")
+    p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10], help="neighbours per hop (default 10 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("split", help="write an N-way k-shot few-shot split manifest (JSON)")
+    _dataset_args(p)
+    p.add_argument("--n-way", type=int, required=True)
+    p.add_argument("--k-shot", type=int, required=True, help="training nodes per class (paper: 1, 5, 20, 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--heldout", help="comma-separated held-out class names (default: drawn by seed)")
+    p.add_argument("--val-per-class", type=int, default=10)
+    p.add_argument("--test-per-class", type=int, default=100, help="0 = all remaining nodes")
+    p.add_argument("-o", "--output", required=True, type=Path, help="manifest path (written atomically)")
+    p.set_defaults(func=cmd_split)
+
+    p = sub.add_parser("prepare", help="compute and cache node features and subgraphs; print timings")
+    _dataset_args(p)
+    p.add_argument("--embedder", default="auto", help="minilm, hashing or auto (default)")
+    p.add_argument("--dim", type=int, default=128, help="encoder input dimension (default 128)")
+    p.add_argument("--method", default="random_projection", help="random_projection (default), pca or none")
+    p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", type=Path, help="default $GLM_CACHE_DIR or ~/.cache/glm")
+    p.set_defaults(func=cmd_prepare)
+
+
+def _dataset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="dataset name (see `glm data list`)")
+    p.add_argument("--data-dir", type=Path, help="data folder (default $GLM_DATA_DIR, then ../shared/data)")
+    p.add_argument("--nodes", type=Path, help="nodes file for the tag_files dataset")
+    p.add_argument("--edges", type=Path, help="edges file for the tag_files dataset")
+
+
+def _load(args: argparse.Namespace):
+    from glm.core.data import DataError, load_dataset
+    from glm.plugins.registry import RegistryError
+
+    options: dict[str, Any] = {}
+    if args.data_dir is not None:
+        options["data_dir"] = args.data_dir
+    if args.nodes is not None or args.edges is not None:
+        options.update(nodes=args.nodes, edges=args.edges)
+    try:
+        return load_dataset(args.name, **options)
+    except (DataError, RegistryError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from glm.plugins.manager import get_registry
+
+    for name, spec in sorted(get_registry().datasets.items()):
+        print(f"{name:14s} {spec.description}  [{spec.plugin or '?'}]")
+    return 0
+
+
+def _tokenizer(name: str):
+    if name == "tiny":
+        from glm.core.llm import tiny_tokenizer
+
+        return tiny_tokenizer()
+    from transformers import AutoTokenizer
+
+    from glm.core.llm import LLMLoadError, smollm2_gguf_path
+
+    try:
+        if name == "smollm2":
+            path = smollm2_gguf_path()
+            return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name, local_files_only=True)
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except (LLMLoadError, OSError, ValueError) as exc:
+        raise CliError(f"tokenizer {name!r} could not be loaded: {exc}") from None
+
+
+def prompt_length_stats(tag, task: str, limit: int, tokenizer, fanouts, seed: int) -> dict[str, Any]:
+    """Token-length percentiles of ``limit`` prompts of ``task`` (answers included), seeded node choice."""
+    import torch
+
+    from glm.core.data.collate import prompt_token_lengths
+    from glm.core.data.tasks import TASKS, GraphSource
+
+    # Token counts do not depend on feature values: a 1-column placeholder avoids embedding here.
+    source = GraphSource(tag, torch.zeros(tag.num_nodes, 1), fanouts=fanouts, seed=seed, cache_dir=False)
+    g = torch.Generator().manual_seed(seed)
+    nodes = torch.randperm(tag.num_nodes, generator=g)[:limit]
+    nodes = nodes[tag.labels[nodes] >= 0]
+    if task == "link_prediction":
+        samples = TASKS[task](source, limit, seed=seed)
+    elif task in TASKS:
+        samples = TASKS[task](source, nodes)
+    else:
+        raise CliError(f"unknown task {task!r}; known: {', '.join(sorted(TASKS))}")
+    if not samples:
+        raise CliError(f"no {task} samples could be built for {tag.name}")
+    lengths = prompt_token_lengths(samples, tokenizer).float()
+    nodes_per = torch.tensor([sum(g.num_nodes for g in s.graphs) for s in samples], dtype=torch.float)
+    return {
+        "task": task,
+        "prompts": len(samples),
+        "tokens": {f"p{q}": int(torch.quantile(lengths, q / 100).round()) for q in PERCENTILES}
+        | {"mean": round(float(lengths.mean()), 1), "max": int(lengths.max())},
+        "graph_nodes": {"mean": round(float(nodes_per.mean()), 1), "max": int(nodes_per.max())},
+    }
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    tag = _load(args)
+    out = tag.summary()
+    if args.limit > 0:
+        out["prompt_lengths"] = prompt_length_stats(tag, args.task, args.limit, _tokenizer(args.tokenizer),
+                                                    args.fanouts, args.seed)
+        out["prompt_lengths"]["tokenizer"] = args.tokenizer
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"{out['name']}: {out['nodes']} nodes, {out['edges']} undirected edges ({out['isolated']} isolated nodes), "
+          f"{out['classes']} classes, text: {'yes' if out['has_text'] else 'no'}, content hash {out['content_hash']}")
+    for name, count in out["class_counts"].items():
+        print(f"  {name:28s} {count}")
+    if out["unlabelled"]:
+        print(f"  {'(unlabelled)':28s} {out['unlabelled']}")
+    if "prompt_lengths" in out:
+        pl = out["prompt_lengths"]
+        toks = ", ".join(f"{k} {v}" for k, v in pl["tokens"].items())
+        print(f"{pl['task']} prompts ({pl['prompts']}, {args.tokenizer} tokens, answer included): {toks}")
+        print(f"  graph nodes per prompt: mean {pl['graph_nodes']['mean']}, max {pl['graph_nodes']['max']}")
+    return 0
+
+
+def cmd_split(args: argparse.Namespace) -> int:
+    from glm.core.data import DataError
+    from glm.core.data.splits import make_few_shot_split
+
+    tag = _load(args)
+    held = [c.strip() for c in args.heldout.split(",")] if args.heldout else None
+    try:
+        split = make_few_shot_split(tag, args.n_way, args.k_shot, args.seed, heldout_classes=held,
+                                    val_per_class=args.val_per_class, test_per_class=args.test_per_class or None)
+    except DataError as exc:
+        raise CliError(str(exc)) from None
+    split.save(args.output)
+    print(f"{args.output}: {tag.name} {split.n_way}-way {split.k_shot}-shot (seed {split.seed}); held out "
+          f"{', '.join(split.heldout_classes)}; train {len(split.train)}, val {len(split.val)}, test {len(split.test)}, "
+          f"pre-train nodes {len(split.pretrain)}")
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from glm.core.data.features import node_features
+    from glm.core.data.sampling import precompute_subgraphs
+    from glm.core.text import EmbedderUnavailableError, get_embedder
+
+    tag = _load(args)
+    try:
+        embedder = get_embedder(args.embedder) if tag.has_text else None
+    except (EmbedderUnavailableError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    t0 = time.perf_counter()
+    x = node_features(tag, embedder, dim=args.dim, method=args.method, cache_dir=args.cache_dir)
+    t1 = time.perf_counter()
+    subgraphs = precompute_subgraphs(tag.edge_index, tag.num_nodes, None, args.fanouts, args.seed,
+                                     dataset_hash=tag.content_hash(), cache_dir=args.cache_dir)
+    t2 = time.perf_counter()
+    sizes = subgraphs.sizes().float()
+    print(f"{tag.name}: features {tuple(x.shape)} via {getattr(embedder, 'id', 'native features')} + {args.method} "
+          f"in {t1 - t0:.2f}s; {len(subgraphs)} subgraphs (fan-out {args.fanouts}, mean {sizes.mean():.1f} nodes, "
+          f"max {int(sizes.max())}) in {t2 - t1:.2f}s")
+    return 0

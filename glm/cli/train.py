@@ -1,0 +1,279 @@
+"""``glm pretrain|adapt|eval|infer|recipes|plot|demo``: training and using graph language models.
+
+Every run command takes ``CONFIG.yaml`` plus dotted ``key=value`` overrides
+(``training.learning_rate=1e-4 data.fanout=[5,5]``), ``--backend``, ``--recipe`` and
+``--print-config`` (show the resolved config and exit). Multi-GPU runs go through DeepSpeed's
+launcher: ``deepspeed --no_local_rank --num_gpus 2 $(which glm) pretrain cfg.yaml``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from glm.cli.common import CliError, add_backend_argument
+
+
+def add_commands(subparsers: Any) -> None:
+    for name, stage, help_text in (
+        ("pretrain", "pretrain", "pre-train the graph side (encoder, hop code, gates, projector)"),
+        ("adapt", "adapt", "few-shot adaptation of a pre-trained graph side to new classes"),
+    ):
+        p = subparsers.add_parser(name, help=help_text)
+        _run_arguments(p)
+        p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PATH",
+                       help="continue from the newest checkpoint of output_dir, or from PATH")
+        p.add_argument("--overwrite", action="store_true", help="replace a previous run in output_dir")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+        p.set_defaults(func=cmd_train, stage=stage)
+
+    p = subparsers.add_parser("eval", help="accuracy of a base model + adapter on the held-out test nodes")
+    _run_arguments(p)
+    _predict_arguments(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = subparsers.add_parser("infer", help="predictions (JSONL) of a base model + adapter, batched")
+    _run_arguments(p)
+    _predict_arguments(p)
+    p.add_argument("--nodes", help="comma-separated node indices (default: the split's test nodes)")
+    p.set_defaults(func=cmd_infer)
+
+    p = subparsers.add_parser("recipes", help="list the DeepSpeed recipes (or print one resolved)")
+    p.add_argument("name", nargs="?", help="print this recipe, with 'auto' filled from CONFIG")
+    p.add_argument("--config", help="config whose values fill the 'auto' fields")
+    p.set_defaults(func=cmd_recipes)
+
+    p = subparsers.add_parser("plot", help="PNG loss / lr curves from RUN_DIR/trainer_log.jsonl")
+    p.add_argument("run_dir")
+    p.add_argument("--keys", nargs="+", default=["loss", "lr"], help="log keys to plot (default: loss lr)")
+    p.set_defaults(func=cmd_plot)
+
+    p = subparsers.add_parser("demo", help="CiteSeer + SmolLM2-135M: pre-train, 5-shot adapt, evaluate, table")
+    p.add_argument("--quick", action="store_true", help="a few steps only (smoke test)")
+    p.add_argument("--backend", default="both", help="pyg, gammagl, another backend, or both (default)")
+    p.add_argument("--output-dir", default=None, help="runs folder (default runs/demo or runs/demo-quick)")
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON")
+    p.add_argument("--no-baseline", action="store_true", help="skip the before-adaptation evaluation")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for both demo configs")
+    p.set_defaults(func=cmd_demo)
+
+
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML run configuration (see examples/)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. training.max_steps=10")
+    add_backend_argument(p)
+    p.add_argument("--recipe", help="DeepSpeed recipe name (glm recipes) or JSON path")
+    p.add_argument("--output-dir", help="shortcut for training.output_dir=...")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+
+
+def _predict_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--adapter", help="adapter file / run dir (default: eval.adapter, then training.output_dir)")
+    p.add_argument("--mode", choices=("choice", "generate"), help="scoring (default: eval.mode)")
+    p.add_argument("--match", choices=("exact", "substring"), help="label matching in generate mode")
+    p.add_argument("--split", choices=("test", "val"), default="test")
+    p.add_argument("--output", help="write predictions as JSONL here (default: eval.output)")
+
+
+def _load(args: argparse.Namespace, extra: tuple[str, ...] = ()):
+    from glm.core.config import ConfigError, load_config
+
+    overrides = list(args.overrides)
+    if getattr(args, "backend", None):
+        overrides.append(f"backend={args.backend}")
+    if getattr(args, "recipe", None):
+        overrides.append(f"recipe={args.recipe}")
+    if getattr(args, "output_dir", None):
+        overrides.append(f"training.output_dir={args.output_dir}")
+    overrides += list(extra)
+    try:
+        return load_config(args.config, overrides)
+    except ConfigError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _maybe_print(args: argparse.Namespace, config) -> bool:
+    if args.print_config:
+        sys.stdout.write(config.to_yaml())
+        return True
+    return False
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from glm.core.train.checkpoint import CheckpointError
+    from glm.core.train.dsconfig import RecipeError
+    from glm.core.train.loop import OutputDirError, TrainingError
+    from glm.core.train.pipeline import PipelineError, run_stage
+
+    extra = [f"training.stage={args.stage}"]
+    if args.resume:
+        extra.append(f"training.resume={args.resume}")
+    if args.overwrite:
+        extra.append("training.overwrite_output_dir=true")
+    config = _load(args, tuple(extra))
+    if _maybe_print(args, config):
+        return 0
+    try:
+        result, _, _ = run_stage(config, progress=not args.no_progress)
+    except (OutputDirError, TrainingError, RecipeError, CheckpointError, PipelineError) as exc:
+        raise CliError(str(exc)) from None
+    if config.training.plot_loss:
+        from glm.core.train.plot import plot_run
+
+        plot_run(result.output_dir)
+    loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
+    print(f"{args.stage}: {result.global_step} steps, final loss {loss}, {result.train_seconds:.1f} s, "
+          f"peak RSS {result.peak_rss_mb:.0f} MiB -> {result.output_dir}")
+    return 0
+
+
+def _model_with_adapter(args: argparse.Namespace, config):
+    from glm.core.train.checkpoint import CheckpointError
+    from glm.core.train.pipeline import apply_adapter_chain, build_model, prepare_data
+
+    model = build_model(config)
+    source = args.adapter or config.eval.adapter or config.training.output_dir
+    try:
+        chain = apply_adapter_chain(model, source)
+    except (CheckpointError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+    data = prepare_data(config)
+    return model, data, chain
+
+
+def _write_jsonl(rows: list[dict], path: str | None) -> None:
+    text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
+    if path is None:
+        sys.stdout.write(text)
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=target.parent, delete=False, suffix=".tmp") as fh:
+        fh.write(text)
+    os.replace(fh.name, target)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from glm.core.eval.predict import evaluate
+    from glm.core.train.pipeline import eval_samples, make_collator
+
+    config = _load(args)
+    if _maybe_print(args, config):
+        return 0
+    model, data, chain = _model_with_adapter(args, config)
+    samples = eval_samples(config, data, args.split)
+    ev = config.eval
+    result = evaluate(model, samples, make_collator(config, model.tokenizer, data),
+                      make_collator(config, model.tokenizer, data, inference=True),
+                      mode=args.mode or ev.mode, match=args.match or ev.match, batch_size=ev.batch_size,
+                      max_new_tokens=ev.max_new_tokens)
+    out = args.output or ev.output
+    if out:
+        _write_jsonl([p.as_dict() for p in result.predictions], out)
+    print(f"{args.split}: {result.num_samples} nodes of {', '.join(data.split.heldout_classes)}: "
+          f"accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f} ({result.mode}, {result.match}) "
+          f"in {result.seconds:.1f} s; adapters: {', '.join(str(c) for c in chain)}")
+    return 0
+
+
+def cmd_infer(args: argparse.Namespace) -> int:
+    from glm.core.data import tasks as T
+    from glm.core.eval.predict import evaluate
+    from glm.core.train.pipeline import eval_samples, make_collator
+
+    config = _load(args)
+    if _maybe_print(args, config):
+        return 0
+    model, data, _ = _model_with_adapter(args, config)
+    if args.nodes:
+        try:
+            nodes = [int(n) for n in args.nodes.split(",") if n.strip()]
+        except ValueError:
+            raise CliError(f"--nodes must be comma-separated integers, found {args.nodes!r}") from None
+        held = data.split.class_indices(data.tag, "heldout")
+        samples = T.node_classification(data.source, nodes, classes=held, max_text_words=config.data.max_text_words)
+    else:
+        samples = eval_samples(config, data, args.split)
+    ev = config.eval
+    result = evaluate(model, samples, make_collator(config, model.tokenizer, data),
+                      make_collator(config, model.tokenizer, data, inference=True),
+                      mode=args.mode or "generate", match=args.match or ev.match, batch_size=ev.batch_size,
+                      max_new_tokens=ev.max_new_tokens)
+    _write_jsonl([p.as_dict() for p in result.predictions], args.output or ev.output)
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    from glm.core.config import ConfigError, RunConfig, load_config
+    from glm.core.train.dsconfig import RecipeError, resolve_recipe
+    from glm.plugins.manager import get_registry
+
+    if args.name:
+        try:
+            config = load_config(args.config) if args.config else RunConfig()
+            print(json.dumps(resolve_recipe(args.name, config), indent=2))
+        except (RecipeError, ConfigError) as exc:
+            raise CliError(str(exc)) from None
+        return 0
+    recipes = get_registry().recipes
+    width = max((len(n) for n in recipes), default=0)
+    for name, spec in recipes.items():
+        print(f"{name:<{width}}  {spec.description}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from glm.core.train.plot import plot_run
+
+    try:
+        paths = plot_run(args.run_dir, args.keys)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc)) from None
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Each backend runs in its own process (clean peak-RSS numbers); the table comes at the end."""
+    from glm.core.config import ConfigError
+    from glm.core.train.demo import DemoResult, format_table, run_demo
+    from glm.plugins.manager import get_registry
+
+    backends = ["pyg", "gammagl"] if args.backend == "both" else [args.backend]
+    registry = get_registry()
+    for b in backends:
+        if b not in registry.backends or not registry.backends[b].available:
+            raise CliError(f"demo: backend {b!r} is not available (glm backends lists what is installed)")
+    if len(backends) == 1 and os.environ.get("GLM_DEMO_CHILD") == "1":
+        try:
+            row = run_demo(backends[0], args.quick, args.output_dir, args.overrides, baseline=not args.no_baseline)
+        except ConfigError as exc:
+            raise CliError(str(exc)) from None
+        if args.json:
+            Path(args.json).write_text(json.dumps([row.as_dict()], indent=1), encoding="utf-8")
+        print(format_table([row]))
+        return 0
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for b in backends:
+            out = Path(tmp) / f"{b}.json"
+            cmd = [sys.executable, "-m", "glm.cli.main", "demo", "--backend", b, "--json", str(out)]
+            cmd += (["--quick"] if args.quick else []) + (["--no-baseline"] if args.no_baseline else [])
+            cmd += (["--output-dir", args.output_dir] if args.output_dir else []) + list(args.overrides)
+            print(f"== demo on backend {b}", flush=True)
+            proc = subprocess.run(cmd, env={**os.environ, "GLM_DEMO_CHILD": "1"})
+            if proc.returncode != 0:
+                raise CliError(f"demo on backend {b!r} failed (exit code {proc.returncode})")
+            rows += [DemoResult(**r) for r in json.loads(out.read_text(encoding="utf-8"))]
+    print()
+    print(format_table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.as_dict() for r in rows], indent=1), encoding="utf-8")
+    return 0

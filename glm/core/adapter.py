@@ -1,0 +1,193 @@
+"""Adapters: only the trained tensors of a stage, in safetensors, with metadata.
+
+File layout: a ``.safetensors`` file whose header metadata has one key, ``"glm_adapter"``,
+holding JSON::
+
+    {"format": "glm-adapter/1", "glm_version", "stage", "task",
+     "base": {name_or_path, model_type, hidden_size, vocab_size, num_hidden_layers, config_hash},
+     "graph_config": GraphLAMAConfig, "encoder_config", "backend",
+     "tensors": {name: [shape...]}, "extra": {...}}
+
+Tensors are the parameters trained in the stage plus the gate's task-embedding buffers
+(the frozen task-text embedding belongs to the task, so swapping adapters swaps it too).
+Writes are atomic (temporary file in the same folder, then ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any, Iterable, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from glm.core.llm import llm_identity
+from glm.core.stages import StageTable, stage_parameter_names
+
+ADAPTER_FORMAT = "glm-adapter/1"
+METADATA_KEY = "glm_adapter"
+TASK_BUFFERS = ("gate.default_task_embedding", "gate.has_default_task_embedding")
+BASE_KEYS = ("model_type", "hidden_size", "vocab_size", "num_hidden_layers", "config_hash")
+
+
+class AdapterFormatError(ValueError):
+    """The file is not a glm adapter (missing or unreadable metadata)."""
+
+
+class AdapterMismatchError(ValueError):
+    """An adapter does not fit the model; ``differences`` lists every base/key/shape difference."""
+
+    def __init__(self, path: Union[str, Path], differences: list[str]) -> None:
+        self.path, self.differences = str(path), differences
+        super().__init__(f"adapter {path} does not fit this model:\n  " + "\n  ".join(differences))
+
+
+def _glm_version() -> str:
+    try:
+        return importlib_metadata.version("graph-glm")
+    except importlib_metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _encoder_info(encoder: nn.Module) -> tuple[Optional[dict[str, Any]], Optional[str]]:
+    cfg = getattr(encoder, "config", None)
+    cfg_dict = cfg.to_dict() if hasattr(cfg, "to_dict") else None
+    backend = getattr(encoder, "backend_name", None) or getattr(getattr(encoder, "backend", None), "name", None)
+    return cfg_dict, backend
+
+
+def adapter_state(model: nn.Module, stage: str, stages: Optional[StageTable] = None,
+                  extra: Iterable[str] = ()) -> dict[str, Tensor]:
+    """The tensors an adapter of ``stage`` stores: name -> detached CPU copy."""
+    names = stage_parameter_names(model, stage, stages, extra)
+    state = dict(model.named_parameters())
+    buffers = dict(model.named_buffers())
+    out = {n: state[n] for n in names}
+    out.update({n: buffers[n] for n in TASK_BUFFERS if n in buffers})
+    return {n: t.detach().to("cpu").contiguous().clone() for n, t in out.items()}
+
+
+def save_adapter(model: nn.Module, path: Union[str, Path], stage: str, task: Optional[str] = None,
+                 stages: Optional[StageTable] = None, extra: Iterable[str] = (),
+                 extra_metadata: Optional[dict[str, Any]] = None) -> Path:
+    """Write the ``stage`` adapter of ``model`` (a GraphLanguageModel) to ``path``; return the path."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tensors = adapter_state(model, stage, stages, extra)
+    enc_cfg, backend = _encoder_info(model.encoder)
+    meta = {
+        "format": ADAPTER_FORMAT, "glm_version": _glm_version(), "stage": stage, "task": task,
+        "base": llm_identity(model.llm), "graph_config": model.config.to_dict(),
+        "encoder_config": enc_cfg, "backend": backend,
+        "tensors": {n: list(t.shape) for n, t in tensors.items()}, "extra": extra_metadata or {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True, default=str)})
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def read_adapter(path: Union[str, Path]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """``(tensors, metadata)`` of an adapter file; raises :class:`AdapterFormatError`."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"adapter file {path} not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(METADATA_KEY)
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error types
+        raise AdapterFormatError(f"{path}: not a safetensors file ({err})") from err
+    if raw is None:
+        raise AdapterFormatError(f"{path}: no '{METADATA_KEY}' metadata; not a glm adapter")
+    meta = json.loads(raw)
+    if meta.get("format") != ADAPTER_FORMAT:
+        raise AdapterFormatError(f"{path}: format {meta.get('format')!r}, expected {ADAPTER_FORMAT!r}")
+    return tensors, meta
+
+
+def adapter_differences(model: nn.Module, tensors: dict[str, Tensor], meta: dict[str, Any]) -> list[str]:
+    """Every reason ``tensors``/``meta`` do not fit ``model`` (empty when they do)."""
+    diffs = []
+    base, mine = meta.get("base", {}), llm_identity(model.llm)
+    for key in BASE_KEYS:
+        if base.get(key) != mine[key]:
+            diffs.append(f"base {key}: adapter {base.get(key)!r}, model {mine[key]!r}"
+                         f" (adapter base {base.get('name_or_path')!r}, model {mine['name_or_path']!r})")
+    own = dict(model.named_parameters())
+    own.update(dict(model.named_buffers()))
+    for name, t in tensors.items():
+        if name not in own:
+            diffs.append(f"key {name}: in adapter, not in model")
+        elif tuple(own[name].shape) != tuple(t.shape):
+            diffs.append(f"shape {name}: adapter {tuple(t.shape)}, model {tuple(own[name].shape)}")
+    return diffs
+
+
+@torch.no_grad()
+def apply_adapter_tensors(model: nn.Module, tensors: dict[str, Tensor]) -> None:
+    """Copy ``tensors`` into the model's parameters/buffers of the same names (in place)."""
+    own = dict(model.named_parameters())
+    own.update(dict(model.named_buffers()))
+    for name, t in tensors.items():
+        own[name].copy_(t.to(own[name].device, own[name].dtype))
+
+
+def load_adapter(model: nn.Module, path: Union[str, Path]) -> dict[str, Any]:
+    """Validate and load an adapter into ``model`` in place; return its metadata.
+
+    Raises :class:`AdapterMismatchError` listing base, key and shape differences.
+    """
+    tensors, meta = read_adapter(path)
+    diffs = adapter_differences(model, tensors, meta)
+    if diffs:
+        raise AdapterMismatchError(path, diffs)
+    apply_adapter_tensors(model, tensors)
+    return meta
+
+
+class AdapterBank:
+    """Several adapters held in memory and swapped on one loaded model (the LLM is never reloaded).
+
+    Tensors not in the active adapter are restored to the values they had when the first
+    adapter touching them was added, so activation order does not leak state between tasks.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.adapters: dict[str, tuple[dict[str, Tensor], dict[str, Any]]] = {}
+        self.base: dict[str, Tensor] = {}
+        self.active: Optional[str] = None
+
+    def add(self, name: str, path: Union[str, Path]) -> dict[str, Any]:
+        """Read and validate an adapter file under ``name``; return its metadata."""
+        tensors, meta = read_adapter(path)
+        diffs = adapter_differences(self.model, tensors, meta)
+        if diffs:
+            raise AdapterMismatchError(path, diffs)
+        own = dict(self.model.named_parameters())
+        own.update(dict(self.model.named_buffers()))
+        for key in tensors:
+            self.base.setdefault(key, own[key].detach().to("cpu").clone())
+        self.adapters[name] = (tensors, meta)
+        return meta
+
+    def activate(self, name: Optional[str]) -> None:
+        """Load adapter ``name`` (``None``: restore the base values)."""
+        if name is not None and name not in self.adapters:
+            raise KeyError(f"AdapterBank: no adapter {name!r}; added: {sorted(self.adapters)}")
+        tensors = {} if name is None else self.adapters[name][0]
+        apply_adapter_tensors(self.model, {k: v for k, v in self.base.items() if k not in tensors})
+        apply_adapter_tensors(self.model, tensors)
+        self.active = name

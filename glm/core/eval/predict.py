@@ -1,0 +1,124 @@
+"""Predictions of a :class:`~glm.core.model.GraphLanguageModel` on node-classification samples.
+
+Two modes:
+
+* ``choice``: every candidate class name is scored by the log-likelihood the model gives
+  the full reply (class name + end-of-turn), and the best is taken. No parsing, no invalid
+  answers; ``C`` forward passes per sample (batched), no decoding loop.
+* ``generate``: greedy decoding of ``max_new_tokens``, then :func:`glm.core.eval.metrics.match_class`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from glm.core.eval.metrics import is_correct, macro_f1, match_class
+from glm.core.sample import Sample
+
+
+@dataclass
+class Prediction:
+    node: Any
+    label: str
+    prediction: str  # raw text (generate) or the chosen class (choice)
+    matched: Optional[str]
+    correct: bool
+    scores: Optional[dict[str, float]] = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None or k == "matched"}
+
+
+@dataclass
+class EvalResult:
+    mode: str
+    match: str
+    accuracy: float
+    macro_f1: float
+    seconds: float
+    predictions: list[Prediction] = field(default_factory=list)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.predictions)
+
+
+def _choices(sample: Sample) -> list[str]:
+    choices = sample.meta.get("choices")
+    if not choices:
+        raise ValueError(f"sample of task {sample.task!r} has no meta['choices']; choice scoring needs them")
+    return list(choices)
+
+
+@torch.no_grad()
+def score_choices(model, samples: Sequence[Sample], collate: Callable[[list[Sample]], Any],
+                  batch_size: int = 8) -> list[dict[str, float]]:
+    """Sum of answer-token log-probabilities for every choice of every sample."""
+    expanded: list[tuple[int, str, Sample]] = []
+    for i, s in enumerate(samples):
+        for c in _choices(s):
+            expanded.append((i, c, replace(s, answer=c, meta=dict(s.meta))))
+    scores: list[dict[str, float]] = [{} for _ in samples]
+    device = next(p for p in model.parameters()).device
+    for start in range(0, len(expanded), batch_size):
+        chunk = expanded[start:start + batch_size]
+        batch = collate([s for _, _, s in chunk]).to(device)
+        labels = batch.labels
+        out = model(replace(batch, labels=None))
+        logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
+        target = labels[:, 1:]
+        mask = target != -100
+        picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        total = (picked * mask).sum(dim=1)
+        for (i, c, _), v in zip(chunk, total.tolist()):
+            scores[i][c] = v
+    return scores
+
+
+@torch.no_grad()
+def generate_answers(model, samples: Sequence[Sample], collate: Callable[[list[Sample]], Any],
+                     batch_size: int = 8, max_new_tokens: int = 16) -> list[str]:
+    """Greedy continuations (``collate`` must be an inference collator, left padding)."""
+    device = next(p for p in model.parameters()).device
+    texts: list[str] = []
+    for start in range(0, len(samples), batch_size):
+        batch = collate(list(samples[start:start + batch_size])).to(device)
+        ids = model.generate(batch, max_new_tokens=max_new_tokens, do_sample=False)
+        texts += model.tokenizer.batch_decode(ids, skip_special_tokens=True)
+    return texts
+
+
+def evaluate(model, samples: Sequence[Sample], train_collate, infer_collate=None, mode: str = "choice",
+             match: str = "exact", batch_size: int = 8, max_new_tokens: int = 16) -> EvalResult:
+    """Accuracy and macro-F1 of ``model`` on classification ``samples``."""
+    was_training = model.training
+    model.eval()
+    t0 = time.perf_counter()
+    preds: list[Prediction] = []
+    try:
+        if mode == "choice":
+            for s, sc in zip(samples, score_choices(model, samples, train_collate, batch_size)):
+                best = max(sc, key=sc.get)
+                preds.append(Prediction(s.meta.get("node"), s.answer, best, best, best == s.answer, sc))
+        elif mode == "generate":
+            if infer_collate is None:
+                raise ValueError("generate mode needs an inference collator (left padding)")
+            for s, text in zip(samples, generate_answers(model, samples, infer_collate, batch_size, max_new_tokens)):
+                choices = _choices(s)
+                preds.append(Prediction(s.meta.get("node"), s.answer, text, match_class(text, choices, match),
+                                        is_correct(text, s.answer, choices, match)))
+        else:
+            raise ValueError(f"eval mode must be 'choice' or 'generate', got {mode!r}")
+    finally:
+        model.train(was_training)
+    seconds = time.perf_counter() - t0
+    labels = [p.label for p in preds]
+    acc = sum(p.correct for p in preds) / len(preds) if preds else float("nan")
+    classes = _choices(samples[0]) if samples else None
+    predicted = [p.label if p.correct else (p.matched if p.matched != p.label else None) for p in preds]
+    f1 = macro_f1(predicted, labels, classes)
+    return EvalResult(mode, match, acc, f1, seconds, preds)

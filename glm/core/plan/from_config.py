@@ -1,0 +1,127 @@
+"""Turn a run configuration (YAML + overrides) and its DeepSpeed recipe into a :class:`PlanInput`.
+
+Graph-side parameter counts come from the real modules: the GraphLanguageModel is built around
+a weight-less (meta device) copy of the LLM and :func:`glm.core.stages.set_stage` picks the
+trainable set, so the planner and the trainer agree on what trains.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from glm.core.plan.memory import PlanInput
+from glm.core.plan.models import LLMShape, resolve_llm, shape_from_config
+
+
+def llm_shape_for(cfg: Any) -> tuple[LLMShape, Optional[dict[str, Any]]]:
+    """The LLM shape of ``cfg.model.llm`` and, for ``tiny-random``, the tiny config dict."""
+    llm = cfg.model.llm
+    if llm.name.startswith("tiny-random") and not llm.path:
+        from glm.core.llm import tiny_llm
+
+        family = llm.name.split("tiny-random-", 1)[1] if llm.name.startswith("tiny-random-") else "llama"
+        model, _ = tiny_llm(family, **llm.options)
+        data = model.config.to_dict()
+        return shape_from_config(data, name="tiny-random"), data
+    return resolve_llm(llm.path or llm.name), None
+
+
+def nodes_per_graph(fanout: list[int]) -> int:
+    """Largest subgraph a fan-out can sample: ``[10, 10]`` -> 1 + 10 + 100 = 111."""
+    total, layer = 1, 1
+    for f in fanout:
+        layer *= f
+        total += layer
+    return total
+
+
+def graph_param_counts(cfg: Any, shape: LLMShape) -> tuple[int, int, str]:
+    """``(trainable, frozen, how)`` graph-side parameters of ``cfg.training.stage`` (real modules)."""
+    import torch
+    from torch import nn
+
+    from glm.core.encoder import build_encoder
+    from glm.core.llm import tiny_tokenizer
+    from glm.core.model import GraphLanguageModel
+    from glm.core.stages import set_stage
+
+    class _MetaLLM(nn.Module):  # only what GraphLanguageModel reads from its LLM at construction
+        def __init__(self, hidden: int, vocab: int) -> None:
+            super().__init__()
+            self.config = type("Cfg", (), {"hidden_size": hidden, "initializer_range": 0.02})()
+            with torch.device("meta"):
+                self.embed = nn.Embedding(vocab, hidden)
+
+        def get_input_embeddings(self) -> nn.Module:
+            return self.embed
+
+    enc = cfg.model.encoder
+    gl_cfg = cfg.model.graph
+    try:
+        encoder = build_encoder(enc, cfg.backend or "pyg")
+        how = f"encoder built on backend {cfg.backend or 'pyg'}"
+    except Exception as exc:  # no backend installed: count a graph transformer by formula
+        encoder = _FormulaEncoder(enc.in_dim, enc.hidden_dim, enc.out_dim, enc.num_layers)
+        how = f"encoder counted by formula ({type(exc).__name__}: {exc})"
+    model = GraphLanguageModel(_MetaLLM(shape.hidden, shape.vocab), tiny_tokenizer(), encoder, gl_cfg)
+    trained = set(set_stage(model, cfg.training.stage, extra=cfg.model.stage_extra))
+    graph = {n: p for n, p in model.named_parameters() if not n.startswith("llm.")}
+    n_train = sum(p.numel() for n, p in graph.items() if n in trained)
+    return n_train, sum(p.numel() for p in graph.values()) - n_train, how
+
+
+def _FormulaEncoder(in_dim: int, hidden: int, out_dim: int, layers: int):
+    """Parameters of GraphLAMA's graph transformer (W_P, layers of wq/wk/wv + LayerNorm, inverW_P)."""
+    from torch import nn
+
+    mods = [nn.Linear(in_dim, hidden)] + [nn.Linear(hidden, 3 * hidden, bias=False) for _ in range(layers)]
+    mods += [nn.LayerNorm(hidden) for _ in range(layers)] + [nn.Linear(hidden, out_dim)]
+    return nn.ModuleList(mods)
+
+
+def recipe_settings(recipe: str, device: str) -> dict[str, Any]:
+    """ZeRO stage, offload flags, precision and checkpointing hint of a recipe name or JSON path."""
+    from glm.core.train.dsconfig import load_recipe, recipe_hints
+
+    raw, source = load_recipe(recipe)
+    zero = raw.get("zero_optimization", {}) or {}
+
+    def on(section: str) -> bool:
+        return str((zero.get(section) or {}).get("device", "none")).lower() == "cpu"
+
+    def enabled(key: str) -> bool:
+        value = (raw.get(key) or {}).get("enabled", False)
+        return device == "cuda" if value == "auto" else bool(value)  # "auto": bf16 on a CUDA card
+
+    dtype = "bfloat16" if enabled("bf16") else "float16" if enabled("fp16") else None
+    return {"zero_stage": int(zero.get("stage", 0)), "offload_optimizer": on("offload_optimizer"),
+            "offload_param": on("offload_param"), "dtype": dtype,
+            "gradient_checkpointing": bool(recipe_hints(raw).get("gradient_checkpointing", False)),
+            "source": source}
+
+
+def from_run_config(cfg: Any, device: str = "cuda", text_tokens: Optional[int] = None) -> PlanInput:
+    """A :class:`PlanInput` for a :class:`glm.core.config.RunConfig`.
+
+    The planned sequence is ``model.llm.max_length`` (the collator truncates there), of which
+    ``graphs x nodes`` are node tokens (``data.fanout`` gives the largest subgraph; link
+    prediction has two graphs per sample); ``text_tokens`` overrides the text part.
+    """
+    shape, _ = llm_shape_for(cfg)
+    rs = recipe_settings(cfg.recipe, device)
+    n_train, n_frozen, how = graph_param_counts(cfg, shape)
+    nodes = nodes_per_graph(list(cfg.data.fanout))
+    graphs = 2 if "link_prediction" in cfg.data.tasks else 1
+    text = text_tokens if text_tokens is not None else max(1, cfg.model.llm.max_length - graphs * nodes)
+    dtype = rs["dtype"] or cfg.model.llm.dtype
+    return PlanInput(
+        llm=shape, dtype=dtype, trainable_params=n_train, frozen_graph_params=n_frozen,
+        stage=cfg.training.stage, zero_stage=rs["zero_stage"], offload_optimizer=rs["offload_optimizer"],
+        offload_param=rs["offload_param"], micro_batch=cfg.training.micro_batch_size, text_tokens=text,
+        graphs_per_sample=graphs, nodes_per_graph=nodes,
+        gradient_checkpointing=bool(cfg.model.llm.gradient_checkpointing or rs["gradient_checkpointing"]),
+        graph_dim=cfg.model.encoder.out_dim, gnn_layers=cfg.model.encoder.num_layers,
+        generate_tokens=getattr(cfg.eval, "max_new_tokens", 0) if getattr(cfg.eval, "mode", "") == "generate" else 0,
+        eval_batch=getattr(cfg.eval, "batch_size", 1), device=device,
+        notes=[f"recipe: {rs['source']}", f"graph-side parameters: {how}"],
+    )

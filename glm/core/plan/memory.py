@@ -1,0 +1,403 @@
+"""Analytic memory planner for a frozen causal LLM with graph tokens spliced into its input.
+
+The model counts what actually lives on the device at the two moments that set the peak of a
+training step, for a frozen Llama-layout LLM whose *input* requires grad (GraphLAMA: node tokens
+enter at the input, so backward runs through every layer even though no LLM weight trains).
+
+Per decoder layer, autograd saves (``s`` = bytes of the compute dtype, B batch, L sequence,
+h hidden, i intermediate, H heads, Hkv kv heads, d head size); with frozen weights a matmul
+saves only its weight (already resident), never its input:
+
+=============================  =============================================================
+RMSNorm (x2)                   its fp32 input ``4·B·L·h`` (HF upcasts) + ``rsqrt`` ``4·B·L``
+gated MLP                      gate output, SiLU output, up output: ``3·B·L·i·s``
+sdpa / flash, no padding       q ``B·L·H·d·s``, k, v ``B·L·Hkv·d·s``, output ``B·L·H·d·s``,
+                               log-sum-exp ``4·B·H·L``
+sdpa with padding mask         as above but k, v repeated to ``H`` heads, plus the mask
+                               ``B·L·L·s`` (converted per layer)
+eager                          q, repeated k and v ``3·B·L·H·d·s``, fp32 softmax ``4·B·H·L²``
+                               and its cast ``B·H·L²·s`` (same tensor in fp32)
+=============================  =============================================================
+
+With gradient checkpointing only each layer's input ``B·L·h·s`` is kept and one layer is
+recomputed at a time. The LM head and loss add about ``B·L·V·12`` bytes at the start of backward
+(fp32 log-softmax output, its gradient, the gradient of the logits and its cast). These
+numbers were checked tensor by tensor with ``torch.autograd.graph.saved_tensors_hooks``
+(``tests/plan/test_memory.py``) and against measured peaks (``bench/plan_accuracy.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from glm.core.plan.models import GIB, LLMShape
+
+DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
+# bytes per quantised linear weight (bitsandbytes: int8 + per-row scale; NF4 + fp32 absmax per 64)
+QUANT_BYTES = {"8bit": 1.0 + 4 / 4096, "4bit": 0.5 + 4 / 64}
+OPTIMIZER_BYTES = {"adamw": 8, "adam": 8, "adamw8bit": 2, "sgd": 0}
+ATTENTION = ("sdpa", "eager", "flash_attention_2")
+
+TIGHT_FRACTION = 0.10  # "tight" when less than 10 % of the card would stay free
+
+
+class PlanError(ValueError):
+    """A plan input is inconsistent (unknown dtype, attention implementation, ...)."""
+
+
+@dataclass
+class PlanInput:
+    """Everything the estimate depends on.
+
+    Args:
+        llm: the frozen LLM's architecture.
+        dtype: dtype the LLM computes in (DeepSpeed ``bf16`` casts the whole model).
+        quantization: ``None``, ``"8bit"`` or ``"4bit"`` (linear layers of the decoder only).
+        trainable_params / frozen_graph_params: graph-side parameter counts (encoder, hop,
+            gate, projector) that train / stay frozen in this stage.
+        stage: ``pretrain``, ``adapt`` (both train) or ``infer`` (no backward).
+        zero_stage, offload_optimizer, offload_param: the DeepSpeed recipe's ZeRO settings.
+        micro_batch: samples per forward.
+        text_tokens: tokens that are not node tokens (prompt, answer, graph delimiters).
+        graphs_per_sample, nodes_per_graph: node tokens = their product (``[10, 10]`` fan-out -> 111).
+        gradient_checkpointing: recompute each LLM layer in backward.
+        attention: ``sdpa``, ``eager`` or ``flash_attention_2``.
+        padded: the batch carries padding (``micro_batch > 1`` by default): sdpa then gets a mask.
+        optimizer: ``adamw`` (two fp32 states), ``adamw8bit`` or ``sgd``.
+        graph_dim, gnn_layers: graph encoder width / depth (graph-side activations).
+        generate_tokens, eval_batch: generation budget; 0 = no generation phase.
+        device: ``cuda`` (adds CUDA context and fragmentation reserve) or ``cpu``.
+        cuda_context_gib: CUDA context + cuBLAS/NCCL workspaces, outside the caching allocator.
+        fragmentation: reserve as a fraction of the allocated peak (reserved - allocated).
+    """
+
+    llm: LLMShape
+    dtype: str = "bfloat16"
+    quantization: Optional[str] = None
+    trainable_params: int = 0
+    frozen_graph_params: int = 0
+    stage: str = "adapt"
+    zero_stage: int = 0
+    offload_optimizer: bool = False
+    offload_param: bool = False
+    micro_batch: int = 1
+    text_tokens: int = 256
+    graphs_per_sample: int = 1
+    nodes_per_graph: int = 111
+    gradient_checkpointing: bool = False
+    attention: str = "sdpa"
+    padded: Optional[bool] = None
+    optimizer: str = "adamw"
+    graph_dim: int = 128
+    gnn_layers: int = 3
+    generate_tokens: int = 0
+    eval_batch: int = 1
+    device: str = "cuda"
+    cuda_context_gib: float = 0.75
+    fragmentation: float = 0.10
+    stage3_max_live_params: int = 1_000_000_000
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def node_tokens(self) -> int:
+        return self.graphs_per_sample * self.nodes_per_graph
+
+    @property
+    def seq_len(self) -> int:
+        return self.text_tokens + self.node_tokens
+
+    @property
+    def dtype_bytes(self) -> int:
+        return DTYPE_BYTES[self.dtype]
+
+    @property
+    def is_padded(self) -> bool:
+        return self.micro_batch > 1 if self.padded is None else self.padded
+
+    def replace(self, **changes: Any) -> "PlanInput":
+        return dataclasses.replace(self, **changes)
+
+    def check(self) -> "PlanInput":
+        if self.dtype not in DTYPE_BYTES:
+            raise PlanError(f"dtype must be one of {', '.join(DTYPE_BYTES)}; found {self.dtype!r}")
+        if self.quantization not in (None, *QUANT_BYTES):
+            raise PlanError(f"quantization must be none, 8bit or 4bit; found {self.quantization!r}")
+        if self.attention not in ATTENTION:
+            raise PlanError(f"attention must be one of {', '.join(ATTENTION)}; found {self.attention!r}")
+        if self.optimizer not in OPTIMIZER_BYTES:
+            raise PlanError(f"optimizer must be one of {', '.join(OPTIMIZER_BYTES)}; found {self.optimizer!r}")
+        if self.stage not in ("pretrain", "adapt", "infer"):
+            raise PlanError(f"stage must be pretrain, adapt or infer; found {self.stage!r}")
+        if self.zero_stage not in (0, 1, 2, 3):
+            raise PlanError(f"ZeRO stage must be 0..3; found {self.zero_stage!r}")
+        if self.micro_batch < 1 or self.seq_len < 1:
+            raise PlanError(f"micro_batch and sequence length must be >= 1; found {self.micro_batch}, {self.seq_len}")
+        return self
+
+
+@dataclass
+class Item:
+    """One row of the plan: bytes on the accelerator and in host RAM at the peak."""
+
+    name: str
+    gpu: float
+    cpu: float = 0.0
+    note: str = ""
+
+
+@dataclass
+class MemoryPlan:
+    """The itemised estimate; ``peak`` is device memory (GPU, or the process on CPU)."""
+
+    input: PlanInput
+    items: list[Item]
+    peak: float
+    cpu_peak: float
+    train_peak: float
+    generate_peak: float
+    dominant: str
+
+    def item(self, name: str) -> Item:
+        for it in self.items:
+            if it.name == name:
+                return it
+        raise KeyError(name)
+
+    @property
+    def peak_over_weights(self) -> float:
+        """The peak minus resident weights, CUDA context and reserve: what a step adds on top of a
+        loaded model (the quantity the CPU probe measures as peak-RSS growth)."""
+        skip = {"frozen LLM weights", "graph-side weights", "CUDA context", "fragmentation reserve"}
+        return sum(it.gpu for it in self.items if it.name not in skip and not it.name.startswith("generation"))
+
+    def verdict(self, card_gib: float) -> tuple[str, float]:
+        """``("fits" | "tight" | "does not fit", headroom bytes)`` for a card of ``card_gib``."""
+        card = card_gib * GIB
+        headroom = card - self.peak
+        if headroom < 0:
+            return "does not fit", headroom
+        return ("tight" if headroom < TIGHT_FRACTION * card else "fits"), headroom
+
+    def to_dict(self) -> dict[str, Any]:
+        inp = dataclasses.asdict(self.input)
+        inp["llm"] = self.input.llm.to_dict()
+        inp["seq_len"] = self.input.seq_len
+        return {
+            "input": inp,
+            "items": [dataclasses.asdict(it) for it in self.items],
+            "peak_bytes": self.peak, "cpu_peak_bytes": self.cpu_peak,
+            "train_peak_bytes": self.train_peak, "generate_peak_bytes": self.generate_peak,
+            "peak_over_weights_bytes": self.peak_over_weights, "dominant": self.dominant,
+        }
+
+
+# --------------------------------------------------------------------------------------
+# the pieces
+# --------------------------------------------------------------------------------------
+
+
+def weight_bytes(p: PlanInput) -> float:
+    """Bytes of the frozen LLM's weights in their storage format."""
+    llm, s = p.llm, p.dtype_bytes
+    if p.quantization is None:
+        return llm.num_params * s
+    rest = llm.num_params - llm.linear_params
+    return llm.linear_params * QUANT_BYTES[p.quantization] + rest * s
+
+
+def layer_saved_bytes(p: PlanInput, batch: int, seq: int) -> float:
+    """Bytes autograd keeps for one decoder layer of a frozen LLM whose input requires grad."""
+    llm, s, b, n = p.llm, p.dtype_bytes, batch, seq
+    h, i, H, Hkv, d = llm.hidden, llm.intermediate, llm.heads, llm.kv_heads, llm.head_dim
+    bl = b * n
+    norms = 2 * (4 * bl * h + 4 * bl)
+    mlp = (3 if llm.mlp == "gated" else 1) * bl * i * s
+    if p.attention == "eager":
+        attn = 3 * bl * H * d * s + 4 * b * H * n * n + (b * H * n * n * s if s != 4 else 0)
+    elif p.attention == "sdpa" and p.is_padded:
+        attn = 4 * bl * H * d * s + 4 * b * H * n + b * n * n * s
+    else:  # sdpa without mask (GQA native) or flash attention
+        attn = 2 * bl * H * d * s + 2 * bl * Hkv * d * s + 4 * b * H * n
+    return norms + mlp + attn
+
+
+def layer_backward_transient(p: PlanInput, batch: int, seq: int) -> float:
+    """Extra bytes while one layer runs backward: gradients of its intermediate tensors."""
+    llm, s, bl = p.llm, p.dtype_bytes, batch * seq
+    mlp = 3 * bl * llm.intermediate * s + 2 * bl * llm.hidden * 4
+    attn = 3 * bl * llm.heads * llm.head_dim * s + 4 * bl * llm.hidden
+    if p.attention == "eager":
+        attn += batch * llm.heads * seq * seq * (4 + 2 * s)
+    return max(mlp, attn)
+
+
+def logits_bytes(p: PlanInput, batch: int, seq: int) -> tuple[float, float]:
+    """(logits still held during backward, peak of LM head + loss at the start of backward).
+
+    The training loop keeps only ``loss`` (``loss = model(batch).loss``), so the logits tensor is
+    freed before backward; at its start live the fp32 log-softmax output (saved), its incoming
+    gradient and the fp32 gradient of the logits, plus that gradient's cast to a 16-bit dtype.
+    """
+    blv = batch * seq * p.llm.vocab
+    cast = blv * p.dtype_bytes if p.dtype_bytes != 4 else 0
+    return 0.0, 12 * blv + cast
+
+
+def graph_side_activation_bytes(p: PlanInput) -> float:
+    """GNN, hop, gate and projector activations for the batch's node tokens (small)."""
+    nodes = p.micro_batch * p.node_tokens
+    gnn = nodes * p.graph_dim * 4 * (4 * p.gnn_layers + 6)
+    edges = nodes * 10 * 8 * 4 * p.gnn_layers  # edge-wise attention scores (about 10 edges per node)
+    return gnn + edges + 2 * nodes * p.llm.hidden * p.dtype_bytes
+
+
+# --------------------------------------------------------------------------------------
+# the estimate
+# --------------------------------------------------------------------------------------
+
+
+def estimate(p: PlanInput) -> MemoryPlan:
+    """Itemised peak memory of one training step (and of generation when ``generate_tokens``)."""
+    p.check()
+    llm, s, b, n = p.llm, p.dtype_bytes, p.micro_batch, p.seq_len
+    gpu = p.device == "cuda"
+    items: list[Item] = []
+    trains = p.stage != "infer"
+
+    # weights
+    w = weight_bytes(p)
+    if p.zero_stage == 3 and p.offload_param and gpu:
+        live = min(llm.num_params, p.stage3_max_live_params + llm.largest_layer_params) * s
+        items.append(Item("frozen LLM weights", min(w, live), w,
+                          "ZeRO-3 param offload: all on CPU, up to stage3_max_live_parameters gathered on GPU"))
+    else:
+        q = f", {p.quantization} linears" if p.quantization else ""
+        items.append(Item("frozen LLM weights", w, 0.0, f"{llm.num_params / 1e9:.2f} B params x {s} B{q}"))
+    graph_w = (p.trainable_params + p.frozen_graph_params) * s
+    items.append(Item("graph-side weights", graph_w, 0.0,
+                      f"{p.trainable_params:,} trainable + {p.frozen_graph_params:,} frozen"))
+
+    # trainable states
+    if trains and p.trainable_params:
+        pt = p.trainable_params
+        mixed = s != 4
+        grads = pt * s + (pt * 4 if mixed else 0)  # compute-dtype grads + fp32 grad copy (mixed precision)
+        states = pt * (OPTIMIZER_BYTES[p.optimizer] + (4 if mixed else 0))  # Adam m, v + fp32 master
+        if p.offload_optimizer and gpu:
+            items.append(Item("gradients", pt * s, pt * 4 if mixed else pt * s, "fp32 partition on CPU (offload)"))
+            items.append(Item("optimizer states", 0.0, states, f"{p.optimizer} on CPU (offload_optimizer)"))
+        else:
+            items.append(Item("gradients", grads, 0.0, "compute dtype" + (" + fp32 copy" if mixed else "")))
+            items.append(Item("optimizer states", states, 0.0, p.optimizer + (" + fp32 master" if mixed else "")))
+
+    # activations
+    train_act = 0.0
+    if trains:
+        per_layer = layer_saved_bytes(p, b, n)
+        inputs = b * n * llm.hidden * s  # the spliced inputs_embeds
+        final_norm = 4 * b * n * llm.hidden + 4 * b * n
+        held, loss_peak = logits_bytes(p, b, n)
+        transient = layer_backward_transient(p, b, n)
+        grad_h = 2 * b * n * llm.hidden * s
+        if p.gradient_checkpointing:
+            saved = llm.layers * b * n * llm.hidden * s + final_norm + inputs
+            at_layer = saved + per_layer + transient + held + grad_h
+            note = f"checkpoints {llm.layers} x B·L·h + one recomputed layer"
+        else:
+            saved = llm.layers * per_layer + final_norm + inputs
+            at_layer = saved + transient + held + grad_h
+            note = f"{llm.layers} layers x {per_layer / 2**20:.1f} MiB (B={b}, L={n}, {p.attention})"
+        at_loss = saved + loss_peak
+        items.append(Item("activations", saved, 0.0, note))
+        items.append(Item("logits + loss", loss_peak, 0.0, f"B·L·V = {b}x{n}x{llm.vocab}, fp32 loss"))
+        extra = max(0.0, at_layer - at_loss)
+        items.append(Item("backward working set", extra, 0.0,
+                          "one layer's recompute and gradients" if p.gradient_checkpointing else "one layer's gradients"))
+        items.append(Item("graph-side activations", graph_side_activation_bytes(p), 0.0,
+                          f"{b} x {p.node_tokens} node tokens"))
+        train_act = max(at_loss, at_layer) + items[-1].gpu
+    static = sum(it.gpu for it in items if it.name in ("frozen LLM weights", "graph-side weights",
+                                                       "gradients", "optimizer states"))
+    train_alloc = static + train_act
+
+    # generation (inference) phase
+    gen_alloc = 0.0
+    if p.generate_tokens > 0 or p.stage == "infer":
+        t = n + p.generate_tokens
+        kv = 2 * llm.layers * p.eval_batch * llm.kv_heads * llm.head_dim * t * s
+        prefill = p.eval_batch * n * (2 * llm.intermediate + 4 * llm.hidden) * s + p.eval_batch * llm.vocab * 4
+        if p.attention == "eager":
+            prefill += p.eval_batch * llm.heads * n * n * (4 + s)
+        items.append(Item("generation KV cache", kv, 0.0, f"{p.eval_batch} x {t} tokens (not at the training peak)"))
+        items.append(Item("generation prefill", prefill, 0.0, "one layer's temporaries + last-token logits"))
+        gen_alloc = sum(it.gpu for it in items if it.name in ("frozen LLM weights", "graph-side weights")) + kv + prefill
+
+    alloc = max(train_alloc, gen_alloc)
+    if gpu:
+        items.append(Item("CUDA context", p.cuda_context_gib * GIB, 0.0, "driver context, cuBLAS/NCCL workspaces"))
+        items.append(Item("fragmentation reserve", p.fragmentation * alloc, 0.0,
+                          f"{p.fragmentation:.0%} of allocated (reserved - allocated)"))
+    overhead = sum(it.gpu for it in items if it.name in ("CUDA context", "fragmentation reserve"))
+    cpu = sum(it.cpu for it in items)
+    if gpu:
+        # loading goes through host RAM once (HF from_pretrained); offloaded states stay there
+        cpu = max(cpu, w) if not (p.zero_stage == 3 and p.offload_param) else cpu
+    peak_items = [it for it in items if not it.name.startswith("generation")] if train_alloc >= gen_alloc else \
+        [it for it in items if it.name not in ("gradients", "optimizer states", "activations", "logits + loss",
+                                                 "backward working set", "graph-side activations")]
+    dominant = max(peak_items, key=lambda it: it.gpu).name
+    return MemoryPlan(p, items, alloc + overhead, cpu, train_alloc, gen_alloc, dominant)
+
+
+# --------------------------------------------------------------------------------------
+# what would make it fit
+# --------------------------------------------------------------------------------------
+
+# (label, change, cost rank): cheaper first; the cost is runtime or fidelity, in that order.
+def _knobs(p: PlanInput) -> list[tuple[str, dict[str, Any], int]]:
+    knobs: list[tuple[str, dict[str, Any], int]] = []
+    if p.attention == "eager":
+        knobs.append(("attention: sdpa instead of eager (same maths)", {"attention": "sdpa"}, 0))
+    if not p.gradient_checkpointing:
+        knobs.append(("gradient checkpointing on (about +30 % step time)", {"gradient_checkpointing": True}, 1))
+    if p.micro_batch > 1:
+        knobs.append((f"micro-batch 1 + gradient accumulation x{p.micro_batch} (same effective batch)",
+                      {"micro_batch": 1, "padded": False}, 2))
+    if not p.offload_optimizer and p.trainable_params:
+        knobs.append(("offload optimizer to CPU (ZeRO-2 offload; needs the cpu_adam op)",
+                      {"offload_optimizer": True, "zero_stage": max(2, p.zero_stage)}, 3))
+    if not (p.zero_stage == 3 and p.offload_param):
+        knobs.append(("ZeRO-3 with parameter offload (weights in CPU RAM, slow)",
+                      {"zero_stage": 3, "offload_param": True, "offload_optimizer": True}, 5))
+    if p.nodes_per_graph > 31:
+        knobs.append(("shorter subgraphs: fan-out [5, 5] (31 nodes per graph)", {"nodes_per_graph": 31}, 4))
+    if p.text_tokens > 512:
+        knobs.append(("truncate text to 512 tokens (llm.max_length)", {"text_tokens": 512}, 4))
+    if p.quantization is None:
+        knobs.append(("8-bit base LLM (bitsandbytes; slower, small quality cost)", {"quantization": "8bit"}, 6))
+        knobs.append(("4-bit base LLM (NF4; quality cost)", {"quantization": "4bit"}, 7))
+    return knobs
+
+
+def suggestions(p: PlanInput, card_gib: float, limit: int = 4) -> list[dict[str, Any]]:
+    """Single changes (then pairs) that make the plan fit ``card_gib``, cheapest first."""
+    base_knobs = _knobs(p)
+    found: list[dict[str, Any]] = []
+    for label, change, cost in base_knobs:
+        plan = estimate(p.replace(**change))
+        verdict, headroom = plan.verdict(card_gib)
+        if verdict != "does not fit":
+            found.append({"change": label, "peak_gib": plan.peak / GIB, "verdict": verdict, "cost": cost})
+    if not found:  # try pairs
+        for a in range(len(base_knobs)):
+            for c in range(a + 1, len(base_knobs)):
+                (la, ca, ka), (lc, cc, kc) = base_knobs[a], base_knobs[c]
+                plan = estimate(p.replace(**{**ca, **cc}))
+                verdict, _ = plan.verdict(card_gib)
+                if verdict != "does not fit":
+                    found.append({"change": f"{la} AND {lc}", "peak_gib": plan.peak / GIB,
+                                  "verdict": verdict, "cost": ka + kc + 1})
+    found.sort(key=lambda f: (f["cost"], f["peak_gib"]))
+    return found[:limit]

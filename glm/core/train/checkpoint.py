@@ -1,0 +1,307 @@
+"""Checkpoints in the Hugging Face layout, written atomically.
+
+::
+
+    output_dir/
+      checkpoint-<step>/
+        trainer_state.json          global_step, epoch, log_history, data order (HF names)
+        adapter_model.safetensors   the trainable tensors only (never the frozen LLM)
+        glm_config.yaml             the resolved run configuration
+        rng_state.pth               python / numpy / torch RNG (rng_state_<rank>.pth with >1 rank)
+        latest                      DeepSpeed's tag file
+        global_step<step>/          DeepSpeed engine state: trainable module tensors
+                                    (``exclude_frozen_parameters=True``), optimizer (ZeRO shards),
+                                    LR scheduler
+
+A checkpoint is first written to ``checkpoint-<step>.tmp`` and renamed with ``os.replace``
+once every rank has finished, so a process killed while saving leaves only a ``.tmp``
+folder, which :func:`list_checkpoints` ignores and the next save removes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+logger = logging.getLogger("glm.train")
+
+CHECKPOINT_PREFIX = "checkpoint-"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+TRAINER_STATE = "trainer_state.json"
+ADAPTER_FILE = "adapter_model.safetensors"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete or does not match the run."""
+
+
+# -- discovery ------------------------------------------------------------------------------
+
+
+def list_checkpoints(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
+    """Complete checkpoints under ``output_dir`` as ``(step, path)``, oldest first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        m = _CHECKPOINT_RE.match(child.name)
+        if m and child.is_dir() and (child / TRAINER_STATE).is_file():
+            found.append((int(m.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Optional[Path]:
+    found = list_checkpoints(output_dir)
+    return found[-1][1] if found else None
+
+
+def resolve_resume(resume: Optional[str], output_dir: str | os.PathLike) -> Optional[Path]:
+    """``None``/``"false"`` -> no resume; ``"latest"``/``"true"`` -> newest complete checkpoint
+    of ``output_dir`` (``None`` if there is none yet); a path -> that checkpoint (checked)."""
+    if resume is None or str(resume).lower() in ("", "false", "no", "none"):
+        return None
+    if str(resume).lower() in ("latest", "true", "yes", "auto"):
+        return latest_checkpoint(output_dir)
+    path = Path(resume)
+    if path.is_dir() and not (path / TRAINER_STATE).is_file():
+        inner = latest_checkpoint(path)  # a run directory was given
+        if inner is not None:
+            return inner
+    if not (path / TRAINER_STATE).is_file():
+        raise CheckpointError(
+            f"resume: {str(path)!r} is not a complete checkpoint (expected a folder with {TRAINER_STATE},"
+            f" e.g. {Path(output_dir) / 'checkpoint-100'})"
+        )
+    return path
+
+
+def read_trainer_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
+    path = Path(checkpoint) / TRAINER_STATE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: cannot read trainer state ({exc})") from None
+
+
+# -- RNG ------------------------------------------------------------------------------------
+
+
+def rng_state() -> dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _rng_file(rank: int, world_size: int) -> str:
+    return "rng_state.pth" if world_size == 1 else f"rng_state_{rank}.pth"
+
+
+# -- trainable tensors ----------------------------------------------------------------------
+
+
+def trainable_state_dict(engine_or_module: Any) -> dict[str, torch.Tensor]:
+    """Full (gathered) copies of the trainable parameters on CPU, keyed by module name.
+
+    Collective under ZeRO-3 (every rank must call it)."""
+    module = getattr(engine_or_module, "module", engine_or_module)
+    named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    zero3 = any(hasattr(p, "ds_id") for _, p in named)
+    if zero3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters([p for _, p in named], modifier_rank=None):
+            return {n: p.detach().to("cpu", torch.float32).clone() for n, p in named}
+    return {n: p.detach().to("cpu").clone().contiguous() for n, p in named}
+
+
+def lift_scalar_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """View 0-dim parameters (GraphLAMA's mixing weights) as ``[1]`` for DeepSpeed, whose
+    broadcast (``p.data.view(torch.uint8)``) and gradient clipping fail on 0-dim tensors.
+    Views keep the storage, so ZeRO-1/2 flat buffers stay linked; adapters are written with
+    the original shapes (see :func:`write_adapter`)."""
+    lifted = [p for p in module.parameters() if p.dim() == 0]
+    for p in lifted:
+        p.data = p.data.view(1)
+        p._glm_lifted = True
+    return lifted
+
+
+def restore_scalar_parameters(params: list[torch.nn.Parameter]) -> None:
+    for p in params:
+        p.data = p.data.view(())
+        p._glm_lifted = False
+
+
+def _lifted(module: torch.nn.Module) -> list[torch.nn.Parameter]:
+    return [p for p in module.parameters() if getattr(p, "_glm_lifted", False) and p.numel() == 1]
+
+
+def write_adapter(engine_or_module: Any, path: Path, stage: str, extra: tuple[str, ...] = (),
+                  metadata: Optional[dict[str, Any]] = None, rank: int = 0) -> None:
+    """Write the trainable tensors of ``stage`` as an adapter file (collective under ZeRO-3).
+
+    A :class:`~glm.core.model.GraphLanguageModel` goes through :func:`glm.core.adapter.save_adapter`
+    (safetensors + base-model identity, loadable with ``load_adapter``); any other module gets a
+    plain safetensors file of its ``requires_grad`` tensors.
+    """
+    module = getattr(engine_or_module, "module", engine_or_module)
+    params = [p for p in module.parameters() if p.requires_grad]
+    gather = None
+    if any(hasattr(p, "ds_id") for p in params):
+        import deepspeed
+
+        gather = deepspeed.zero.GatheredParameters(params, modifier_rank=None)
+    if gather is not None:
+        gather.__enter__()
+    lifted = _lifted(module) if gather is None else []
+    restore_scalar_parameters(lifted)
+    try:
+        if rank != 0:
+            return
+        if all(hasattr(module, a) for a in ("llm", "encoder", "config")):
+            from glm.core.adapter import save_adapter
+
+            save_adapter(module, path, stage, extra=extra, extra_metadata=metadata)
+        else:
+            meta = {"format": "glm-tensors", **{k: str(v) for k, v in (metadata or {}).items()}}
+            save_tensors({n: p.detach().to("cpu").contiguous().clone() for n, p in module.named_parameters()
+                          if p.requires_grad}, path, meta)
+    finally:
+        for p in lifted:
+            p.data = p.data.view(1)
+            p._glm_lifted = True
+        if gather is not None:
+            gather.__exit__(None, None, None)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
+
+
+def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+# -- save / load ----------------------------------------------------------------------------
+
+
+def _barrier() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def save_checkpoint(
+    engine: Any,
+    output_dir: str | os.PathLike,
+    step: int,
+    trainer_state: dict[str, Any],
+    config_yaml: str,
+    rank: int = 0,
+    world_size: int = 1,
+    save_total_limit: Optional[int] = None,
+    adapter_metadata: Optional[dict[str, Any]] = None,
+    stage: str = "pretrain",
+    stage_extra: tuple[str, ...] = (),
+) -> Path:
+    """Write ``output_dir/checkpoint-<step>`` atomically (collective: call on every rank)."""
+    root = Path(output_dir)
+    final = root / f"{CHECKPOINT_PREFIX}{step}"
+    tmp = root / f"{CHECKPOINT_PREFIX}{step}.tmp"
+    if rank == 0:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    _barrier()
+    tag = f"global_step{step}"
+    engine.save_checkpoint(str(tmp), tag=tag, save_latest=True, exclude_frozen_parameters=True)
+    torch.save(rng_state(), tmp / _rng_file(rank, world_size))
+    write_adapter(engine, tmp / ADAPTER_FILE, stage, stage_extra, {"global_step": step, **(adapter_metadata or {})},
+                  rank)
+    if rank == 0:
+        (tmp / "glm_config.yaml").write_text(config_yaml, encoding="utf-8")
+        state = {**trainer_state, "global_step": step, "ds_tag": tag, "world_size": world_size}
+        (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+    _barrier()
+    if rank == 0:
+        _fsync_dir(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+        if save_total_limit:
+            rotate_checkpoints(root, save_total_limit)
+    _barrier()
+    return final
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        for child in path.rglob("*"):
+            if child.is_file():
+                with open(child, "rb") as fh:
+                    os.fsync(fh.fileno())
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # pragma: no cover - filesystems without fsync on directories
+        pass
+
+
+def rotate_checkpoints(output_dir: str | os.PathLike, limit: int) -> list[Path]:
+    """Delete the oldest complete checkpoints beyond ``limit``; return what was removed."""
+    found = list_checkpoints(output_dir)
+    removed = []
+    for _, path in found[: max(len(found) - limit, 0)]:
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+        logger.debug("removed old checkpoint %s (save_total_limit=%d)", path, limit)
+    return removed
+
+
+def load_checkpoint(engine: Any, checkpoint: str | os.PathLike, rank: int = 0,
+                    world_size: int = 1) -> dict[str, Any]:
+    """Restore engine (trainable tensors, optimizer, scheduler) and this rank's RNG from
+    ``checkpoint``; return its trainer state."""
+    path = Path(checkpoint)
+    state = read_trainer_state(path)
+    saved_world = int(state.get("world_size", 1))
+    if saved_world != world_size:
+        raise CheckpointError(
+            f"{path}: written by {saved_world} process(es), resuming with {world_size};"
+            " resume with the same number of processes"
+        )
+    load_path, _ = engine.load_checkpoint(str(path), tag=state["ds_tag"], load_module_strict=False,
+                                          load_optimizer_states=True, load_lr_scheduler_states=True)
+    if load_path is None:
+        raise CheckpointError(f"{path}: DeepSpeed could not load tag {state['ds_tag']!r}")
+    rng_path = path / _rng_file(rank, world_size)
+    if rng_path.is_file():
+        set_rng_state(torch.load(rng_path, weights_only=False))
+    return state

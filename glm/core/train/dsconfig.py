@@ -1,0 +1,136 @@
+"""Resolve a recipe (registered name or JSON path) into a DeepSpeed config dict.
+
+``"auto"`` fields are filled from :class:`glm.core.config.RunConfig`, the way HF's
+Trainer fills LLaMA-Factory's ``ds_z*_config.json``:
+
+==========================================  ==============================================
+``train_micro_batch_size_per_gpu``          ``training.micro_batch_size``
+``gradient_accumulation_steps``             ``training.gradient_accumulation_steps``
+``train_batch_size``                        micro batch x accumulation x world size
+``gradient_clipping``                       ``training.max_grad_norm``
+``optimizer.params.lr / weight_decay``      ``training.learning_rate / weight_decay``
+``optimizer.params.betas``                  ``training.adam_betas``
+``bf16.enabled`` / ``fp16.enabled``         bf16 on a CUDA device that supports it, else off
+``zero_optimization.reduce_bucket_size``    ``hidden_size**2`` (LLM hidden size)
+``stage3_prefetch_bucket_size``             ``0.9 * hidden_size**2``
+``stage3_param_persistence_threshold``      ``10 * hidden_size``
+==========================================  ==============================================
+
+Any other ``"auto"`` left over raises :class:`RecipeError` naming its path.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+from glm.core.config import RunConfig
+
+
+class RecipeError(ValueError):
+    """A recipe cannot be read or resolved; the message names the recipe and the field."""
+
+
+def load_recipe(name_or_path: str) -> tuple[dict[str, Any], str]:
+    """Return ``(raw recipe dict, source description)`` for a registered name or a JSON path."""
+    path = Path(name_or_path)
+    if name_or_path.endswith(".json") or path.is_file():
+        if not path.is_file():
+            raise RecipeError(f"recipe file {name_or_path!r} not found")
+        return _read_json(path), str(path)
+    from glm.plugins.manager import get_registry
+    from glm.plugins.registry import UnknownRecipeError
+
+    try:
+        spec = get_registry().recipe(name_or_path)
+    except UnknownRecipeError as exc:
+        raise RecipeError(str(exc)) from None
+    if isinstance(spec.source, dict):
+        return copy.deepcopy(spec.source), f"recipe {spec.name!r}"
+    return _read_json(Path(spec.source)), f"recipe {spec.name!r} ({Path(spec.source).name})"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RecipeError(f"{path}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a DeepSpeed config must be a JSON object, found {type(data).__name__}")
+    return data
+
+
+def recipe_hints(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The glm-side ``"_glm"`` section of a recipe (``{}`` if absent)."""
+    return dict(recipe.get("_glm", {}))
+
+
+def _bf16_supported(device_type: str) -> bool:
+    if device_type != "cuda":
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+def resolve_recipe(
+    name_or_path: str,
+    config: RunConfig,
+    world_size: int = 1,
+    device_type: str = "cpu",
+    hidden_size: Optional[int] = None,
+) -> dict[str, Any]:
+    """Load a recipe and fill every ``"auto"`` field; return a DeepSpeed config dict."""
+    raw, source = load_recipe(name_or_path)
+    ds = {k: v for k, v in copy.deepcopy(raw).items() if not k.startswith("_")}
+    t = config.training
+    bf16 = _bf16_supported(device_type)
+    h = hidden_size or 1024
+    fills = {
+        ("train_micro_batch_size_per_gpu",): t.micro_batch_size,
+        ("gradient_accumulation_steps",): t.gradient_accumulation_steps,
+        ("train_batch_size",): t.micro_batch_size * t.gradient_accumulation_steps * world_size,
+        ("gradient_clipping",): t.max_grad_norm,
+        ("optimizer", "params", "lr"): t.learning_rate,
+        ("optimizer", "params", "weight_decay"): t.weight_decay,
+        ("optimizer", "params", "betas"): list(t.adam_betas),
+        ("bf16", "enabled"): bf16,
+        ("fp16", "enabled"): False,
+        ("zero_optimization", "reduce_bucket_size"): h * h,
+        ("zero_optimization", "stage3_prefetch_bucket_size"): int(0.9 * h * h),
+        ("zero_optimization", "stage3_param_persistence_threshold"): 10 * h,
+    }
+    for path, value in fills.items():
+        node = ds
+        for part in path[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if isinstance(node, dict) and node.get(path[-1]) == "auto":
+            node[path[-1]] = value
+    # Values the user fixed in the JSON win, but batch sizes must agree with the config.
+    for key, want in (("train_micro_batch_size_per_gpu", t.micro_batch_size),
+                      ("gradient_accumulation_steps", t.gradient_accumulation_steps)):
+        if key in ds and ds[key] != want:
+            raise RecipeError(
+                f"{source}: {key} is {ds[key]} but the config says {want}; set it to \"auto\" or change the config"
+            )
+    left = _find_auto(ds)
+    if left:
+        raise RecipeError(f"{source}: cannot fill \"auto\" for {', '.join(left)}; give explicit values")
+    return ds
+
+
+def _find_auto(node: Any, prefix: str = "") -> list[str]:
+    if isinstance(node, dict):
+        out = []
+        for k, v in node.items():
+            out += _find_auto(v, f"{prefix}.{k}" if prefix else k)
+        return out
+    return [prefix] if node == "auto" else []
+
+
+def zero_stage(ds_config: dict[str, Any]) -> int:
+    return int(ds_config.get("zero_optimization", {}).get("stage", 0))

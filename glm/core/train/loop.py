@@ -1,0 +1,360 @@
+"""The training loop: one DeepSpeed engine for both stages, on CPU (gloo) or GPU (NCCL).
+
+:class:`Trainer` takes a model whose ``forward(GraphBatch)`` returns an object with
+``.loss`` and whose trainable parameters are the ones with ``requires_grad`` (the stage
+selection of :mod:`glm.core.stages` sets them); only those go to the optimizer and into
+checkpoints. Data order is a seeded permutation per epoch, derived from
+``training.seed`` and the micro-batch counter stored in ``trainer_state.json``, so a
+resumed run sees exactly the batches an uninterrupted run would have seen.
+
+Distributed runs use DeepSpeed's own launcher (``deepspeed --num_gpus 2 -m glm.cli.main
+pretrain cfg.yaml``, or ``--hostfile`` for several nodes) or ``torchrun``; without a
+launcher the process sets single-process defaults (``RANK=0``, ``WORLD_SIZE=1``, a free
+``MASTER_PORT``, ``LOCAL_SIZE=1``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from glm.core.config import CONFIG_FILENAME, RunConfig, save_config
+from glm.core.train import checkpoint as ckpt
+from glm.core.train.checkpoint import lift_scalar_parameters, restore_scalar_parameters
+from glm.core.train.dsconfig import recipe_hints, resolve_recipe, load_recipe, zero_stage
+from glm.core.train.log import LOG_FILENAME, TrainLogger, peak_rss_mb, rank0_info, truncate_log
+
+
+class OutputDirError(RuntimeError):
+    """The output directory holds a previous run and neither overwrite nor resume was asked."""
+
+
+class TrainingError(RuntimeError):
+    """The run cannot start (no trainable parameters, too little data, ...)."""
+
+
+# -- process set-up -------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+    backend: str
+
+
+def init_distributed() -> DistInfo:
+    """Initialise ``torch.distributed`` through DeepSpeed (idempotent).
+
+    Uses the launcher's environment when present; otherwise single-process defaults.
+    The backend is NCCL on CUDA and gloo on DeepSpeed's CPU accelerator.
+    """
+    env = os.environ
+    env.setdefault("RANK", "0")
+    env.setdefault("LOCAL_RANK", "0")
+    env.setdefault("WORLD_SIZE", "1")
+    env.setdefault("MASTER_ADDR", "127.0.0.1")
+    if "MASTER_PORT" not in env:
+        env["MASTER_PORT"] = str(_free_port())
+    env.setdefault("LOCAL_SIZE", env.get("LOCAL_WORLD_SIZE", "1"))
+    import deepspeed
+    from deepspeed.accelerator import get_accelerator
+
+    accel = get_accelerator()
+    backend = "nccl" if accel.device_name() == "cuda" else "gloo"
+    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+    import torch.distributed as dist
+
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local_rank = int(env.get("LOCAL_RANK", 0))
+    if accel.device_name() == "cuda":
+        accel.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+        local_size = max(int(env.get("LOCAL_SIZE", 1)), 1)
+        if local_size > 1:  # share the cores between the ranks of this node
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_size))
+    return DistInfo(rank, local_rank, world, device, backend)
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch; optionally ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+# -- schedule -------------------------------------------------------------------------------
+
+
+def lr_lambda(kind: str, warmup: int, total: int) -> Callable[[int], float]:
+    """HF-style multiplier: linear warm-up, then ``cosine`` / ``linear`` decay or ``constant``."""
+
+    def fn(step: int) -> float:
+        if step < warmup:
+            return float(step + 1) / float(max(1, warmup + 1)) if warmup else 1.0
+        if kind == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        if kind == "linear":
+            return max(0.0, 1.0 - progress)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    return fn
+
+
+@dataclass
+class TrainResult:
+    output_dir: Path
+    global_step: int
+    final_loss: Optional[float]
+    train_seconds: float
+    peak_rss_mb: float
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    resumed_from: Optional[Path] = None
+    trainable_params: int = 0
+
+
+GLM_OWNED = (LOG_FILENAME, CONFIG_FILENAME, ckpt.TRAINER_STATE, ckpt.ADAPTER_FILE)
+
+
+def prepare_output_dir(config: RunConfig, resume: Optional[Path], rank: int) -> Path:
+    """Create ``output_dir``; refuse a non-empty one unless resuming or overwriting."""
+    out = Path(config.training.output_dir)
+    if rank == 0:
+        occupied = out.is_dir() and any(out.iterdir())
+        if occupied and resume is None and config.training.resume is None:
+            if not config.training.overwrite_output_dir:
+                raise OutputDirError(
+                    f"output directory {str(out)!r} is not empty; pass training.overwrite_output_dir=true to"
+                    " replace it or training.resume=latest to continue it"
+                )
+        if occupied and resume is None and config.training.overwrite_output_dir:
+            for child in out.iterdir():  # only what glm wrote; foreign files stay
+                if child.name in GLM_OWNED or child.name.startswith(ckpt.CHECKPOINT_PREFIX):
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class Trainer:
+    """Train ``model`` on ``dataset`` with DeepSpeed.
+
+    Args:
+        config: the run configuration (``training`` and ``recipe`` are used here).
+        model: ``forward(GraphBatch) -> output with .loss``; trainable = ``requires_grad``.
+        dataset: indexable samples (e.g. ``list[Sample]``).
+        collate_fn: ``list[sample] -> GraphBatch``.
+        progress: show a tqdm bar on rank 0.
+        hidden_size: LLM hidden size, used to fill ZeRO bucket sizes.
+    """
+
+    def __init__(self, config: RunConfig, model: torch.nn.Module, dataset: Sequence[Any],
+                 collate_fn: Callable[[list[Any]], Any], progress: bool = True,
+                 hidden_size: Optional[int] = None) -> None:
+        self.config = config
+        self.model = model
+        self.dataset = dataset
+        self.collate_fn = collate_fn
+        self.progress = progress
+        self.hidden_size = hidden_size
+
+    # -- data order ---------------------------------------------------------------------
+    def _permutation(self, epoch: int) -> list[int]:
+        g = torch.Generator().manual_seed(self.config.training.seed * 1_000_003 + epoch)
+        return torch.randperm(len(self.dataset), generator=g).tolist()
+
+    def _micro_batch(self, index: int, per_epoch: int, dist: DistInfo) -> list[Any]:
+        epoch, pos = divmod(index, per_epoch)
+        if self._perm_epoch != epoch:
+            self._perm, self._perm_epoch = self._permutation(epoch), epoch
+        mb = self.config.training.micro_batch_size
+        start = (pos * dist.world_size + dist.rank) * mb
+        return [self.dataset[i] for i in self._perm[start:start + mb]]
+
+    # -- main -----------------------------------------------------------------------------
+    def train(self) -> TrainResult:
+        import deepspeed
+        import torch.distributed as tdist
+
+        cfg, t = self.config, self.config.training
+        dist = init_distributed()
+        resume = ckpt.resolve_resume(t.resume, t.output_dir)
+        out = prepare_output_dir(cfg, resume, dist.rank)
+        if dist.rank == 0:
+            save_config(cfg, out)
+
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if not trainable:
+            raise TrainingError("the model has no trainable parameters (check the stage selection)")
+        n_trainable = sum(p.numel() for p in trainable)
+        n_total = sum(p.numel() for p in self.model.parameters())
+
+        per_epoch = len(self.dataset) // (t.micro_batch_size * dist.world_size)
+        if per_epoch == 0:
+            raise TrainingError(
+                f"{len(self.dataset)} training samples are fewer than one micro-batch per rank"
+                f" ({t.micro_batch_size} x {dist.world_size} ranks)"
+            )
+        accum = t.gradient_accumulation_steps
+        total = t.max_steps if t.max_steps > 0 else math.ceil(t.num_epochs * per_epoch / accum)
+        warmup = t.warmup_steps if t.warmup_steps > 0 else math.ceil(t.warmup_ratio * total)
+
+        recipe_raw, _ = load_recipe(cfg.recipe)
+        hints = recipe_hints(recipe_raw)
+        ds_config = resolve_recipe(cfg.recipe, cfg, dist.world_size, dist.device.type, self.hidden_size)
+        if (cfg.model.llm.gradient_checkpointing or hints.get("gradient_checkpointing")) \
+                and hasattr(self.model, "gradient_checkpointing_enable"):
+            self.model.gradient_checkpointing_enable()
+
+        schedule = lr_lambda(t.lr_scheduler, warmup, total)
+        stage = zero_stage(ds_config)
+        scalars = lift_scalar_parameters(self.model)
+        engine, _, _, scheduler = deepspeed.initialize(
+            model=self.model,
+            model_parameters=trainable,
+            config=ds_config,
+            lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
+            dist_init_required=False,
+        )
+
+        rank0_info("training %s: %d samples, %d steps (%d micro-batches/epoch/rank, accumulation %d, %d rank(s)),"
+                   " %s trainable of %s parameters, recipe %s (ZeRO-%d)", t.stage, len(self.dataset), total,
+                   per_epoch, accum, dist.world_size, f"{n_trainable:,}", f"{n_total:,}", cfg.recipe, stage)
+
+        state: dict[str, Any] = {"log_history": []}
+        start_step = 0
+        if resume is not None:
+            state = ckpt.load_checkpoint(engine, resume, dist.rank, dist.world_size)
+            start_step = int(state["global_step"])
+            if dist.rank == 0:
+                truncate_log(out, start_step)
+            rank0_info("resumed from %s (step %d)", resume, start_step)
+
+        self._perm, self._perm_epoch = [], -1
+        logger = TrainLogger(out, total, start_step, enabled=dist.rank == 0, progress=self.progress,
+                             desc=t.stage)
+        history: list[dict[str, Any]] = list(state.get("log_history", []))
+        engine.train()
+        t0 = time.perf_counter()
+        window_loss, window_steps, window_samples, window_t = 0.0, 0, 0, t0
+        last_loss: Optional[float] = None
+        step = start_step
+        try:
+            for step in range(start_step + 1, total + 1):
+                step_loss = 0.0
+                grad_norm: Optional[float] = None
+                for k in range(accum):
+                    micro_index = (step - 1) * accum + k
+                    batch = self.collate_fn(self._micro_batch(micro_index, per_epoch, dist))
+                    batch = batch.to(engine.device) if hasattr(batch, "to") else batch
+                    loss = engine(batch).loss
+                    engine.backward(loss)
+                    if k == accum - 1 and stage == 0:
+                        grad_norm = _grad_norm(trainable)
+                    engine.step()
+                    step_loss += float(loss.detach()) / accum
+                if grad_norm is None:
+                    gn = engine.get_global_grad_norm()
+                    grad_norm = float(gn) if gn is not None else None
+                if dist.world_size > 1:  # mean loss over ranks, for the log only
+                    buf = torch.tensor([step_loss], dtype=torch.float64)
+                    tdist.all_reduce(buf)
+                    step_loss = float(buf) / dist.world_size
+                last_loss = step_loss
+                window_loss += step_loss
+                window_steps += 1
+                window_samples += accum * t.micro_batch_size * dist.world_size
+                logger.update(1, step_loss)
+
+                if step % t.logging_steps == 0 or step == total:
+                    now = time.perf_counter()
+                    record = {
+                        "current_steps": step,
+                        "epoch": round(step * accum / per_epoch, 4),
+                        "loss": window_loss / window_steps,
+                        "lr": scheduler.get_last_lr()[0] if scheduler is not None else t.learning_rate,
+                        "grad_norm": grad_norm,
+                        "throughput": round(window_samples / max(now - window_t, 1e-9), 3),
+                    }
+                    record = logger.log(record, now - t0, step - start_step)
+                    history.append(record)
+                    window_loss, window_steps, window_samples, window_t = 0.0, 0, 0, now
+
+                if (t.save_steps and step % t.save_steps == 0) or step == total:
+                    self._save(engine, out, step, total, per_epoch, history, dist)
+        finally:
+            logger.close()
+            if stage < 3:
+                restore_scalar_parameters(scalars)
+        elapsed = time.perf_counter() - t0
+        if dist.rank == 0:
+            _publish_final(out, step)
+        rank0_info("done: %d steps in %.1f s, final loss %s, peak RSS %.0f MiB", step - start_step, elapsed,
+                   f"{last_loss:.4f}" if last_loss is not None else "n/a", peak_rss_mb())
+        return TrainResult(out, step, last_loss, elapsed, peak_rss_mb(), history, resume, n_trainable)
+
+    def _save(self, engine, out: Path, step: int, total: int, per_epoch: int,
+              history: list[dict[str, Any]], dist: DistInfo) -> Path:
+        t = self.config.training
+        state = {
+            "epoch": step * t.gradient_accumulation_steps / per_epoch,
+            "max_steps": total,
+            "logging_steps": t.logging_steps,
+            "save_steps": t.save_steps,
+            "train_batch_size": t.micro_batch_size,
+            "gradient_accumulation_steps": t.gradient_accumulation_steps,
+            "stage": t.stage,
+            "log_history": history,
+            "data_order": {"seed": t.seed, "micro_batches_per_epoch": per_epoch,
+                           "consumed_micro_batches": step * t.gradient_accumulation_steps,
+                           "num_samples": len(self.dataset)},
+        }
+        meta = {"recipe": self.config.recipe,
+                "init_from": str(Path(t.init_from).resolve()) if t.init_from else None}
+        return ckpt.save_checkpoint(engine, out, step, state, self.config.to_yaml(), dist.rank,
+                                    dist.world_size, t.save_total_limit, meta, t.stage,
+                                    tuple(self.config.model.stage_extra))
+
+
+def _grad_norm(params: list[torch.Tensor]) -> Optional[float]:
+    grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
+    if not grads:
+        return None
+    return float(torch.linalg.vector_norm(torch.stack(grads)))
+
+
+def _publish_final(out: Path, step: int) -> None:
+    """Copy the final adapter and trainer state to ``output_dir`` (HF puts the final model there)."""
+    final = out / f"{ckpt.CHECKPOINT_PREFIX}{step}"
+    for name in (ckpt.ADAPTER_FILE, ckpt.TRAINER_STATE):
+        src = final / name
+        if src.is_file():
+            tmp = out / f".{name}.tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, out / name)

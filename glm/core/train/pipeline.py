@@ -1,0 +1,233 @@
+"""From a :class:`~glm.core.config.RunConfig` to a model, samples and a finished run.
+
+This is the wiring behind ``glm pretrain`` / ``glm adapt`` / ``glm infer`` / ``glm eval``::
+
+    config -> LLM (+ tokenizer) -> GraphEncoder on the backend -> GraphLanguageModel
+           -> TAG -> node features (cached) -> GraphSource (fan-out) -> few-shot split
+           -> task samples (pretrain: the pre-training classes; adapt: k shots of the held-out classes)
+           -> GraphCollator (chat template, task embeddings) -> Trainer (DeepSpeed)
+
+Adaptation starts from ``training.init_from`` (a pre-training run directory or adapter file);
+adapters record that origin, so inference re-applies the whole chain with :func:`apply_adapter_chain`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from glm.core.config import RunConfig, resolve_data_dir
+from glm.core.sample import Sample
+from glm.core.train.checkpoint import ADAPTER_FILE, CheckpointError
+
+logger = logging.getLogger("glm.train")
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class PipelineError(ValueError):
+    """The configuration cannot be turned into a model or data (named field, found value)."""
+
+
+# -- model ------------------------------------------------------------------------------------
+
+
+def default_backend(name: Optional[str]) -> str:
+    """``name``, else ``$GLM_BACKEND``, else the first installed backend."""
+    from glm.plugins.manager import get_registry
+
+    name = name or os.environ.get("GLM_BACKEND")
+    if name:
+        return name
+    available = get_registry().available_backends()
+    if not available:
+        raise PipelineError('no graph backend is installed; install one with: pip install -e ".[pyg]"')
+    return available[0]
+
+
+def load_llm(config: RunConfig):
+    """``(model, tokenizer)`` for ``model.llm``: ``smollm2-135m``, ``tiny-random`` or a local folder."""
+    from glm.core import llm as llm_mod
+
+    c = config.model.llm
+    if c.dtype not in _DTYPES:
+        raise PipelineError(f"model.llm.dtype must be one of {', '.join(_DTYPES)}; found {c.dtype!r}")
+    dtype = _DTYPES[c.dtype]
+    if c.name in ("smollm2-135m", "smollm2") and c.path is None:
+        model, tok = llm_mod.load_smollm2(dtype)
+    elif c.name.startswith("tiny-random"):
+        family = c.name.split("tiny-random-", 1)[1] if c.name.startswith("tiny-random-") else "llama"
+        model, tok = llm_mod.tiny_llm(family, **c.options)
+        model.to(dtype)
+    else:
+        model, tok = llm_mod.load_causal_lm(c.path or c.name, gguf_file=c.options.get("gguf_file"), dtype=dtype)
+    model.eval()
+    return model, tok
+
+
+def build_model(config: RunConfig, backend: Optional[str] = None):
+    """A :class:`~glm.core.model.GraphLanguageModel` for ``config`` (random graph side)."""
+    from glm.core.encoder import build_encoder
+    from glm.core.model import GraphLanguageModel
+
+    llm, tok = load_llm(config)
+    torch.manual_seed(config.training.seed)
+    encoder = build_encoder(config.model.encoder, default_backend(backend or config.backend))
+    return GraphLanguageModel(llm, tok, encoder, config.model.graph)
+
+
+def adapter_path(path: str | os.PathLike) -> Path:
+    """An adapter file from a file, a run directory or a checkpoint directory."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if (p / ADAPTER_FILE).is_file():
+        return p / ADAPTER_FILE
+    from glm.core.train.checkpoint import latest_checkpoint
+
+    last = latest_checkpoint(p) if p.is_dir() else None
+    if last is not None and (last / ADAPTER_FILE).is_file():
+        return last / ADAPTER_FILE
+    raise CheckpointError(f"no adapter found at {str(p)!r} (expected a file or a folder with {ADAPTER_FILE})")
+
+
+def apply_adapter_chain(model, path: str | os.PathLike, _depth: int = 0) -> list[Path]:
+    """Load an adapter and, first, the adapters it was trained on top of (``init_from``)."""
+    from glm.core.adapter import load_adapter, read_adapter
+
+    if _depth > 8:
+        raise CheckpointError(f"adapter chain deeper than 8 at {path} (a cycle?)")
+    file = adapter_path(path)
+    _, meta = read_adapter(file)
+    parent = (meta.get("extra") or {}).get("init_from")
+    loaded = []
+    if parent:
+        parent_path = Path(parent)
+        if not parent_path.is_absolute() and not parent_path.exists():
+            parent_path = file.parent / parent  # relative to the adapter
+        loaded += apply_adapter_chain(model, parent_path, _depth + 1)
+    load_adapter(model, file)
+    return loaded + [file]
+
+
+# -- data -------------------------------------------------------------------------------------
+
+
+@dataclass
+class DataBundle:
+    """A loaded dataset with everything the tasks need."""
+
+    tag: Any
+    source: Any  # glm.core.data.tasks.GraphSource
+    split: Any  # glm.core.data.splits.FewShotSplit
+    task_encoder: Any  # glm.core.text.TaskTextEncoder
+
+
+def prepare_data(config: RunConfig, progress: bool = False) -> DataBundle:
+    from glm.core.data import load_dataset
+    from glm.core.data.features import node_features
+    from glm.core.data.splits import make_few_shot_split
+    from glm.core.data.tasks import GraphSource
+    from glm.core.text import TaskTextEncoder, get_embedder
+
+    d = config.data
+    options = dict(d.options)
+    if d.dataset not in ("synthetic",):
+        options.setdefault("data_dir", str(resolve_data_dir(config)) if d.data_dir else None)
+    tag = load_dataset(d.dataset, **options)
+    embedder = get_embedder(d.embedder)
+    x = node_features(tag, embedder, dim=config.model.encoder.in_dim, cache_dir=d.cache_dir, progress=progress)
+    source = GraphSource(tag, x, d.fanout, d.seed, cache_dir=d.cache_dir)
+    split = make_few_shot_split(tag, d.n_way, d.k_shot, d.seed, d.heldout_classes,
+                                val_per_class=d.val_per_class, test_per_class=d.test_per_class)
+    task_encoder = TaskTextEncoder(embedder, dim=config.model.graph.gate_dim)
+    return DataBundle(tag, source, split, task_encoder)
+
+
+def _take(nodes: list[int], n: Optional[int], seed: int) -> list[int]:
+    if n is None or n >= len(nodes):
+        return list(nodes)
+    g = torch.Generator().manual_seed(seed)
+    return [nodes[i] for i in torch.randperm(len(nodes), generator=g)[:n].tolist()]
+
+
+def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = None) -> list[Sample]:
+    """Training samples of ``stage`` (default ``training.stage``).
+
+    pretrain: every task in ``data.tasks`` on the pre-training classes' nodes
+    (``samples_per_task`` each); adapt: node classification on the ``k_shot`` training nodes of
+    the held-out classes, with the held-out class names as choices.
+    """
+    from glm.core.data import tasks as T
+
+    d = config.data
+    stage = stage or config.training.stage
+    split, source = data.split, data.source
+    if stage == "adapt":
+        return T.node_classification(source, split.train, classes=split.class_indices(data.tag, "heldout"),
+                                     max_text_words=d.max_text_words)
+    if not split.pretrain:
+        raise PipelineError("data.n_way leaves no pre-training classes; lower data.n_way")
+    samples: list[Sample] = []
+    for i, task in enumerate(d.tasks):
+        nodes = _take(split.pretrain, d.samples_per_task, d.seed + 17 * (i + 1))
+        if task == "node_classification":
+            samples += T.node_classification(source, nodes, classes=split.class_indices(data.tag, "pretrain"),
+                                             max_text_words=d.max_text_words)
+        elif task == "graph_matching":
+            samples += T.graph_matching(source, nodes, max_nodes=d.graph_matching_nodes, seed=d.seed)
+        elif task == "link_prediction":
+            samples += T.link_prediction(source, len(nodes), seed=d.seed, nodes=split.pretrain)
+        elif task == "title_generation":
+            samples += T.title_generation(source, nodes, max_abstract_words=d.max_text_words)
+        else:
+            raise PipelineError(f"data.tasks: unknown task {task!r}; known: {', '.join(T.TASKS)}")
+    return samples
+
+
+def eval_samples(config: RunConfig, data: DataBundle, which: str = "test") -> list[Sample]:
+    """Node-classification samples of the held-out classes' ``test`` (or ``val``) nodes."""
+    from glm.core.data import tasks as T
+
+    nodes = data.split.test if which == "test" else data.split.val
+    return T.node_classification(data.source, nodes, classes=data.split.class_indices(data.tag, "heldout"),
+                                 max_text_words=config.data.max_text_words)
+
+
+def make_collator(config: RunConfig, tokenizer, data: Optional[DataBundle], inference: bool = False):
+    from glm.core.data.collate import GraphCollator
+
+    return GraphCollator(tokenizer, max_length=config.model.llm.max_length,
+                         padding_side="left" if inference else "right", inference=inference,
+                         task_embedding=data.task_encoder if data is not None else None)
+
+
+# -- a whole stage ----------------------------------------------------------------------------
+
+
+def run_stage(config: RunConfig, progress: bool = True, model=None, data: Optional[DataBundle] = None):
+    """Train ``config.training.stage``; return ``(TrainResult, model, data)``."""
+    from glm.core.stages import set_stage, trainable_parameters, format_parameter_table
+    from glm.core.train.loop import Trainer, set_seed
+
+    t = config.training
+    set_seed(t.seed, t.deterministic)
+    if model is None:
+        model = build_model(config)
+    if t.init_from:
+        chain = apply_adapter_chain(model, t.init_from)
+        logger.debug("initialised from %s", ", ".join(map(str, chain)))
+    set_stage(model, t.stage, extra=config.model.stage_extra)
+    logger.debug("%s", format_parameter_table(trainable_parameters(model)))
+    if data is None:
+        data = prepare_data(config, progress=progress)
+    samples = stage_samples(config, data)
+    collator = make_collator(config, model.tokenizer, data)
+    trainer = Trainer(config, model, samples, collator, progress=progress,
+                      hidden_size=int(model.llm.config.hidden_size))
+    return trainer.train(), model, data

@@ -1,0 +1,58 @@
+"""Loss / learning-rate curves from ``trainer_log.jsonl`` (LLaMA-Factory's ``plot_loss``).
+
+Each key gets ``training_<key>.png``: the raw curve (alpha 0.4) and a TensorBoard-style
+exponential moving average whose weight grows with the number of points.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+from glm.core.train.log import read_log
+
+
+def smooth(values: Sequence[float]) -> list[float]:
+    """EMA with weight ``1.8 * (1 / (1 + exp(-0.05 * n)) - 0.5)`` (0 for one point, ~0.9 for many)."""
+    if not values:
+        return []
+    weight = 1.8 * (1 / (1 + math.exp(-0.05 * len(values))) - 0.5)
+    out, last = [], values[0]
+    for v in values:
+        last = last * weight + (1 - weight) * v
+        out.append(last)
+    return out
+
+
+def plot_run(run_dir: str | os.PathLike, keys: Sequence[str] = ("loss", "lr")) -> list[Path]:
+    """Write one PNG per key into ``run_dir``; return the paths (keys absent from the log are skipped)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_log(run_dir)
+    if not records:
+        raise FileNotFoundError(f"{Path(run_dir) / 'trainer_log.jsonl'}: no log records to plot")
+    written = []
+    for key in keys:
+        pts = [(r["current_steps"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        if not pts:
+            continue
+        steps, values = zip(*pts)
+        fig = plt.figure(figsize=(6, 4))
+        plt.plot(steps, values, color="#1f77b4", alpha=0.4, label="original")
+        plt.plot(steps, smooth(list(values)), color="#1f77b4", label="smoothed")
+        plt.title(f"{key} of {Path(run_dir).name}")
+        plt.xlabel("step")
+        plt.ylabel(key)
+        plt.legend()
+        path = Path(run_dir) / f"training_{key}.png"
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        fig.savefig(tmp, format="png", dpi=100)
+        plt.close(fig)
+        os.replace(tmp, path)
+        written.append(path)
+    return written
