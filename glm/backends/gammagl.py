@@ -61,7 +61,7 @@ def gcn_norm(edge_index: Tensor, edge_weight: Tensor | None, num_nodes: int,
     if edge_weight is None:
         edge_weight = torch.ones(edge_index.shape[1], dtype=dtype, device=edge_index.device)
     edge_index, edge_weight = add_remaining_self_loops(edge_index, edge_weight, num_nodes)
-    deg = edge_weight.new_zeros(num_nodes).index_add(0, edge_index[1], edge_weight)
+    deg = edge_weight.new_zeros(num_nodes).scatter_add_(0, edge_index[1], edge_weight)
     inv_sqrt = deg.pow(-0.5).masked_fill(deg == 0, 0.0)
     return edge_index, inv_sqrt[edge_index[0]] * edge_weight * inv_sqrt[edge_index[1]]
 

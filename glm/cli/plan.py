@@ -87,9 +87,10 @@ def _print_human(plan, card_name: str, card: float, verdict: str, headroom: floa
     print(f"{'item':<{width}}  {'GPU GiB':>8}  {'CPU GiB':>8}  note")
     for it in plan.items:
         print(f"{it.name:<{width}}  {_gib(it.gpu):>8}  {_gib(it.cpu):>8}  {it.note}")
+    phases = f"training {_gib(plan.train_peak)}" + (
+        f", generation {_gib(plan.generate_peak)} (a separate phase)" if plan.generate_peak else "")
     print(f"{'peak':<{width}}  {_gib(plan.peak):>8}  {_gib(plan.cpu_peak):>8}  "
-          f"(training {_gib(plan.train_peak)}" + (f", generation {_gib(plan.generate_peak)}" if plan.generate_peak else "")
-          + " allocated; generation rows are a separate phase)")
+          f"({phases} GiB allocated; CPU = host RAM incl. loading the weights)")
     print()
     print(f"card {card_name}: {card:.0f} GiB; headroom {headroom / GIB:+.2f} GiB -> {verdict.upper()} "
           f"(largest item: {plan.dominant})")

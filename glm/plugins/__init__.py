@@ -4,15 +4,29 @@ This package (plus the types in :mod:`glm.core`) is the public API for plugin au
 """
 
 from glm.plugins.hookspecs import hookimpl, hookspec
-from glm.plugins.manager import PluginLoadError, get_registry, load_failures, plugin_report, pm, reset
+from glm.plugins.manager import (
+    LoadFailure,
+    PluginLoadError,
+    PluginLoadWarning,
+    get_registry,
+    load_failures,
+    plugin_report,
+    pm,
+    reset,
+)
 from glm.plugins.registry import (
     BackendSpec,
     BackendUnavailableError,
+    DatasetSpec,
+    DuplicateRegistrationError,
     GnnLayerSpec,
+    RecipeSpec,
     Registry,
     RegistryError,
     UnknownBackendError,
+    UnknownDatasetError,
     UnknownLayerError,
+    UnknownRecipeError,
 )
 
 __all__ = [
@@ -23,12 +37,19 @@ __all__ = [
     "load_failures",
     "plugin_report",
     "reset",
+    "LoadFailure",
     "PluginLoadError",
+    "PluginLoadWarning",
     "BackendSpec",
     "GnnLayerSpec",
+    "DatasetSpec",
+    "RecipeSpec",
     "Registry",
     "RegistryError",
+    "DuplicateRegistrationError",
     "UnknownBackendError",
     "BackendUnavailableError",
     "UnknownLayerError",
+    "UnknownDatasetError",
+    "UnknownRecipeError",
 ]

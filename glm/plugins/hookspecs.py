@@ -25,8 +25,10 @@ def register_gnn_layers(register: Callable[..., None]) -> None:
     """Register GNN layers: ``register(name, factory, backends=("pyg",), description="")``.
 
     ``factory(in_dim, out_dim, **options) -> torch.nn.Module`` whose forward is
-    ``(x [N, in_dim], edge_index [2, E] int64, edge_weight [E] | None) -> [N, out_dim]``.
-    ``backends=None`` means the layer is pure torch and runs on every backend.
+    ``(x [N, in_dim], edge_index [2, E] int64, edge_weight [E] | None) -> [N, out_dim]`` and
+    which has ``neutral_state_dict()`` / ``load_neutral_state_dict(state)`` (see
+    :mod:`glm.core.encoder`). ``backends=None`` means the layer is pure torch and runs on every
+    backend. :func:`glm.testing.assert_gnn_layer` checks a layer against this contract.
     """
 
 

@@ -124,7 +124,8 @@ def _label(plugin: str) -> str:
     return f"{plugin!r} (from {dist[0]} {dist[1]})" if dist else repr(plugin)
 
 
-def _fail(plugin: str, stage: str, error: BaseException | str, *, during_build: bool = False) -> None:
+def _fail(plugin: str, stage: str, error: BaseException | str, *, during_build: bool = False,
+          consequence: str = "plugin skipped") -> None:
     """Record one failure; warn once, or raise :class:`PluginLoadError` in strict mode."""
     text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
     failure = LoadFailure(plugin, stage, text)
@@ -134,7 +135,7 @@ def _fail(plugin: str, stage: str, error: BaseException | str, *, during_build: 
     if is_strict():
         raise PluginLoadError(message) from (error if isinstance(error, BaseException) else None)
     warnings.warn(
-        f"{message} (skipped; set {ENV_DISABLED}={plugin} to silence, {ENV_STRICT}=1 to raise)",
+        f"{message} ({consequence}; set {ENV_DISABLED}={plugin} to silence, {ENV_STRICT}=1 to raise)",
         PluginLoadWarning,
         stacklevel=2,
     )
@@ -217,8 +218,8 @@ def _check_pending() -> None:
                 continue
             close = difflib.get_close_matches(hook_name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known hooks: {', '.join(sorted(known))}"
-            _fail(impl.plugin_name, "check_pending", f"unknown hook {hook_name!r}, it is never called{hint}",
-                  during_build=True)
+            _fail(impl.plugin_name, "check_pending", f"unknown hook {hook_name!r}{hint}",
+                  during_build=True, consequence="that function is never called")
 
 
 # -- the registry -------------------------------------------------------------------------
@@ -273,9 +274,11 @@ def _apply(registry: Registry, name: str, calls: list[tuple[str, tuple, dict]]) 
         try:
             adders[hook_name](*args, plugin=name, **kwargs)
         except (TypeError, ValueError, RegistryError) as exc:
-            _fail(name, hook_name, exc, during_build=True)
+            _fail(name, hook_name, exc, during_build=True, consequence="that registration is ignored")
+            continue
         if _tracing():
-            _trace(f"{hook_name}: {name} registered {args[:1] or kwargs}")
+            first = args[0] if args else kwargs.get("name", kwargs.get("spec"))
+            _trace(f"{hook_name}: {name} registered {getattr(first, 'name', first)!r}")
 
 
 def _build_registry() -> Registry:

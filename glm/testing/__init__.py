@@ -17,6 +17,7 @@ from glm.testing.asserts import (
     CheckSkipped,
     ConformanceError,
     assert_gnn_layer,
+    assert_neutral_parity,
     run_check,
 )
 from glm.testing.graphs import GraphCase, empty_graph, random_graph
@@ -31,6 +32,7 @@ __all__ = [
     "GraphCase",
     "LayerCase",
     "assert_gnn_layer",
+    "assert_neutral_parity",
     "build_plugin_distribution",
     "empty_graph",
     "random_graph",

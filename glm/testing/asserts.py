@@ -324,6 +324,33 @@ def assert_gnn_layer(
     return report
 
 
+def assert_neutral_parity(
+    layer: str,
+    backends: Sequence[str],
+    in_dim: int = 16,
+    out_dim: int = 16,
+    *,
+    options: dict[str, Any] | None = None,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+) -> None:
+    """The same neutral parameters give the same output on every backend: the layer is
+    built on ``backends[0]``, its ``neutral_state_dict()`` loaded into the same layer name on
+    each other backend, and outputs compared on one graph (with and without edge weights)."""
+    cases = [resolve_layer(layer, in_dim=in_dim, out_dim=out_dim, backend=b, options=options) for b in backends]
+    source = cases[0].build(seed=0)
+    state = source.neutral_state_dict()
+    graph = _graph(cases[0], weights=True)
+    with torch.no_grad():
+        expected = [_forward(cases[0], source, g, "parity") for g in (graph.with_weights(None), graph)]
+        for case in cases[1:]:
+            target = case.build(seed=1)
+            target.load_neutral_state_dict({k: v.clone() for k, v in state.items()})
+            for g, ref, what in zip((graph.with_weights(None), graph), expected, ("unweighted", "weighted")):
+                _close(case, "parity", _forward(case, target, g, "parity"), ref, atol, rtol,
+                       f"{what} output vs {cases[0].label} with the same neutral parameters")
+
+
 def _options_for(check: str, opts: dict[str, Any]) -> dict[str, Any]:
     """Tolerances apply to comparisons of equal-precision outputs only; device keeps its own."""
     if check == "device":

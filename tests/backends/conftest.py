@@ -7,6 +7,7 @@ Measured differences are collected in ``DIFFS`` and listed in pytest's terminal 
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
@@ -26,6 +27,12 @@ LAYER_OPTIONS = {"gat": {"heads": 2}, "gt": {"heads": 4}}
 SQUARE_LAYERS = {"gt"}  # need in_dim == out_dim
 OUT_DIM = 16
 TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
+
+# tests/conftest.py is also a module named "conftest": load its free_port by path
+_root_spec = importlib.util.spec_from_file_location("_glm_tests_root_conftest", Path(__file__).parents[1] / "conftest.py")
+_root = importlib.util.module_from_spec(_root_spec)
+_root_spec.loader.exec_module(_root)
+free_port = _root.free_port
 
 # (test, case) -> max diff; printed at the end of the run
 DIFFS: dict[str, float] = defaultdict(float)

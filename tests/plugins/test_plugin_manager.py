@@ -145,7 +145,7 @@ def test_trace_writes_hook_calls_to_stderr(plugins, monkeypatch, capfd):
         plugins.get_registry()
     err = capfd.readouterr().err
     assert "glm.plugins: register_gnn_layers() -> good" in err
-    assert "register_gnn_layers: good registered ('toy_good',)" in err
+    assert "register_gnn_layers: good registered 'toy_good'" in err
 
 
 def test_register_commands_is_fail_soft(plugins):

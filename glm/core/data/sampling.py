@@ -36,6 +36,7 @@ from glm.core.hop import hop_distances
 logger = logging.getLogger(__name__)
 
 DEFAULT_FANOUTS: tuple[int, ...] = (10, 10)
+SAMPLER_VERSION = 1  # part of the cache key: bump when the draw changes
 
 _M1 = 0xBF58476D1CE4E5B9 - (1 << 64)
 _M2 = 0x94D049BB133111EB - (1 << 64)
@@ -234,7 +235,7 @@ def precompute_subgraphs(
     if dataset_hash is not None:
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         tkey = cache_key(tg.numpy().tobytes().hex()) if targets is not None else "all"
-        path = root / "subgraphs" / f"{cache_key(dataset_hash, list(fanouts), seed, salt, tkey)}.pt"
+        path = root / "subgraphs" / f"{cache_key(SAMPLER_VERSION, dataset_hash, list(fanouts), seed, salt, tkey)}.pt"
         cached = load_cached(path)
         if isinstance(cached, dict) and torch.equal(cached.get("targets", torch.empty(0)), tg):
             return SampledSubgraphs(**cached)

@@ -9,7 +9,6 @@ keep prompts at a few hundred tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 

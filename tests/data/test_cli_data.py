@@ -1,0 +1,52 @@
+"""``glm data`` commands."""
+
+import json
+
+from glm.cli.main import main
+from glm.core.data.splits import load_split
+from glm.core.data.tag import synthetic_tag
+
+
+def test_data_list(capsys):
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "citeseer_tag" in out and "synthetic" in out and "tag_files" in out
+
+
+def test_data_stats_text_and_json(capsys):
+    assert main(["data", "stats", "synthetic", "--tokenizer", "tiny", "--limit", "12", "--fanouts", "3", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "synthetic: 48 nodes" in out and "4 classes" in out and "p50" in out and "p99" in out
+    assert main(["data", "stats", "synthetic", "--tokenizer", "tiny", "--limit", "12", "--json",
+                 "--task", "link_prediction"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert stats["nodes"] == 48 and stats["prompt_lengths"]["prompts"] == 12
+    tok = stats["prompt_lengths"]["tokens"]
+    assert tok["p50"] <= tok["p90"] <= tok["p99"] <= tok["max"]
+
+
+def test_data_split_writes_manifest(tmp_path, capsys):
+    out = tmp_path / "s.json"
+    assert main(["data", "split", "synthetic", "--n-way", "2", "--k-shot", "5", "--seed", "1", "-o", str(out),
+                 "--val-per-class", "2", "--test-per-class", "3"]) == 0
+    split = load_split(out, synthetic_tag())
+    assert len(split.train) == 10 and len(split.test) == 6
+    assert "2-way 5-shot" in capsys.readouterr().out
+
+
+def test_missing_data_is_one_line_error(tmp_path, capsys):
+    assert main(["data", "stats", "citeseer_tag", "--data-dir", str(tmp_path), "--limit", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "not found; looked in" in err and str(tmp_path) in err
+
+
+def test_tag_files_via_cli(tmp_path, capsys):
+    (tmp_path / "n.csv").write_text("id,text,label\na,Alpha Beta This is text,X\nb,Gamma Delta This is more,Y\n")
+    (tmp_path / "e.csv").write_text("source,target\na,b\n")
+    assert main(["data", "stats", "tag_files", "--nodes", str(tmp_path / "n.csv"), "--edges", str(tmp_path / "e.csv"),
+                 "--limit", "0"]) == 0
+    assert "n: 2 nodes, 1 undirected edges" in capsys.readouterr().out
+    (tmp_path / "e.csv").write_text("source,target\na,zz\n")
+    assert main(["data", "stats", "tag_files", "--nodes", str(tmp_path / "n.csv"), "--edges", str(tmp_path / "e.csv"),
+                 "--limit", "0"]) == 2
+    assert "e.csv:2: field 'target'" in capsys.readouterr().err

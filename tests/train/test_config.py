@@ -1,0 +1,84 @@
+import pytest
+import yaml
+
+from glm.core.config import (ConfigError, RunConfig, apply_overrides, config_from_dict, load_config, save_config)
+from glm.core.encoder import EncoderConfig
+from glm.core.model import GraphLAMAConfig
+
+
+def write(tmp_path, text):
+    p = tmp_path / "cfg.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_and_sections_reuse_core_configs():
+    cfg = load_config()
+    assert isinstance(cfg.model.encoder, EncoderConfig)
+    assert isinstance(cfg.model.graph, GraphLAMAConfig)
+    assert cfg.training.stage == "pretrain" and cfg.recipe == "cpu"
+
+
+def test_yaml_plus_dotted_overrides(tmp_path):
+    path = write(tmp_path, "training:\n  learning_rate: 1e-4\n  max_steps: 3\ndata:\n  fanout: [5, 5]\n")
+    cfg = load_config(path, ["training.seed=7", "data.heldout_classes=[AI, DB]", "model.encoder.layer=gcn",
+                             "model.graph.hop_mode=official", "backend=gammagl"])
+    assert cfg.training.learning_rate == 1e-4  # "1e-4" is a string for YAML 1.1; coerced to float
+    assert cfg.training.max_steps == 3 and cfg.training.seed == 7
+    assert cfg.data.fanout == [5, 5] and cfg.data.heldout_classes == ["AI", "DB"]
+    assert cfg.model.encoder.layer == "gcn" and cfg.model.graph.hop_mode == "official"
+    assert cfg.backend == "gammagl"
+
+
+def test_unknown_key_names_key_file_and_valid_keys(tmp_path):
+    path = write(tmp_path, "training:\n  learnin_rate: 0.1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    msg = str(err.value)
+    assert "training.learnin_rate" in msg and str(path) in msg and "learning_rate" in msg
+
+
+def test_unknown_override_and_wrong_types():
+    with pytest.raises(ConfigError, match="unknown key 'model.encoder.foo'.*valid keys in model.encoder: layer"):
+        load_config(None, ["model.encoder.foo=1"])
+    with pytest.raises(ConfigError, match="training.seed expects an integer, found str 'abc'"):
+        load_config(None, ["training.seed=abc"])
+    with pytest.raises(ConfigError, match="data.fanout expects a list"):
+        load_config(None, ["data.fanout=5"])
+    with pytest.raises(ConfigError, match="model.graph.hop_mode must be one of onehot, official, learned"):
+        load_config(None, ["model.graph.hop_mode=bits"])
+    with pytest.raises(ConfigError, match="training.stage must be one of pretrain, adapt"):
+        load_config(None, ["training.stage=finetune"])
+    with pytest.raises(ConfigError, match="look like section.key=value"):
+        load_config(None, ["training.seed"])
+    with pytest.raises(ConfigError, match="is a section"):
+        load_config(None, ["training=3"])
+
+
+def test_cross_field_checks():
+    with pytest.raises(ConfigError, match=r"graph_dim \(64\) must equal model.encoder.out_dim \(128\)"):
+        load_config(None, ["model.graph.graph_dim=64"])
+    with pytest.raises(ConfigError, match="micro_batch_size must be >= 1"):
+        load_config(None, ["training.micro_batch_size=0"])
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    with pytest.raises(ConfigError, match="mapping at the top level"):
+        load_config(write(tmp_path, "- a\n- b\n"))
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config(None, ["training.max_steps=5", "data.fanout=[4,2]"])
+    path = save_config(cfg, tmp_path / "run")
+    assert path.name == "glm_config.yaml"
+    again = config_from_dict(yaml.safe_load(path.read_text()), str(path))
+    assert again == cfg
+    assert not list((tmp_path / "run").glob(".*tmp*"))
+
+
+def test_apply_overrides_creates_sections():
+    data = apply_overrides({}, ["a.b.c=1", "a.b.d=[1, 2]", "e=x"])
+    assert data == {"a": {"b": {"c": 1, "d": [1, 2]}}, "e": "x"}
+    assert RunConfig().to_dict()["training"]["output_dir"] == "runs/glm"
