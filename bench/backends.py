@@ -48,20 +48,15 @@ def load_cora() -> tuple[torch.Tensor, torch.Tensor, str]:
     return x, ei, "synthetic stand-in for Cora (../shared/data/planetoid not found)"
 
 
-def time_layer(module: torch.nn.Module, x: torch.Tensor, edge_index: torch.Tensor, repeats: int) -> float:
-    def step() -> None:
+def make_step(module: torch.nn.Module, x: torch.Tensor, edge_index: torch.Tensor):
+    def step() -> float:
+        start = time.perf_counter()
         module.zero_grad(set_to_none=True)
         xi = x.detach().requires_grad_(True)
         module(xi, edge_index).square().mean().backward()
+        return time.perf_counter() - start
 
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return step
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,10 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         modules = {b: registry.gnn_layer(layer, b).factory(inputs.shape[1], args.hidden, **OPTIONS.get(layer, {}))
                    for b in BACKENDS}
         modules["gammagl"].load_neutral_state_dict(modules["pyg"].neutral_state_dict())
-        ms = {}
-        # interleave the backends' measurements so that machine noise hits both alike
-        for b in BACKENDS:
-            ms[b] = time_layer(modules[b], inputs, edge_index, args.repeats) * 1e3
+        steps = {b: make_step(m, inputs, edge_index) for b, m in modules.items()}
+        for step in steps.values():  # warm-up
+            step(), step()
+        times: dict[str, list[float]] = {b: [] for b in BACKENDS}
+        for _ in range(args.repeats):  # interleaved, so that machine noise hits both alike
+            for b, step in steps.items():
+                times[b].append(step())
+        ms = {b: statistics.median(t) * 1e3 for b, t in times.items()}
         print(f"{layer:<6} {ms['pyg']:>9.2f} {ms['gammagl']:>11.2f} {ms['gammagl'] / ms['pyg']:>11.2f}x")
     return 0
 
