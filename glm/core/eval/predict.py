@@ -2,9 +2,12 @@
 
 Two modes:
 
-* ``choice``: every candidate class name is scored by the log-likelihood the model gives
-  the full reply (class name + end-of-turn), and the best is taken. No parsing, no invalid
-  answers; ``C`` forward passes per sample (batched), no decoding loop.
+* ``choice``: constrained decoding over the candidate class names. When the candidates'
+  replies start with different tokens (the usual case), one prompt forward per sample
+  suffices: the class whose first reply token has the highest probability wins -- exactly
+  what greedy decoding restricted to the candidates would answer. Otherwise every candidate
+  is scored by the log-likelihood of its full reply (class name + end-of-turn), ``C``
+  forwards per sample. No parsing, no invalid answers.
 * ``generate``: greedy decoding of ``max_new_tokens``, then :func:`glm.core.eval.metrics.match_class`.
 """
 
@@ -79,6 +82,42 @@ def score_choices(model, samples: Sequence[Sample], collate: Callable[[list[Samp
     return scores
 
 
+def _first_reply_tokens(collate, sample: Sample, choices: Sequence[str]) -> Optional[list[int]]:
+    """First reply token of each choice, or ``None`` when two choices share it."""
+    firsts = []
+    for c in choices:
+        ids, labels = collate.encode(replace(sample, answer=c, meta=dict(sample.meta)))
+        answer = [i for i, lab in zip(ids, labels) if lab != -100]
+        if not answer:
+            return None
+        firsts.append(answer[0])
+    return firsts if len(set(firsts)) == len(firsts) else None
+
+
+@torch.no_grad()
+def score_first_tokens(model, samples: Sequence[Sample], train_collate, infer_collate,
+                       batch_size: int = 8) -> Optional[list[dict[str, float]]]:
+    """Log-probability of each choice's first reply token after the prompt (one forward per
+    sample), or ``None`` if some sample's choices share a first token."""
+    firsts = []
+    for s in samples:
+        f = _first_reply_tokens(train_collate, s, _choices(s))
+        if f is None:
+            return None
+        firsts.append(f)
+    device = next(p for p in model.parameters()).device
+    scores: list[dict[str, float]] = []
+    for start in range(0, len(samples), batch_size):
+        chunk = list(samples[start:start + batch_size])
+        batch = infer_collate(chunk).to(device)  # left padded: the last position predicts the reply
+        logits = model(replace(batch, labels=None)).logits[:, -1].float()
+        logp = torch.log_softmax(logits, dim=-1)
+        for row, s in enumerate(chunk):
+            ids = firsts[start + row]
+            scores.append({c: float(logp[row, i]) for c, i in zip(_choices(s), ids)})
+    return scores
+
+
 @torch.no_grad()
 def generate_answers(model, samples: Sequence[Sample], collate: Callable[[list[Sample]], Any],
                      batch_size: int = 8, max_new_tokens: int = 16) -> list[str]:
@@ -101,7 +140,12 @@ def evaluate(model, samples: Sequence[Sample], train_collate, infer_collate=None
     preds: list[Prediction] = []
     try:
         if mode == "choice":
-            for s, sc in zip(samples, score_choices(model, samples, train_collate, batch_size)):
+            scores = None
+            if infer_collate is not None and hasattr(train_collate, "encode"):
+                scores = score_first_tokens(model, samples, train_collate, infer_collate, batch_size)
+            if scores is None:
+                scores = score_choices(model, samples, train_collate, batch_size)
+            for s, sc in zip(samples, scores):
                 best = max(sc, key=sc.get)
                 preds.append(Prediction(s.meta.get("node"), s.answer, best, best, best == s.answer, sc))
         elif mode == "generate":

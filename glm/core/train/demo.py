@@ -86,13 +86,13 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
     pre_res, model, data = run_stage(pre_cfg, progress=progress)
     test = eval_samples(adapt_cfg, data, "test")
     train_collate = make_collator(adapt_cfg, model.tokenizer, data)
+    infer_collate = make_collator(adapt_cfg, model.tokenizer, data, inference=True)
     ev = adapt_cfg.eval
     before = None
     if baseline:
-        before = evaluate(model, test, train_collate, mode="choice", batch_size=ev.batch_size).accuracy
+        before = evaluate(model, test, train_collate, infer_collate, mode="choice",
+                          batch_size=ev.batch_size).accuracy
     adapt_res, model, _ = run_stage(adapt_cfg, progress=progress, model=model, data=data)
-    set_stage(model, "adapt", extra=adapt_cfg.model.stage_extra)
-    infer_collate = make_collator(adapt_cfg, model.tokenizer, data, inference=True)
     result = evaluate(model, test, train_collate, infer_collate, mode=ev.mode, match=ev.match,
                       batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens)
     adapter = adapt_res.output_dir / "adapter_model.safetensors"

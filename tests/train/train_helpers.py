@@ -1,4 +1,4 @@
-"""Fixtures for training tests: a tiny, fully offline run configuration (random-init LLM,
+"""Helpers for training tests: a tiny, fully offline run configuration (random-init LLM,
 synthetic TAG, hashing text features, real DeepSpeed on CPU)."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +63,3 @@ def run_glm(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.Comp
     return subprocess.run(glm_cmd(*args), cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True,
                           text=True, timeout=timeout)
 
-
-@pytest.fixture
-def tiny_config(tmp_path: Path) -> Path:
-    return write_tiny_config(tmp_path)
