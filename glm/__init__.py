@@ -1,0 +1,53 @@
+"""glm: graph language models (GraphLAMA and friends) on PyG or GammaGL.
+
+Public surface only. Names resolve lazily so that ``import glm`` stays cheap (no torch,
+transformers or graph framework import until a name is used).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    # graph containers and data flow
+    "Subgraph": "glm.core.graph",
+    "SubgraphBatch": "glm.core.graph",
+    "Sample": "glm.core.sample",
+    "GraphBatch": "glm.core.sample",
+    "TextAttributedGraph": "glm.core.data.tag",
+    "load_dataset": "glm.core.data",
+    # model
+    "EncoderConfig": "glm.core.encoder",
+    "GraphEncoder": "glm.core.encoder",
+    "build_encoder": "glm.core.encoder",
+    "GraphLAMAConfig": "glm.core.model",
+    "GraphLanguageModel": "glm.core.model",
+    "set_stage": "glm.core.stages",
+    "trainable_parameters": "glm.core.stages",
+    "save_adapter": "glm.core.adapter",
+    "load_adapter": "glm.core.adapter",
+    # configuration
+    "RunConfig": "glm.core.config",
+    "load_config": "glm.core.config",
+    # plugins
+    "hookimpl": "glm.plugins",
+    "get_registry": "glm.plugins",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from glm.plugins.manager import glm_version
+
+        return glm_version()
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'glm' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
