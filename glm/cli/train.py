@@ -20,12 +20,33 @@ from typing import Any
 from glm.cli.common import CliError, add_backend_argument
 
 
+class _IntermixedParser(argparse.ArgumentParser):
+    """Lets ``key=value`` overrides follow options (``glm adapt cfg.yaml --backend pyg a.b=1``)."""
+
+    _busy = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._busy:
+            return super().parse_known_args(args, namespace)
+        self._busy = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._busy = False
+
+
+def _parser(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(name, **kwargs)
+    p.__class__ = _IntermixedParser
+    return p
+
+
 def add_commands(subparsers: Any) -> None:
     for name, stage, help_text in (
         ("pretrain", "pretrain", "pre-train the graph side (encoder, hop code, gates, projector)"),
         ("adapt", "adapt", "few-shot adaptation of a pre-trained graph side to new classes"),
     ):
-        p = subparsers.add_parser(name, help=help_text)
+        p = _parser(subparsers, name, help=help_text)
         _run_arguments(p)
         p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PATH",
                        help="continue from the newest checkpoint of output_dir, or from PATH")
@@ -33,12 +54,12 @@ def add_commands(subparsers: Any) -> None:
         p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
         p.set_defaults(func=cmd_train, stage=stage)
 
-    p = subparsers.add_parser("eval", help="accuracy of a base model + adapter on the held-out test nodes")
+    p = _parser(subparsers, "eval", help="accuracy of a base model + adapter on the held-out test nodes")
     _run_arguments(p)
     _predict_arguments(p)
     p.set_defaults(func=cmd_eval)
 
-    p = subparsers.add_parser("infer", help="predictions (JSONL) of a base model + adapter, batched")
+    p = _parser(subparsers, "infer", help="predictions (JSONL) of a base model + adapter, batched")
     _run_arguments(p)
     _predict_arguments(p)
     p.add_argument("--nodes", help="comma-separated node indices (default: the split's test nodes)")
@@ -54,7 +75,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--keys", nargs="+", default=["loss", "lr"], help="log keys to plot (default: loss lr)")
     p.set_defaults(func=cmd_plot)
 
-    p = subparsers.add_parser("demo", help="CiteSeer + SmolLM2-135M: pre-train, 5-shot adapt, evaluate, table")
+    p = _parser(subparsers, "demo", help="CiteSeer + SmolLM2-135M: pre-train, 5-shot adapt, evaluate, table")
     p.add_argument("--quick", action="store_true", help="a few steps only (smoke test)")
     p.add_argument("--backend", default="both", help="pyg, gammagl, another backend, or both (default)")
     p.add_argument("--output-dir", default=None, help="runs folder (default runs/demo or runs/demo-quick)")

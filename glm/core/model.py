@@ -134,6 +134,11 @@ class GraphLanguageModel(nn.Module):
         self.graph_token_embeddings = nn.Parameter(rows, requires_grad=config.train_graph_token_rows)
 
     # ---- graph side ------------------------------------------------------------------
+    def set_task_embedding(self, embedding: Optional[Tensor]) -> None:
+        """Default frozen task embedding ``[gate_dim]`` for batches without ``task_embedding``
+        (e.g. ``glm.core.text.TaskTextEncoder`` output); ``None`` clears it."""
+        self.gate.set_task_embedding(embedding)
+
     @property
     def patch_token_id(self) -> int:
         return int(self.graph_token_ids[1])

@@ -148,11 +148,12 @@ def reduce_dim(x: Tensor, dim: int, method: str = "random_projection", seed: int
     if dim > min(x.shape):
         raise ValueError(f"pca to {dim} dimensions needs at least {dim} rows and columns, got {tuple(x.shape)}")
     xc = x.to(torch.float64) - x.to(torch.float64).mean(0, keepdim=True)
-    if xc.shape[1] <= xc.shape[0]:  # eigh of the smaller Gram matrix: much faster than a full SVD
-        _, vecs = torch.linalg.eigh(xc.T @ xc)
+    # eigh of the smaller Gram matrix (numpy's LAPACK: several times faster than torch's CPU eigh/svd here)
+    if xc.shape[1] <= xc.shape[0]:
+        vecs = torch.from_numpy(np.linalg.eigh((xc.T @ xc).numpy())[1])
         comps = vecs.flip(1)[:, :dim].T
     else:
-        _, u = torch.linalg.eigh(xc @ xc.T)
+        u = torch.from_numpy(np.linalg.eigh((xc @ xc.T).numpy())[1])
         comps = torch.nn.functional.normalize(xc.T @ u.flip(1)[:, :dim], dim=0).T
     signs = torch.sign(comps[torch.arange(dim), comps.abs().argmax(1)])
     return (xc @ (comps * signs[:, None]).T).to(torch.float32)

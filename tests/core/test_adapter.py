@@ -1,6 +1,5 @@
 """Adapters: bit-exact round trip, named mismatch errors, swapping, atomic files, Vicuna-7B size."""
 
-import json
 import os
 
 import pytest
@@ -116,4 +115,25 @@ def test_vicuna_7b_adapt_adapter_size(tmp_path):
     tensors, meta = read_adapter(path)
     assert sum(t.numel() for k, t in tensors.items() if k.startswith("gate.") and "task_embedding" not in k) == 16_770
     assert meta["base"]["name_or_path"] == "lmsys/vicuna-7b-v1.5-16k" and meta["base"]["hidden_size"] == 4096
-    print(f"vicuna-7b adapt adapter: {size} bytes, {len(json.dumps(meta))} bytes of metadata")
+
+
+def test_vicuna_7b_pretrain_adapter_matches_the_papers_3mb():
+    """All graph-side tensors of GraphLAMA (GT encoder + gates + projector) for Vicuna-7B: ~2.97 MB (spec §2.2)."""
+    from glm.core.encoder import EncoderConfig, GraphEncoder
+    from glm.plugins.registry import RegistryError
+
+    try:
+        encoder = GraphEncoder(EncoderConfig(), "pyg")  # GraphLAMA's GT: 128 -> 128, 3 layers, 8 heads
+    except (RegistryError, ImportError) as err:
+        pytest.skip(f"pyg backend unavailable: {err}")
+    model = GraphLanguageModel(build_on_meta("vicuna-7b-v1.5-16k"), tiny_tokenizer(), encoder,
+                               GraphLAMAConfig.paper_compatible())
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save_adapter(model, os.path.join(tmp, "pretrain.safetensors"), stage="pretrain")
+        size = os.path.getsize(path)
+        tensors, meta = read_adapter(path)
+    n = sum(t.numel() for k, t in tensors.items() if "task_embedding" not in k)
+    assert 740_000 < n < 745_000 and size <= 3_000_000
+    assert meta["backend"] == "pyg" and meta["encoder_config"]["layer"] == "gt"

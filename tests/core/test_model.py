@@ -208,3 +208,28 @@ def test_whole_model_same_logits_on_both_backends():
     gp = pyg.gate.task_related.weight.grad
     torch.testing.assert_close(ggl.gate.task_related.weight.grad, gp, atol=1e-5, rtol=1e-4)
     assert gp.abs().sum() > 0
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_collator_batches_feed_the_model(padding_side):
+    """The data side's GraphCollator output splices correctly (contract of glm.core.tokens)."""
+    from glm.core.data.collate import GraphCollator
+    from glm.core.sample import Sample
+
+    from model_helpers import random_subgraph
+
+    model = tiny_model("qwen2")
+    gen = torch.Generator().manual_seed(0)
+    samples = [
+        Sample("Node <graph>: which class?", "ML", [random_subgraph(5, 8, 8, gen)], "node_classification", "classify"),
+        Sample("Linked? <graph> and <graph>", "yes", [random_subgraph(3, 4, 8, gen), random_subgraph(6, 9, 8, gen)],
+               "link_prediction", "link"),
+    ]
+    collate = GraphCollator(model.tokenizer, padding_side=padding_side, inference=padding_side == "left",
+                            task_embedding=lambda text: torch.full((16,), float(len(text))))
+    batch = collate(samples)
+    if padding_side == "right":
+        out = model(batch)
+        assert torch.isfinite(out.loss)
+    else:
+        assert model.generate(batch, max_new_tokens=2, do_sample=False).shape[0] == 2

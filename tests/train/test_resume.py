@@ -55,21 +55,22 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
     (killed / "checkpoint-99" / "adapter_model.safetensors").write_bytes(b"partial")
 
     res = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={killed}", "--resume",
-                                 "--no-progress", "-v"),
+                                 "--no-progress"),
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resumed from" in res.stderr and "checkpoint-9" not in res.stderr.split("resumed from")[1][:80]
 
     ref_log, res_log = _log(full), _log(killed)
     assert [r["current_steps"] for r in res_log] == list(range(1, STEPS + 1))
-    assert res_log[-1]["loss"] == pytest.approx(ref_log[-1]["loss"], rel=1e-6, abs=1e-7)
-    assert [r["loss"] for r in res_log] == pytest.approx([r["loss"] for r in ref_log], rel=1e-6, abs=1e-7)
+    # deterministic CPU settings: bit-exact, not merely close
+    assert res_log[-1]["loss"] == ref_log[-1]["loss"]
+    assert [r["loss"] for r in res_log] == [r["loss"] for r in ref_log]
 
     a = load_file(str(full / "adapter_model.safetensors"))
     b = load_file(str(killed / "adapter_model.safetensors"))
     assert a.keys() == b.keys() and len(a) > 0
     for name in a:
-        torch.testing.assert_close(a[name], b[name], rtol=1e-6, atol=1e-7, msg=name)
+        assert torch.equal(a[name], b[name]), name
     # never the frozen LLM: the adapter and the DeepSpeed module file hold graph-side tensors only
     assert not [k for k in a if k.startswith("llm.")]
     ds_state = torch.load(full / f"checkpoint-{STEPS}" / f"global_step{STEPS}" / "mp_rank_00_model_states.pt",

@@ -1,0 +1,124 @@
+"""``glm pretrain|adapt|eval|infer|recipes|plot|demo`` end to end, in subprocesses (real
+DeepSpeed, tiny random-init LLM, synthetic TAG) plus a quick demo on the real CiteSeer TAG."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from train_helpers import run_glm, write_tiny_config  # noqa: E402
+
+from glm.cli.main import main  # noqa: E402
+
+
+def test_recipes_lists_builtins_one_line_each(capsys):
+    assert main(["recipes"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    names = [l.split()[0] for l in lines]
+    for name in ("cpu", "single-gpu", "3090-zero2-offload", "3090-zero3-offload"):
+        assert name in names
+    assert all(len(l.split(None, 1)) == 2 for l in lines)
+
+
+def test_recipe_resolved_from_a_config(tmp_path, capsys):
+    cfg = write_tiny_config(tmp_path, training={"micro_batch_size": 2, "gradient_accumulation_steps": 3})
+    assert main(["recipes", "3090-zero2-offload", "--config", str(cfg)]) == 0
+    ds = json.loads(capsys.readouterr().out)
+    assert ds["train_micro_batch_size_per_gpu"] == 2 and ds["gradient_accumulation_steps"] == 3
+    assert ds["zero_optimization"]["stage"] == 2
+
+
+def test_print_config_shows_overrides_and_writes_nothing(tmp_path, capsys):
+    cfg = write_tiny_config(tmp_path)
+    out = tmp_path / "never"
+    assert main(["pretrain", str(cfg), "training.max_steps=3", "data.fanout=[2,2]", "--output-dir", str(out),
+                 "--recipe", "single-gpu", "--print-config"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["training"]["max_steps"] == 3 and shown["data"]["fanout"] == [2, 2]
+    assert shown["recipe"] == "single-gpu" and shown["training"]["output_dir"] == str(out)
+    assert not out.exists()
+
+
+def test_bad_config_key_is_a_named_error(tmp_path, capsys):
+    cfg = write_tiny_config(tmp_path)
+    assert main(["adapt", str(cfg), "training.lr=0.1", "--print-config"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'training.lr'" in err and str(cfg) in err and "learning_rate" in err
+
+
+def test_plot_writes_pngs(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    rows = [{"current_steps": i, "loss": 3.0 / i, "lr": 1e-3 * (1 - i / 20)} for i in range(1, 20)]
+    (run / "trainer_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["plot", str(run)]) == 0
+    for key in ("loss", "lr"):
+        png = run / f"training_{key}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", str(tmp_path / "empty")]) == 2
+
+
+def test_pretrain_adapt_eval_infer_on_tiny_model(tmp_path):
+    cfg = write_tiny_config(tmp_path, training={"max_steps": 3, "save_steps": 0})
+    pre, ada = tmp_path / "pre", tmp_path / "ada"
+    r = run_glm(tmp_path, "pretrain", str(cfg), "--output-dir", str(pre), "--no-progress")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "pretrain: 3 steps" in r.stdout
+    assert (pre / "glm_config.yaml").is_file() and (pre / "checkpoint-3" / "trainer_state.json").is_file()
+    log = [json.loads(l) for l in (pre / "trainer_log.jsonl").read_text().splitlines()]
+    assert [x["current_steps"] for x in log] == [1, 2, 3]
+    for key in ("loss", "lr", "grad_norm", "throughput", "elapsed_time", "remaining_time", "rss_mb", "epoch"):
+        assert key in log[0]
+
+    # a second run into the same directory is refused unless asked
+    r = run_glm(tmp_path, "pretrain", str(cfg), "--output-dir", str(pre), "--no-progress")
+    assert r.returncode == 2 and "not empty" in r.stderr
+
+    r = run_glm(tmp_path, "adapt", str(cfg), "--output-dir", str(ada), f"training.init_from={pre}",
+                "training.max_steps=2", "--no-progress")
+    assert r.returncode == 0, r.stderr[-3000:]
+    from glm.core.adapter import read_adapter
+
+    tensors, meta = read_adapter(ada / "adapter_model.safetensors")
+    assert meta["stage"] == "adapt" and not any(k.startswith(("llm.", "encoder.", "projector.")) for k in tensors)
+
+    preds = tmp_path / "preds.jsonl"
+    r = run_glm(tmp_path, "eval", str(cfg), "--adapter", str(ada), "--output", str(preds))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "accuracy" in r.stdout and str(pre) in r.stdout  # the pre-trained graph side was applied first
+    rows = [json.loads(l) for l in preds.read_text().splitlines()]
+    assert len(rows) == 6 and all(set(row["scores"]) == {row["label"], *row["scores"]} for row in rows)
+
+    nodes = [str(row["node"]) for row in rows[:3]]
+    r = run_glm(tmp_path, "infer", str(cfg), "--adapter", str(ada), "--nodes", ",".join(nodes),
+                "eval.max_new_tokens=4", "eval.batch_size=2")
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    assert [str(g["node"]) for g in got] == nodes and all(isinstance(g["prediction"], str) for g in got)
+    r = run_glm(tmp_path, "infer", str(cfg), "--adapter", str(ada), "--nodes", "a,b")
+    assert r.returncode == 2 and "--nodes must be comma-separated integers" in r.stderr
+
+
+def test_quick_demo_end_to_end_with_tiny_llm(tmp_path, shared_dir):
+    """The demo pipeline on the real CiteSeer TAG, with a tiny LLM in place of SmolLM2 (speed)."""
+    r = run_glm(tmp_path, "demo", "--quick", "--backend", "pyg", "--no-baseline", "--output-dir", str(tmp_path / "d"),
+                "model.llm.name=tiny-random", "model.llm.max_length=4096", timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "backend" in r.stdout and "pyg" in r.stdout and "held-out classes" in r.stdout
+    assert (tmp_path / "d" / "pyg" / "adapt" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_quick_demo_with_smollm2_both_backends(tmp_path, shared_dir):
+    r = run_glm(tmp_path, "demo", "--quick", "--output-dir", str(tmp_path / "d"), "--json", str(tmp_path / "d.json"),
+                timeout=3600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = json.loads((tmp_path / "d.json").read_text())
+    assert [row["backend"] for row in rows] == ["pyg", "gammagl"]
+    for row in rows:
+        assert 0.0 <= row["accuracy"] <= 1.0 and row["adapter_bytes"] > 0
