@@ -12,6 +12,8 @@ square); both backends hold the same neutral weights. The table shows the median
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import shutil
 import statistics
@@ -38,7 +40,8 @@ def load_cora() -> tuple[torch.Tensor, torch.Tensor, str]:
     if raw.is_dir():
         from torch_geometric.datasets import Planetoid
 
-        with tempfile.TemporaryDirectory() as tmp:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):  # PyG's "Processing... Done!"
             shutil.copytree(raw, Path(tmp) / "Cora" / "raw")
             data = Planetoid(tmp, "Cora")[0]
         return data.x, data.edge_index, "Cora (2,708 nodes, 10,556 edges)"

@@ -72,6 +72,76 @@ def with_self_loops(edge_index: Tensor, num_nodes: int) -> Tensor:
     return torch.cat([edge_index[:, edge_index[0] != edge_index[1]], loops], 1)
 
 
+# -- GammaGL convolutions evaluated in PyG's operation order --------------------------------------
+def gather_rows(x: Tensor, index: Tensor) -> Tensor:
+    """``x[index]`` along dim 0 through ``index_select`` (tlx.gather's ``x[idx]`` backward sums
+    bf16 gradients less accurately on high in-degrees)."""
+    return x.index_select(0, index)
+
+
+def segment_softmax(logits: Tensor, index: Tensor, num_segments: int) -> Tensor:
+    """Softmax of ``logits [E, H]`` over the edges sharing ``index``, on gammagl's segment ops.
+
+    Same forward as ``gammagl.utils.segment_softmax``; the segment maximum is taken from the
+    detached logits (it cancels mathematically), as PyG's ``softmax`` does, so that no rounded
+    gradient flows through it.
+    """
+    from gammagl.mpops import unsorted_segment_max, unsorted_segment_sum
+
+    shifted = (logits - gather_rows(unsorted_segment_max(logits.detach(), index, num_segments), index)).exp()
+    denom = unsorted_segment_sum(shifted, index, num_segments) + 1e-16
+    return shifted / gather_rows(denom, index)
+
+
+@functools.cache
+def _gat_conv_cls() -> type:
+    gammagl = compat.load_gammagl()
+
+    class GATConv(gammagl.layers.conv.GATConv):
+        """gammagl's ``GATConv`` with PyG's order of operations: one attention logit per node
+        and side (``<W x, a_src>``, ``<W x, a_dst>``) summed per edge, instead of one reduction
+        over ``[W x_j | W x_i]`` per edge. Same parameters, same maths."""
+
+        def forward(self, x: Tensor, edge_index: Tensor, num_nodes: int) -> Tensor:
+            c = self.out_channels
+            x = torch.matmul(x, self.w).view(-1, self.heads, c)
+            logit_src = (x * self.att[..., :c]).sum(-1)  # [N, H]
+            logit_dst = (x * self.att[..., c:]).sum(-1)
+            logits = gather_rows(logit_src, edge_index[0]) + gather_rows(logit_dst, edge_index[1])
+            alpha = self.dropout(segment_softmax(self.leaky_relu(logits), edge_index[1], num_nodes))
+            x = self.propagate(x, edge_index, num_nodes=num_nodes, edge_weight=alpha)
+            x = x.reshape(-1, self.heads * c) if self.concat else x.mean(dim=1)
+            return x + self.bias if self.add_bias else x
+
+        def message(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor) -> Tensor:
+            return edge_weight.unsqueeze(-1) * gather_rows(x, edge_index[0])
+
+    return GATConv
+
+
+@functools.cache
+def _sage_conv_cls() -> type:
+    gammagl = compat.load_gammagl()
+
+    class SAGEConv(gammagl.layers.conv.SAGEConv):
+        """gammagl's mean ``SAGEConv`` with PyG's order of operations: the raw neighbour
+        features are averaged, then ``fc_neigh`` (and the bias) is applied, instead of
+        averaging ``fc_neigh(x_j)``. Same parameters, same maths."""
+
+        def forward(self, x: Tensor, edge_index: Tensor) -> Tensor:
+            mean = self.propagate(x, edge_index, edge_weight=None, num_nodes=x.shape[0], aggr="mean")
+            if self.add_bias:  # one rounding for matmul + bias, as PyG's ``lin_l`` (addmm)
+                out = torch.addmm(self.bias, mean, self.fc_neigh.weights)
+            else:
+                out = self.fc_neigh(mean)
+            return out + self.fc_self(x)
+
+        def message(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+            return gather_rows(x, edge_index[0])
+
+    return SAGEConv
+
+
 # -- backend -----------------------------------------------------------------------------------
 class GammaglBackend:
     """Adapter between :class:`~glm.core.graph.SubgraphBatch` and ``gammagl.data.Graph``.
@@ -208,7 +278,7 @@ class GammaglGAT(GammaglLayer):
                  attn_dropout: float = 0.0, bias: bool = True) -> None:
         super().__init__()
         self.channels = check_dims("gat", in_dim, out_dim, heads if concat else None)
-        self.conv = self._convs().GATConv(
+        self.conv = _gat_conv_cls()(
             in_dim, self.channels, heads=heads, concat=concat, dropout_rate=attn_dropout, add_bias=bias)
         del self.conv.linear  # unused by GATConv.forward
         if bias:
@@ -258,7 +328,7 @@ class GammaglSAGE(GammaglLayer):
     def __init__(self, in_dim: int, out_dim: int, bias: bool = True) -> None:
         super().__init__()
         check_dims("sage", in_dim, out_dim)
-        self.conv = self._convs().SAGEConv(in_dim, out_dim, aggr="mean", add_bias=bias)
+        self.conv = _sage_conv_cls()(in_dim, out_dim, aggr="mean", add_bias=bias)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
         return self.conv(x, edge_index)

@@ -7,7 +7,9 @@ Measured differences are collected in ``DIFFS`` and listed in pytest's terminal 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
@@ -116,7 +118,8 @@ def synthetic_case(kind: str, f: int = 12) -> GraphCase:
 
 @pytest.fixture(scope="session")
 def cora_batch(shared_dir: Path, tmp_path_factory) -> SubgraphBatch:
-    """Cora (Planetoid raw files from ../shared/data, processed by PyG in a temporary copy)."""
+    """Cora (Planetoid raw files from ../shared/data, processed by PyG in a temporary copy;
+    PyG's "Processing... Done!" lines are swallowed)."""
     raw = shared_dir / "data" / "planetoid" / "Cora" / "raw"
     if not raw.is_dir():
         pytest.skip("../shared/data/planetoid/Cora/raw is absent (real-data test)")
@@ -125,7 +128,8 @@ def cora_batch(shared_dir: Path, tmp_path_factory) -> SubgraphBatch:
 
     root = tmp_path_factory.mktemp("planetoid")
     shutil.copytree(raw, root / "Cora" / "raw")
-    data = Planetoid(str(root), "Cora")[0]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        data = Planetoid(str(root), "Cora")[0]
     n = data.num_nodes
     return SubgraphBatch(x=data.x, edge_index=data.edge_index, batch=torch.zeros(n, dtype=torch.long),
                          ptr=torch.tensor([0, n]), target_index=torch.tensor([0]))

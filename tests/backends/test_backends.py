@@ -129,3 +129,28 @@ def test_gammagl_layers_follow_train_eval_and_deepcopy():
     assert all(p.grad is None for p in layer.parameters())
     layer(x, ei).sum().backward()
     assert all(p.grad is not None for p in layer.parameters()), "a parameter without gradient"
+
+
+def test_gammagl_layers_run_on_gammagl_classes():
+    """The GammaGL layers subclass gammagl's own convolutions (PyG's order of operations is an
+    override, not a re-implementation beside gammagl), and the softmax used by ``gat`` has the
+    forward of ``gammagl.utils.segment_softmax``."""
+    skip_unless_available("gammagl")
+    from glm.backends import gammagl as backend_module
+
+    gammagl = backend_module.compat.load_gammagl()
+    from gammagl.utils import segment_softmax
+
+    conv = gammagl.layers.conv
+    registry = get_registry()
+    expected = {"gcn": conv.GCNConv, "gat": conv.GATConv, "sage": conv.SAGEConv}
+    for name, cls in expected.items():
+        layer = registry.gnn_layer(name, "gammagl").factory(8, 8)
+        assert isinstance(layer.conv, cls) and isinstance(layer.conv, conv.MessagePassing), name
+    gt = registry.gnn_layer("gt", "gammagl").factory(8, 8, heads=2)
+    assert isinstance(gt.attention, conv.MessagePassing)
+
+    gen = torch.Generator().manual_seed(0)
+    logits, index = torch.randn(40, 3, generator=gen), torch.randint(0, 7, (40,), generator=gen)
+    assert torch.allclose(backend_module.segment_softmax(logits, index, 9), segment_softmax(logits, index, 9),
+                          rtol=0, atol=1e-7)

@@ -1,12 +1,17 @@
 """GNN layer and encoder parity: every backend against the reference backend (PyG).
 
 Identical neutral weights and graphs must give the same node embeddings and the same
-gradients with respect to inputs and weights: fp32 within 1e-5, bf16 within 1e-2 (or twice
-the reference's own bf16 rounding error where that is larger, see the test), measured as
-``max|a - b| / max(1, max|a|)`` (``scaled_diff``): the absolute difference wherever values are
-at most 1, relative above (one bf16 ulp of a value in [4, 8) is already 0.03). Graphs: undirected, directed (with self
+gradients with respect to inputs and weights: fp32 within 1e-5 and bf16 within 1e-2, flat
+bounds for every layer, forward and gradients alike. Graphs: undirected, directed (with self
 loops and duplicate edges), weighted, and Cora. Only ``gcn`` uses edge weights; the others
 must ignore them (checked).
+
+The measure is ``max|a - b| / max(1, max|a|)`` (``conftest.scaled_diff``): the absolute
+difference wherever the reference values are at most 1, relative above. It is relative for large
+values because the compared tensors are not small: forward outputs reach about 4 and weight
+gradients summed over Cora's nodes about 100, where fp32 rounding alone is of order 1e-5 and one
+bf16 ulp is 0.5, so an absolute bound there would test the number format, not the backends.
+Absolute differences are recorded beside the scaled ones in the summary table.
 """
 
 from __future__ import annotations
@@ -74,44 +79,37 @@ def run_layer(module, x, edge_index, edge_weight, dtype):
 @pytest.mark.parametrize("dtype_name", list(DTYPES))
 @pytest.mark.parametrize("layer", LAYERS)
 def test_layer_forward_and_gradients_agree(backend, layer, graph, dtype_name):
-    """fp32: the two backends agree within 1e-5. bf16: they agree within 1e-2 or, where bf16
-    rounding alone is larger than that (attention logits summed in another order by ``gat``,
-    scatter sums over Cora's high-degree nodes), the tested backend is at most twice as far
-    from the fp32 result as the reference is (``max(1e-2, 2 * reference error)``)."""
+    """Forward output and every gradient agree within ``TOLERANCE[dtype]`` (scaled). For bf16
+    the reference's own bf16-vs-fp32 error is recorded too, to show the scale of bf16 rounding
+    that a different order of operations would expose (it is not part of the bound)."""
     dtype = DTYPES[dtype_name]
+    tolerance = TOLERANCE[dtype]
     x, edge_index, edge_weight = layer_inputs(layer, graph)
     ref, other = make_pair(layer, backend, x.shape[1])
     out_ref, grads_ref = run_layer(ref, x, edge_index, edge_weight, dtype)
     out_other, grads_other = run_layer(other, x, edge_index, edge_weight, dtype)
-    if dtype == torch.float32:
-        out_exact, grads_exact = out_ref, grads_ref
-    else:
-        out_exact, grads_exact = run_layer(ref, x, edge_index, edge_weight, torch.float32)
 
     assert out_ref.shape == out_other.shape == (x.shape[0], OUT_DIM)
     assert out_ref.dtype == out_other.dtype == dtype
     assert set(grads_ref) == set(grads_other)
     key = f"{layer}/{graph.name}/{dtype_name}"
-    pairs = {"forward": (out_ref, out_other, out_exact)}
-    pairs.update({f"grad {n}": (g, grads_other[n], grads_exact[n]) for n, g in grads_ref.items()})
-    for what, (a, b, exact) in pairs.items():
+    pairs = {"forward": (out_ref, out_other)}
+    pairs.update({f"grad {n}": (g, grads_other[n]) for n, g in grads_ref.items()})
+    if dtype != torch.float32:
+        out_exact, grads_exact = run_layer(ref, x, edge_index, edge_weight, torch.float32)
+        exact = {"forward": out_exact, **{f"grad {n}": g for n, g in grads_exact.items()}}
+    failures = []
+    for what, (a, b) in pairs.items():
         assert a is not None and b is not None, f"{key}: no {what}"
         diff = scaled_diff(a, b)
         kind = "forward" if what == "forward" else "grad   "
         record(f"layer {kind} {key}", diff)
-        if what == "forward":
-            record(f"layer forward {key} (abs)", max_diff(a, b))
-        if dtype == torch.float32:
-            assert diff <= TOLERANCE[dtype], f"{key}: {what} differs by {diff:.3e} (scaled) > {TOLERANCE[dtype]}"
-            continue
-        ref_error, other_error = scaled_diff(exact, a), scaled_diff(exact, b)
-        record(f"layer {kind} {key} ({REFERENCE_BACKEND} bf16 vs fp32)", ref_error)
-        record(f"layer {kind} {key} ({backend} bf16 vs fp32)", other_error)
-        budget = max(TOLERANCE[dtype], 2 * ref_error)
-        assert diff <= TOLERANCE[dtype] or other_error <= budget, (
-            f"{key}: {what} differs by {diff:.3e} (scaled) and {backend} is {other_error:.3e} from fp32"
-            f" (> {budget:.3e}, {REFERENCE_BACKEND}: {ref_error:.3e})"
-        )
+        record(f"layer {kind} {key} (abs)", max_diff(a, b))
+        if dtype != torch.float32:
+            record(f"layer {kind} {key} ({REFERENCE_BACKEND} bf16 vs fp32)", scaled_diff(exact[what], a))
+        if diff > tolerance:
+            failures.append(f"{what} {diff:.3e}")
+    assert not failures, f"{key}: scaled differences above {tolerance}: {', '.join(failures)}"
 
 
 @pytest.mark.parametrize("layer", LAYERS)

@@ -12,12 +12,12 @@ def main(config: str, out: str) -> None:
     from glm.core.train.pipeline import run_stage
 
     cfg = load_config(config, [f"training.output_dir={out}"])
-    result, model, data = run_stage(cfg, progress=False)
+    result, model, _ = run_stage(cfg, progress=False)
     import torch.distributed as dist
 
     tensors = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    torch.save({"tensors": tensors, "world_size": dist.get_world_size(), "samples": result.global_step,
-                "first_batch_nodes": None}, Path(out) / f"rank{dist.get_rank()}.pt")
+    torch.save({"tensors": tensors, "world_size": dist.get_world_size(), "global_step": result.global_step},
+               Path(out) / f"rank{dist.get_rank()}.pt")
 
 
 if __name__ == "__main__":

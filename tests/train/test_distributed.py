@@ -43,7 +43,6 @@ def test_two_cpu_ranks_stay_in_sync(tmp_path):
     # training happened: the saved adapter is the trained state, not the initial one
     from safetensors.torch import load_file
 
-    init_differs = False
     adapter = load_file(str(out / "adapter_model.safetensors"))
     for name, t in r0["tensors"].items():
         torch.testing.assert_close(adapter[name], t.reshape(adapter[name].shape))

@@ -13,7 +13,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 

@@ -172,7 +172,7 @@ def write_adapter(engine_or_module: Any, path: Path, stage: str, extra: tuple[st
         gather = deepspeed.zero.GatheredParameters(params, modifier_rank=None)
     if gather is not None:
         gather.__enter__()
-    lifted = _lifted(module) if gather is None else []
+    lifted = _lifted(module)  # inside the gather: full [1] tensors under ZeRO-3 too
     restore_scalar_parameters(lifted)
     try:
         if rank != 0:
