@@ -86,15 +86,6 @@ def init_gt_weights(*linears: nn.Linear) -> None:
         nn.init.xavier_uniform_(lin.weight)
 
 
-def gt_neutral_map(layer: nn.Module) -> dict[str, tuple[Tensor, Transform, Transform]]:
-    """The ``gt`` layout for layers holding torch ``wq``/``wk``/``wv`` Linears and ``norm``."""
-    out = {k: (getattr(layer, k).weight, identity, identity) for k in ("wq", "wk", "wv")}
-    if isinstance(layer.norm, nn.LayerNorm):
-        out["norm.weight"] = (layer.norm.weight, identity, identity)
-        out["norm.bias"] = (layer.norm.bias, identity, identity)
-    return out
-
-
 GT_EPS = 1e-8  # added to each softmax denominator, as GraphLAMA's GTLayer
 GT_CLAMP = 10.0
 
@@ -102,3 +93,55 @@ GT_CLAMP = 10.0
 def gt_scores(q_dst: Tensor, k_src: Tensor) -> Tensor:
     """``exp(clamp(<q_i, k_j>, -10, 10))`` per edge and head: ``[E, H, C] x2 -> [E, H]``."""
     return (q_dst * k_src).sum(dim=-1).clamp(-GT_CLAMP, GT_CLAMP).exp()
+
+
+class GTLayer(NeutralLayer):
+    r"""GraphLAMA's sparse graph-transformer layer; backends supply the attention module.
+
+    .. math::
+        a_{ij} = \frac{\exp(\mathrm{clamp}(\langle \mathbf{q}_i, \mathbf{k}_j \rangle, -10, 10))}
+        {\sum_{j' \in \mathcal{N}(i)} \exp(\cdots) + 10^{-8}}, \qquad
+        \mathbf{x}_i' = \mathrm{LayerNorm}\big(\mathbf{x}_i + \Vert_h \sum_{j \in \mathcal{N}(i)}
+        a^h_{ij} \mathbf{v}^h_j\big)
+
+    per head, with ``q = x Wq^T``, ``k = x Wk^T``, ``v = x Wv^T`` (no biases, no ``sqrt(d)``
+    scaling, no activation, LayerNorm eps 1e-6). ``edge_weight`` is ignored.
+
+    Args:
+        in_dim: model width ``d``. out_dim: must equal ``in_dim`` (residual).
+        heads: attention heads (``d`` divisible by it). norm: apply the LayerNorm.
+
+    Shapes:
+        - **input:** ``[N, d]``, ``[2, E]``, (``[E]``, ignored)
+        - **output:** ``[N, d]``
+
+    Neutral layout: ``wq``, ``wk``, ``wv`` ``[d, d]``, ``norm.weight [d]``, ``norm.bias [d]``.
+    Subclasses implement :meth:`make_attention` returning a module
+    ``(q, k, v [N, H, C], edge_index [2, E]) -> [N, H, C]`` that sums ``a_ij v_j`` at ``edge_index[1]``.
+    """
+
+    layer_name = "gt"
+
+    def __init__(self, in_dim: int, out_dim: int, heads: int = 8, norm: bool = True) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = check_dims("gt", in_dim, out_dim, heads, square=True)
+        self.wq, self.wk, self.wv = (nn.Linear(in_dim, in_dim, bias=False) for _ in range(3))
+        init_gt_weights(self.wq, self.wk, self.wv)
+        self.norm = nn.LayerNorm(in_dim, eps=1e-6) if norm else nn.Identity()
+        self.attention = self.make_attention()
+
+    def make_attention(self) -> nn.Module:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        shape = (-1, self.heads, self.head_dim)
+        q, k, v = (lin(x).view(shape) for lin in (self.wq, self.wk, self.wv))
+        return self.norm(x + self.attention(q, k, v, edge_index).reshape(x.shape[0], -1))
+
+    def _neutral_map(self) -> dict[str, tuple[Tensor, Transform, Transform]]:
+        out = {k: (getattr(self, k).weight, identity, identity) for k in ("wq", "wk", "wv")}
+        if isinstance(self.norm, nn.LayerNorm):
+            out["norm.weight"] = (self.norm.weight, identity, identity)
+            out["norm.bias"] = (self.norm.bias, identity, identity)
+        return out

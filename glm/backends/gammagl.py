@@ -20,14 +20,13 @@ from torch import Tensor, nn
 
 from glm.backends import _gammagl_compat as compat
 from glm.backends._layers import (
+    GTLayer,
     GT_EPS,
     NeutralLayer,
     check_dims,
     flat,
-    gt_neutral_map,
     gt_scores,
     identity,
-    init_gt_weights,
     row,
     transpose,
 )
@@ -369,36 +368,12 @@ def _gt_attention_cls() -> type:
     return GTAttention
 
 
-class GammaglGT(GammaglLayer):
-    r"""GraphLAMA's sparse graph-transformer layer on GammaGL's ``MessagePassing`` and
-    segment ops; same maths as the PyG ``gt`` (see :class:`glm.backends.pyg.PygGT`).
-    ``edge_weight`` is ignored.
+class GammaglGT(GTLayer, GammaglLayer):
+    """GraphLAMA's graph-transformer layer (:class:`glm.backends._layers.GTLayer`) on GammaGL's
+    ``MessagePassing`` and segment ops; same maths as the PyG ``gt``."""
 
-    Shapes:
-        - **input:** ``[N, d]``, ``[2, E]``, (``[E]``, ignored)
-        - **output:** ``[N, d]``
-
-    Neutral layout: ``wq``, ``wk``, ``wv`` ``[d, d]``, ``norm.weight [d]``, ``norm.bias [d]``.
-    """
-
-    layer_name = "gt"
-
-    def __init__(self, in_dim: int, out_dim: int, heads: int = 8, norm: bool = True) -> None:
-        super().__init__()
-        self.heads = heads
-        self.head_dim = check_dims("gt", in_dim, out_dim, heads, square=True)
-        self.wq, self.wk, self.wv = (nn.Linear(in_dim, in_dim, bias=False) for _ in range(3))
-        init_gt_weights(self.wq, self.wk, self.wv)
-        self.norm = nn.LayerNorm(in_dim, eps=1e-6) if norm else nn.Identity()
-        self.attention = _gt_attention_cls()()
-
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
-        shape = (-1, self.heads, self.head_dim)
-        q, k, v = (lin(x).view(shape) for lin in (self.wq, self.wk, self.wv))
-        return self.norm(x + self.attention(q, k, v, edge_index).reshape(x.shape[0], -1))
-
-    def _neutral_map(self):
-        return gt_neutral_map(self)
+    def make_attention(self) -> nn.Module:
+        return _gt_attention_cls()()
 
 
 LAYERS: dict[str, tuple[type[NeutralLayer], str]] = {

@@ -14,13 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from glm.backends._layers import (
+    GTLayer,
     GT_EPS,
     NeutralLayer,
     check_dims,
-    gt_neutral_map,
     gt_scores,
     identity,
-    init_gt_weights,
 )
 from glm.core.graph import SubgraphBatch
 from glm.plugins import BackendSpec, hookimpl
@@ -227,47 +226,14 @@ def _gt_attention_cls() -> type:
     return GTAttention
 
 
-class PygGT(NeutralLayer):
-    r"""GraphLAMA's sparse graph-transformer layer on PyG's ``MessagePassing``.
+class PygGT(GTLayer):
+    """GraphLAMA's graph-transformer layer (:class:`glm.backends._layers.GTLayer`) on PyG's
+    ``MessagePassing``."""
 
-    .. math::
-        a_{ij} = \frac{\exp(\mathrm{clamp}(\langle \mathbf{q}_i, \mathbf{k}_j \rangle, -10, 10))}
-        {\sum_{j' \in \mathcal{N}(i)} \exp(\cdots) + 10^{-8}}, \qquad
-        \mathbf{x}_i' = \mathrm{LayerNorm}\big(\mathbf{x}_i + \Vert_h \sum_{j \in \mathcal{N}(i)}
-        a^h_{ij} \mathbf{v}^h_j\big)
+    backend = NAME
 
-    per head, with ``q = x Wq^T``, ``k = x Wk^T``, ``v = x Wv^T`` (no biases, no ``sqrt(d)``
-    scaling, no activation, LayerNorm eps 1e-6). ``edge_weight`` is ignored.
-
-    Args:
-        in_dim: model width ``d``. out_dim: must equal ``in_dim`` (residual).
-        heads: attention heads (``d`` divisible by it). norm: apply the LayerNorm.
-
-    Shapes:
-        - **input:** ``[N, d]``, ``[2, E]``, (``[E]``, ignored)
-        - **output:** ``[N, d]``
-
-    Neutral layout: ``wq``, ``wk``, ``wv`` ``[d, d]``, ``norm.weight [d]``, ``norm.bias [d]``.
-    """
-
-    layer_name, backend = "gt", NAME
-
-    def __init__(self, in_dim: int, out_dim: int, heads: int = 8, norm: bool = True) -> None:
-        super().__init__()
-        self.heads = heads
-        self.head_dim = check_dims("gt", in_dim, out_dim, heads, square=True)
-        self.wq, self.wk, self.wv = (nn.Linear(in_dim, in_dim, bias=False) for _ in range(3))
-        init_gt_weights(self.wq, self.wk, self.wv)
-        self.norm = nn.LayerNorm(in_dim, eps=1e-6) if norm else nn.Identity()
-        self.attention = _gt_attention_cls()()
-
-    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
-        shape = (-1, self.heads, self.head_dim)
-        q, k, v = (lin(x).view(shape) for lin in (self.wq, self.wk, self.wv))
-        return self.norm(x + self.attention(q, k, v, edge_index).reshape(x.shape[0], -1))
-
-    def _neutral_map(self):
-        return gt_neutral_map(self)
+    def make_attention(self) -> nn.Module:
+        return _gt_attention_cls()()
 
 
 LAYERS: dict[str, tuple[type[NeutralLayer], str]] = {
