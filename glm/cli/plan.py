@@ -25,8 +25,10 @@ def add_commands(subparsers: Any) -> None:
                    help="attention implementation (default sdpa)")
     p.add_argument("--quantization", choices=["8bit", "4bit"], default=None, help="plan a quantised base LLM")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--probe", action="store_true", help="also run a few real steps and print estimate vs measured")
-    p.add_argument("--steps", type=int, default=2, help="measured steps for --probe (default 2)")
+    p.add_argument("--probe", action="store_true",
+                   help="also run a few real steps of the recipe (the training loop, fresh process) and print "
+                        "estimate vs measured")
+    p.add_argument("--steps", type=int, default=2, help="measured steps for --probe, after one warm-up step (default 2)")
     p.add_argument("--device", choices=["cuda", "cpu"], default=None,
                    help="--probe device (default: cuda when available, else cpu)")
     p.set_defaults(func=cmd_plan)
@@ -103,10 +105,11 @@ def _print_human(plan, card_name: str, card: float, verdict: str, headroom: floa
 
 
 def _probe(cfg, inp, args) -> dict[str, Any]:
-    """Run the probe for ``cfg`` and compare with the estimate of the same setting."""
-    from dataclasses import asdict
+    """Run the probe for ``cfg`` (its recipe, through the real training loop) and compare with the
+    estimate of the same setting on the probe's device."""
+    import importlib.util
 
-    from glm.core.plan.probe import ProbeError, ProbeSpec, compare, run_probe
+    from glm.core.plan.probe import ProbeError, compare, run_probe, spec_from_config
 
     try:
         import torch
@@ -114,36 +117,37 @@ def _probe(cfg, inp, args) -> dict[str, Any]:
         device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     except ImportError:  # pragma: no cover
         device = "cpu"
-    name = cfg.model.llm.name
-    if name in ("smollm2-135m", "smollm2") and not cfg.model.llm.path:
-        llm: Any = "smollm2"
-    elif name.startswith("tiny-random"):
-        family = name.split("tiny-random-", 1)[1] if name.startswith("tiny-random-") else "llama"
-        llm = {"family": family, **cfg.model.llm.options}
-    else:
-        llm = name  # built-in config, random init (same memory as the real weights)
-    spec = ProbeSpec(llm=llm, dtype=inp.dtype if device == "cuda" else cfg.model.llm.dtype, stage=inp.stage,
-                     gradient_checkpointing=inp.gradient_checkpointing, attention=inp.attention,
-                     micro_batch=inp.micro_batch, text_tokens=inp.text_tokens,
-                     graphs_per_sample=inp.graphs_per_sample, nodes_per_graph=inp.nodes_per_graph,
-                     steps=args.steps, device=device, backend=cfg.backend or "pyg",
-                     encoder=asdict(cfg.model.encoder))
+    runner, why = "recipe", None
+    if importlib.util.find_spec("deepspeed") is None:
+        runner, why = "torch", "DeepSpeed is not installed, so the recipe cannot run"
     try:
+        spec = spec_from_config(cfg, device=device, steps=args.steps, text_tokens=args.text_tokens,
+                                runner=runner, attention=args.attention)
         result = run_probe(spec)
     except ProbeError as exc:
         raise CliError(str(exc)) from None
-    return {"result": result.to_dict() | {"llm_config": None}, "comparison": compare(result)}
+    return {"result": result.to_dict() | {"llm_config": None}, "comparison": compare(result),
+            "fallback_reason": why}
 
 
 def _print_probe(probe: dict[str, Any]) -> None:
     r, c = probe["result"], probe["comparison"]
-    what = "CUDA max allocated over the loaded model" if r["device"].startswith("cuda") else \
-        "peak-RSS growth over the loaded model"
+    mib = 2 ** 20
+    cuda = r["device"].startswith("cuda")
+    what = "CUDA max allocated" if cuda else "peak-RSS"
     print()
-    print(f"probe: {r['spec']['steps']} steps on {r['device']}, runner {r['runner']} "
-          f"(real GraphLanguageModel, plain AdamW; DeepSpeed engine not used), sequence {r['seq_len']}")
-    print(f"  measured ({what}): {c['measured'] / 2**20:.1f} MiB")
-    print(f"  estimated (same quantity):            {c['estimate'] / 2**20:.1f} MiB  (error {c['error']:+.1%})")
+    if r["runner"] == "recipe":
+        print(f"probe: the training loop with recipe {r['recipe']} (DeepSpeed ZeRO-{r['zero_stage']}, "
+              f"{r['engine_dtype']}) on {r['device']}: {r['steps_run']} optimizer steps, 1 short warm-up + "
+              f"{r['spec']['steps']} measured; synthetic batches of the planned shape, sequence {r['seq_len']}")
+    else:
+        print(f"probe: plain torch AdamW on {r['device']} (fallback: {probe.get('fallback_reason')}; the recipe "
+              f"and DeepSpeed engine were not used), {r['spec']['steps']} measured steps, sequence {r['seq_len']}")
+    print(f"  measured ({what} growth during the measured steps): {c['measured'] / mib:.1f} MiB")
+    print(f"  estimated (same quantity):                {c['estimate'] / mib:.1f} MiB  (error {c['error']:+.1%})")
+    if r.get("resident_bytes") is not None:
+        print(f"  resident before the measured steps, over the loaded model: {r['resident_bytes'] / mib:.1f} MiB "
+              f"(optimizer states, DeepSpeed buffers and libraries, allocator caches; not in the growth)")
     if r.get("reserved_peak_bytes"):
-        print(f"  CUDA max reserved: {r['reserved_peak_bytes'] / 2**20:.1f} MiB; max allocated "
-              f"{r['peak_bytes'] / 2**20:.1f} MiB")
+        print(f"  CUDA max reserved: {r['reserved_peak_bytes'] / mib:.1f} MiB; max allocated "
+              f"{r['peak_bytes'] / mib:.1f} MiB")

@@ -8,7 +8,9 @@ For the node rows ``Z = [H ; P]`` of one graph (encoder output plus hop code)::
     m = a_w * e_task + (1 - a_w) * m_inv   e_task: frozen task-text embedding, m_inv: learnable
     G = U * m                              feature-wise gate, m broadcast over the graph's nodes
 
-``a_l`` and ``a_w`` are scalars initialised to 0.5. ``alpha_mode="free"`` (paper-compatible)
+``a_l`` and ``a_w`` are scalars initialised to 0.5, stored as shape-``[1]`` parameters (not 0-dim:
+DeepSpeed's initial broadcast and gradient clipping cannot handle 0-dim tensors; a state dict
+written with 0-dim mixing weights still loads). ``alpha_mode="free"`` (paper-compatible)
 keeps them unconstrained, as the official code does; ``alpha_mode="sigmoid"`` (default)
 stores logits and uses ``sigmoid(logit)`` so the mixtures stay convex.
 """
@@ -21,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 AlphaMode = Literal["sigmoid", "free"]
+ALPHA_NAMES = ("alpha_l", "alpha_w")
 
 
 class TaskEmbeddingError(ValueError):
@@ -38,7 +41,7 @@ class DualGate(nn.Module):
 
     Parameters:
         ``task_related.{weight,bias}``, ``task_invariant.{weight,bias}`` (``[dim, in_dim]``, ``[dim]``),
-        ``invariant_mask`` ``[1, dim]`` (``m_inv``), ``alpha_l``, ``alpha_w`` (scalars, stored as
+        ``invariant_mask`` ``[1, dim]`` (``m_inv``), ``alpha_l``, ``alpha_w`` (``[1]``, stored as
         logits in ``"sigmoid"`` mode). Buffer ``default_task_embedding`` ``[1, dim]`` (used when a
         batch carries no task embedding; set it with :meth:`set_task_embedding`).
 
@@ -61,8 +64,8 @@ class DualGate(nn.Module):
         self.task_invariant = nn.Linear(in_dim, dim)
         self.invariant_mask = nn.Parameter(torch.empty(1, dim))
         raw = torch.logit(torch.tensor(alpha_init)) if alpha_mode == "sigmoid" else torch.tensor(alpha_init)
-        self.alpha_l = nn.Parameter(raw.clone().float())
-        self.alpha_w = nn.Parameter(raw.clone().float())
+        self.alpha_l = nn.Parameter(raw.clone().float().reshape(1))
+        self.alpha_w = nn.Parameter(raw.clone().float().reshape(1))
         self.register_buffer("default_task_embedding", torch.zeros(1, dim))
         self.register_buffer("has_default_task_embedding", torch.tensor(False))
         self.reset_parameters()
@@ -74,10 +77,17 @@ class DualGate(nn.Module):
         nn.init.xavier_uniform_(self.invariant_mask)
 
     def mixing_weights(self) -> tuple[Tensor, Tensor]:
-        """The effective ``(a_l, a_w)`` scalars."""
+        """The effective ``(a_l, a_w)``, each ``[1]``."""
         if self.alpha_mode == "sigmoid":
             return torch.sigmoid(self.alpha_l), torch.sigmoid(self.alpha_w)
         return self.alpha_l, self.alpha_w
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        for name in ALPHA_NAMES:  # state dicts from before the [1] layout hold 0-dim tensors
+            key = prefix + name
+            if key in state_dict and state_dict[key].dim() == 0:
+                state_dict[key] = state_dict[key].reshape(1)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def set_task_embedding(self, embedding: Optional[Tensor]) -> None:

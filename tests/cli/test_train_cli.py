@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-from train_helpers import run_glm, write_tiny_config  # noqa: E402
+from train_helpers import run_glm, subprocess_env, write_tiny_config  # noqa: E402
 
 from glm.cli.main import main  # noqa: E402
 
@@ -63,15 +63,17 @@ def test_plot_writes_pngs(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "empty")]) == 2
 
 
-def test_pretrain_adapt_eval_infer_on_tiny_model(tmp_path):
-    cfg = write_tiny_config(tmp_path, training={"max_steps": 3, "save_steps": 0})
+def test_pretrain_adapt_eval_infer_on_tiny_model(tmp_path, capsys, monkeypatch):
+    # Training commands run in subprocesses (DeepSpeed initialises torch.distributed and a deterministic
+    # mode that must not leak into this process); eval and infer use no DeepSpeed and run in-process.
+    cfg = write_tiny_config(tmp_path, training={"max_steps": 2, "save_steps": 0})
     pre, ada = tmp_path / "pre", tmp_path / "ada"
     r = run_glm(tmp_path, "pretrain", str(cfg), "--output-dir", str(pre), "--no-progress")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "pretrain: 3 steps" in r.stdout
-    assert (pre / "glm_config.yaml").is_file() and (pre / "checkpoint-3" / "trainer_state.json").is_file()
+    assert "pretrain: 2 steps" in r.stdout
+    assert (pre / "glm_config.yaml").is_file() and (pre / "checkpoint-2" / "trainer_state.json").is_file()
     log = [json.loads(l) for l in (pre / "trainer_log.jsonl").read_text().splitlines()]
-    assert [x["current_steps"] for x in log] == [1, 2, 3]
+    assert [x["current_steps"] for x in log] == [1, 2]
     for key in ("loss", "lr", "grad_norm", "throughput", "elapsed_time", "remaining_time", "rss_mb", "epoch"):
         assert key in log[0]
 
@@ -87,21 +89,25 @@ def test_pretrain_adapt_eval_infer_on_tiny_model(tmp_path):
     tensors, meta = read_adapter(ada / "adapter_model.safetensors")
     assert meta["stage"] == "adapt" and not any(k.startswith(("llm.", "encoder.", "projector.")) for k in tensors)
 
+    for key, value in subprocess_env(tmp_path).items():  # the same offline environment as the subprocesses
+        if key.startswith(("GLM_", "HF_", "TRANSFORMERS_", "TL_")):
+            monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
     preds = tmp_path / "preds.jsonl"
-    r = run_glm(tmp_path, "eval", str(cfg), "--adapter", str(ada), "--output", str(preds))
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "accuracy" in r.stdout and str(pre) in r.stdout  # the pre-trained graph side was applied first
+    capsys.readouterr()
+    assert main(["eval", str(cfg), "--adapter", str(ada), "--output", str(preds)]) == 0
+    out = capsys.readouterr().out
+    assert "accuracy" in out and str(pre) in out  # the pre-trained graph side was applied first
     rows = [json.loads(l) for l in preds.read_text().splitlines()]
     assert len(rows) == 6 and all(set(row["scores"]) == {row["label"], *row["scores"]} for row in rows)
 
     nodes = [str(row["node"]) for row in rows[:3]]
-    r = run_glm(tmp_path, "infer", str(cfg), "--adapter", str(ada), "--nodes", ",".join(nodes),
-                "eval.max_new_tokens=4", "eval.batch_size=2")
-    assert r.returncode == 0, r.stderr[-3000:]
-    got = [json.loads(l) for l in r.stdout.splitlines() if l.startswith("{")]
+    assert main(["infer", str(cfg), "--adapter", str(ada), "--nodes", ",".join(nodes),
+                 "eval.max_new_tokens=4", "eval.batch_size=2"]) == 0
+    got = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
     assert [str(g["node"]) for g in got] == nodes and all(isinstance(g["prediction"], str) for g in got)
-    r = run_glm(tmp_path, "infer", str(cfg), "--adapter", str(ada), "--nodes", "a,b")
-    assert r.returncode == 2 and "--nodes must be comma-separated integers" in r.stderr
+    assert main(["infer", str(cfg), "--adapter", str(ada), "--nodes", "a,b"]) == 2
+    assert "--nodes must be comma-separated integers" in capsys.readouterr().err
 
 
 def test_quick_demo_end_to_end_with_tiny_llm(tmp_path, shared_dir):

@@ -61,3 +61,12 @@ def test_default_task_embedding():
 def test_bad_z_shape():
     with pytest.raises(ValueError, match=r"z must be \[N, 10\]"):
         DualGate(in_dim=10, dim=6)(torch.randn(3, 9), torch.randn(1, 6))
+
+
+def test_mixing_weights_are_one_element_parameters_and_old_0dim_state_loads():
+    gate = DualGate(in_dim=10, dim=6)
+    assert gate.alpha_l.shape == (1,) and gate.alpha_w.shape == (1,)  # DeepSpeed cannot take 0-dim parameters
+    state = gate.state_dict()
+    state["alpha_l"], state["alpha_w"] = torch.tensor(1.25), torch.tensor(-0.5)  # layout before [1]
+    gate.load_state_dict(state)
+    assert gate.alpha_l.tolist() == [1.25] and gate.alpha_w.tolist() == [-0.5]

@@ -3,23 +3,36 @@
 Each probe runs in a fresh Python process (``python -m glm.core.plan.probe SPEC_JSON``) so
 measurements are independent of one another and of the caller.
 
+Two runners
+-----------
+* ``runner="recipe"`` (what ``glm plan --probe`` uses): the real training loop
+  (:class:`glm.core.train.loop.Trainer`, the DeepSpeed engine with the run's recipe: ZeRO stage,
+  offload, bf16, gradient checkpointing) trains the model the run configuration describes for
+  ``warmup_steps + steps`` optimizer steps in a temporary output directory. The batches are
+  synthetic GraphBatches of the planned shape (text tokens, graphs x nodes, micro-batch), so the
+  measurement and the plan describe the same sequence. The first step is the warm-up; the
+  peak is measured over the following ``steps``.
+* ``runner="torch"`` (fallback when DeepSpeed is not importable): the same model and batches,
+  trained with plain ``torch.optim.AdamW``; warm-up is one short forward/backward.
+
 What is measured
 ----------------
 * **CUDA**: ``torch.cuda.max_memory_allocated`` / ``max_memory_reserved`` over the measured
   steps (after ``reset_peak_memory_stats``) minus the allocated bytes before them; the absolute
   peaks are reported too.
-* **CPU**: growth of the process's peak resident set size. After the model is built and a short
-  warm-up step has initialised the libraries, the kernel's high-water mark is reset
-  (``/proc/self/clear_refs``, value 5) and ``VmHWM - VmRSS(before)`` is read after the steps.
-  glibc is told to serve every allocation above 64 KiB with ``mmap`` (``MALLOC_MMAP_THRESHOLD_``)
-  so freed tensors leave the RSS at once and the high-water mark tracks live tensors.
-  Weights are already resident before the steps, so the CPU number compares with the
-  planner's :attr:`~glm.core.plan.memory.MemoryPlan.peak_over_weights` (activations, logits and
-  loss, gradients, optimizer states, graph side), not with its full peak.
+* **CPU**: growth of the process's peak resident set size. After the warm-up the kernel's
+  high-water mark is reset (``/proc/self/clear_refs``, value 5) and ``VmHWM - VmRSS(before)`` is
+  read after the steps. glibc is told to serve every allocation above 64 KiB with ``mmap``
+  (``MALLOC_MMAP_THRESHOLD_``) so freed tensors leave the RSS at once and the high-water mark
+  tracks live tensors.
 
-The model is the real :class:`~glm.core.model.GraphLanguageModel` with the real
-:class:`~glm.core.encoder.GraphEncoder` on the chosen backend, trainable set from
-:func:`glm.core.stages.set_stage`, trained with plain ``torch.optim.AdamW`` (``runner="torch"``).
+What stays resident before the measured steps (the weights, and with the recipe runner also
+the optimizer states, DeepSpeed's fp32 partitions and gradient buckets and the allocator and
+thread caches of the first step) is not in the growth; it is reported as ``resident_bytes``
+(baseline minus the loaded model). :func:`compare` therefore compares the growth with the
+planner's :attr:`~glm.core.plan.memory.MemoryPlan.peak_over_weights` (activations, logits and
+loss, gradients, optimizer states, graph side), minus the optimizer states for the recipe
+runner, which allocated them in the warm-up step.
 """
 
 from __future__ import annotations
@@ -32,6 +45,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 MMAP_THRESHOLD = "65536"
+RUNNERS = ("recipe", "torch")
+LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_SIZE",
+                 "LOCAL_WORLD_SIZE")
 
 
 class ProbeError(RuntimeError):
@@ -44,6 +60,8 @@ class ProbeSpec:
 
     ``llm``: ``"smollm2"`` (packaged weights), a built-in config name (random init), or a dict of
     :func:`glm.core.llm.tiny_llm` keyword arguments (``{"family": "llama", "hidden_size": 64, ...}``).
+    ``runner="recipe"`` needs ``config`` (a :meth:`RunConfig.to_dict`; its recipe, graph config,
+    stage extras and gradient accumulation are used); build such a spec with :func:`spec_from_config`.
     """
 
     llm: Any = field(default_factory=lambda: {"family": "llama", "hidden_size": 64, "num_layers": 2})
@@ -60,6 +78,9 @@ class ProbeSpec:
     backend: str = "pyg"
     encoder: dict[str, Any] = field(default_factory=dict)
     threads: int = 1
+    runner: str = "torch"
+    config: Optional[dict[str, Any]] = None
+    warmup_steps: int = 1
 
 
 @dataclass
@@ -77,6 +98,12 @@ class ProbeResult:
     seq_len: int
     loss: float
     seconds: float
+    recipe: Optional[str] = None
+    zero_stage: int = 0
+    engine_dtype: Optional[str] = None
+    loaded_bytes: Optional[float] = None   # RSS / CUDA allocated once the model is built
+    resident_bytes: Optional[float] = None  # baseline - loaded: what the warm-up left resident
+    steps_run: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,9 +111,15 @@ class ProbeResult:
 
 def run_probe(spec: ProbeSpec, timeout: float = 600.0) -> ProbeResult:
     """Run ``spec`` in a fresh subprocess and return its measurement."""
+    if spec.runner not in RUNNERS:
+        raise ProbeError(f"probe runner must be one of {', '.join(RUNNERS)}; found {spec.runner!r}")
+    if spec.runner == "recipe" and spec.config is None:
+        raise ProbeError("probe runner 'recipe' needs the run configuration (ProbeSpec.config)")
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD_="0",
                OMP_NUM_THREADS=str(spec.threads), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
                TL_BACKEND=os.environ.get("TL_BACKEND", "torch"), TOKENIZERS_PARALLELISM="false")
+    for var in LAUNCHER_VARS:  # a single fresh process, whatever launched the caller
+        env.pop(var, None)
     proc = subprocess.run([sys.executable, "-m", "glm.core.plan.probe", json.dumps(asdict(spec))],
                           capture_output=True, text=True, timeout=timeout, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("GLM_PROBE_RESULT ")]
@@ -115,6 +148,7 @@ def _reset_peak_rss() -> None:
 
 
 def _build(spec: ProbeSpec):
+    """The GraphLanguageModel of ``spec`` with its stage's trainable set; LLM in ``spec.dtype``."""
     import torch
 
     from glm.core.encoder import EncoderConfig, build_encoder
@@ -127,17 +161,26 @@ def _build(spec: ProbeSpec):
         llm, tok = load_smollm2(dtype=dtype)
     elif isinstance(spec.llm, dict):
         llm, tok = tiny_llm(**spec.llm)
-    else:
-        from transformers import AutoModelForCausalLM
+    else:  # a built-in config name or a local model folder: random init, same memory as the weights
+        from transformers import AutoConfig, AutoModelForCausalLM
 
-        llm, tok = AutoModelForCausalLM.from_config(llm_config(spec.llm)), tiny_tokenizer()
+        config = AutoConfig.from_pretrained(spec.llm) if os.path.exists(spec.llm) else llm_config(spec.llm)
+        llm, tok = AutoModelForCausalLM.from_config(config), tiny_tokenizer()
     llm = llm.to(dtype)
     llm.set_attn_implementation(spec.attention)
     enc_cfg = EncoderConfig(**spec.encoder)
     encoder = build_encoder(enc_cfg, spec.backend)
-    model = GraphLanguageModel(llm, tok, encoder, GraphLAMAConfig(graph_dim=enc_cfg.out_dim))
+    extra: list[str] = []
+    if spec.config is not None:  # the run's graph side (gate size, hop mode, ...) and stage extras
+        from glm.core.config import config_from_dict
+
+        run = config_from_dict(spec.config, "<probe config>")
+        graph_cfg, extra = run.model.graph, list(run.model.stage_extra)
+    else:
+        graph_cfg = GraphLAMAConfig(graph_dim=enc_cfg.out_dim)
+    model = GraphLanguageModel(llm, tok, encoder, graph_cfg)
     model.to(dtype)
-    trained = set(set_stage(model, spec.stage))
+    trained = set(set_stage(model, spec.stage, extra=extra))
     n_train = sum(p.numel() for n, p in model.named_parameters() if n in trained)
     n_graph = sum(p.numel() for n, p in model.graph_parameters().items())
     return model, tok, enc_cfg, n_train, n_graph - n_train
@@ -179,30 +222,76 @@ def _batch(model, enc_cfg, spec: ProbeSpec, text_tokens: int, seed: int):
     )
 
 
-def _probe(spec: ProbeSpec) -> ProbeResult:
-    import gc
-    import time
+class _Meter:
+    """Baseline, then peak: CUDA allocator statistics, or RSS and its kernel high-water mark."""
 
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.baseline = self.peak = 0.0
+        self.reserved: Optional[float] = None
+
+    def current(self) -> float:
+        import gc
+
+        import torch
+
+        gc.collect()
+        if self.cuda:
+            torch.cuda.synchronize()
+            return float(torch.cuda.memory_allocated())
+        return _status_kib("VmRSS") * 1024.0
+
+    def start(self) -> None:
+        import torch
+
+        self.baseline = self.current()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            _reset_peak_rss()
+
+    def stop(self) -> None:
+        import torch
+
+        if self.cuda:
+            torch.cuda.synchronize()
+            self.peak, self.reserved = float(torch.cuda.max_memory_allocated()), float(torch.cuda.max_memory_reserved())
+        else:
+            self.peak = _status_kib("VmHWM") * 1024.0
+
+
+def _device(spec: ProbeSpec):
     import torch
 
     torch.set_num_threads(spec.threads)
     torch.manual_seed(0)
-    cuda = spec.device == "cuda"
-    if cuda and not torch.cuda.is_available():
+    if spec.device == "cuda" and not torch.cuda.is_available():
         raise ProbeError("device cuda requested but torch.cuda.is_available() is False")
-    device = torch.device(spec.device)
+    return torch.device(spec.device)
+
+
+def _probe_torch(spec: ProbeSpec) -> ProbeResult:
+    import time
+
+    import torch
+
+    from glm.core.train.loop import to_engine
+
+    device = _device(spec)
+    meter = _Meter(spec.device == "cuda")
     model, tok, enc_cfg, n_train, n_frozen_graph = _build(spec)
     model.to(device)
+    loaded = meter.current()
     if spec.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4)
     dtype = getattr(torch, spec.dtype)
+    cast = dtype if dtype != torch.float32 else None  # node features follow the model's dtype
 
     def step(batch) -> float:
-        with torch.autocast(device.type, dtype=dtype, enabled=False):
-            loss = model(batch.to(device)).loss
+        loss = model(to_engine(batch, device, cast)).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -210,32 +299,96 @@ def _probe(spec: ProbeSpec) -> ProbeResult:
 
     # warm-up on a short sequence: initialises kernels, thread pools and autograd, not the peak
     warm = _batch(model, enc_cfg, ProbeSpec(**{**asdict(spec), "micro_batch": 1, "nodes_per_graph": 3}), 8, 1)
-    loss = model(warm.to(device)).loss
+    loss = model(to_engine(warm, device, cast)).loss
     loss.backward()
     model.zero_grad(set_to_none=True)
     del loss
     batches = [_batch(model, enc_cfg, spec, spec.text_tokens, 100 + i) for i in range(spec.steps)]
-    gc.collect()
     t0 = time.perf_counter()
-    if cuda:
-        torch.cuda.synchronize()
-        baseline = float(torch.cuda.memory_allocated())
-        torch.cuda.reset_peak_memory_stats()
-    else:
-        baseline = _status_kib("VmRSS") * 1024.0
-        _reset_peak_rss()
+    meter.start()
     losses = [step(b) for b in batches]
-    if cuda:
-        torch.cuda.synchronize()
-        peak, reserved = float(torch.cuda.max_memory_allocated()), float(torch.cuda.max_memory_reserved())
-    else:
-        peak, reserved = _status_kib("VmHWM") * 1024.0, None
+    meter.stop()
     return ProbeResult(
-        spec=asdict(spec), device=str(device), runner="torch", measured_bytes=peak - baseline,
-        baseline_bytes=baseline, peak_bytes=peak, reserved_peak_bytes=reserved,
+        spec=asdict(spec), device=str(device), runner="torch", measured_bytes=meter.peak - meter.baseline,
+        baseline_bytes=meter.baseline, peak_bytes=meter.peak, reserved_peak_bytes=meter.reserved,
         trainable_params=n_train, frozen_graph_params=n_frozen_graph,
         llm_config=model.llm.config.to_dict(), seq_len=int(batches[0].input_ids.shape[1]),
-        loss=losses[-1], seconds=time.perf_counter() - t0,
+        loss=losses[-1], seconds=time.perf_counter() - t0, engine_dtype=spec.dtype,
+        loaded_bytes=loaded, resident_bytes=meter.baseline - loaded, steps_run=spec.steps,
+    )
+
+
+def _probe_recipe(spec: ProbeSpec) -> ProbeResult:
+    """``warmup_steps + steps`` optimizer steps of the real Trainer (DeepSpeed, the run's recipe)."""
+    import tempfile
+    import time
+
+    import deepspeed  # noqa: F401  imported before the model, so its import is not counted as resident
+
+    from glm.core.config import config_from_dict
+    from glm.core.train.loop import Trainer
+
+    device = _device(spec)
+    meter = _Meter(spec.device == "cuda")
+    model, tok, enc_cfg, n_train, n_frozen_graph = _build(spec)
+    loaded = meter.current()  # the model on the CPU; on a GPU the engine moves it there
+    seq_len = 0
+
+    class MeasuredTrainer(Trainer):
+        """The real Trainer; the meter starts before the first measured micro-batch and stops
+        before the final checkpoint is written."""
+
+        def _micro_batch(self, index, per_epoch, dist):
+            if index == warm_micro:
+                meter.start()
+            return super()._micro_batch(index, per_epoch, dist)
+
+        def _save(self, engine, out, step, total, *args, **kwargs):
+            if step == total:
+                meter.stop()
+                self.engine_info = ("bfloat16" if engine.bfloat16_enabled() else
+                                    "float16" if engine.fp16_enabled() else "float32",
+                                    int(engine.zero_optimization_stage()))
+            return super()._save(engine, out, step, total, *args, **kwargs)
+
+    def collate(items: list[int]):
+        nonlocal seq_len
+        if meter.baseline == 0.0:  # warm-up: a short sequence initialises the engine, optimizer states,
+            # kernels and thread pools without leaving a full-size step's heap behind in the baseline
+            return _batch(model, enc_cfg, ProbeSpec(**{**asdict(spec), "micro_batch": len(items),
+                                                       "nodes_per_graph": 3}), 8, 1)
+        batch = _batch(model, enc_cfg, ProbeSpec(**{**asdict(spec), "micro_batch": len(items)}), spec.text_tokens,
+                       100 + items[0])
+        seq_len = int(batch.input_ids.shape[1])
+        return batch
+
+    data = dict(spec.config)
+    accum = int(data.get("training", {}).get("gradient_accumulation_steps", 1))
+    warm_micro = spec.warmup_steps * accum
+    total = spec.warmup_steps + spec.steps
+    with tempfile.TemporaryDirectory(prefix="glm-probe-") as tmp:
+        data["training"] = {**data.get("training", {}), "output_dir": tmp, "max_steps": total, "save_steps": 0,
+                            "logging_steps": 1, "overwrite_output_dir": True, "resume": None, "init_from": None,
+                            "stage": spec.stage, "micro_batch_size": spec.micro_batch, "plot_loss": False,
+                            "save_total_limit": 1}
+        data["model"] = {**data.get("model", {}),
+                         "llm": {**data.get("model", {}).get("llm", {}),
+                                 "gradient_checkpointing": spec.gradient_checkpointing}}
+        cfg = config_from_dict(data, "<probe config>")
+        dataset = list(range(spec.micro_batch * accum * total))
+        trainer = MeasuredTrainer(cfg, model, dataset, collate, progress=False,
+                                  hidden_size=int(model.llm.config.hidden_size))
+        t0 = time.perf_counter()
+        result = trainer.train()
+        seconds = time.perf_counter() - t0
+    dtype, stage = trainer.engine_info
+    return ProbeResult(
+        spec=asdict(spec), device=str(device), runner="recipe", measured_bytes=meter.peak - meter.baseline,
+        baseline_bytes=meter.baseline, peak_bytes=meter.peak, reserved_peak_bytes=meter.reserved,
+        trainable_params=n_train, frozen_graph_params=n_frozen_graph,
+        llm_config=model.llm.config.to_dict(), seq_len=seq_len,
+        loss=float(result.final_loss), seconds=seconds, recipe=cfg.recipe, zero_stage=stage, engine_dtype=dtype,
+        loaded_bytes=loaded, resident_bytes=meter.baseline - loaded, steps_run=result.global_step,
     )
 
 
@@ -244,35 +397,74 @@ def _json_default(obj: Any) -> Any:
 
 
 if __name__ == "__main__":  # the subprocess entry point used by run_probe
-    result = _probe(ProbeSpec(**json.loads(sys.argv[1])))
+    _spec = ProbeSpec(**json.loads(sys.argv[1]))
+    result = _probe_recipe(_spec) if _spec.runner == "recipe" else _probe_torch(_spec)
     print("GLM_PROBE_RESULT " + json.dumps(result.to_dict(), default=_json_default), flush=True)
 
 
+def spec_from_config(cfg: Any, device: str = "cpu", steps: int = 2, text_tokens: Optional[int] = None,
+                     runner: str = "recipe", attention: Optional[str] = None) -> ProbeSpec:
+    """The probe of a :class:`~glm.core.config.RunConfig`: its LLM, encoder, stage and recipe, batches
+    of the shape the planner assumes for ``device`` (:func:`glm.core.plan.from_config.from_run_config`)."""
+    from dataclasses import replace
+
+    from glm.core.plan.from_config import from_run_config
+
+    inp = from_run_config(cfg, device=device, text_tokens=text_tokens)
+    if attention:
+        inp = replace(inp, attention=attention)
+    name = cfg.model.llm.name
+    if name in ("smollm2-135m", "smollm2") and not cfg.model.llm.path:
+        llm: Any = "smollm2"
+    elif name.startswith("tiny-random"):
+        family = name.split("tiny-random-", 1)[1] if name.startswith("tiny-random-") else "llama"
+        llm = {"family": family, **cfg.model.llm.options}
+    else:
+        llm = cfg.model.llm.path or name  # built-in config, random init (same memory as the real weights)
+    return ProbeSpec(llm=llm, dtype=inp.dtype, stage=inp.stage, gradient_checkpointing=inp.gradient_checkpointing,
+                     attention=inp.attention, micro_batch=inp.micro_batch, text_tokens=inp.text_tokens,
+                     graphs_per_sample=inp.graphs_per_sample, nodes_per_graph=inp.nodes_per_graph, steps=steps,
+                     device=device, backend=cfg.backend or "pyg", encoder=asdict(cfg.model.encoder),
+                     runner=runner, config=cfg.to_dict() if runner == "recipe" else None)
+
+
 def plan_input_for(result: ProbeResult):
-    """The :class:`~glm.core.plan.memory.PlanInput` describing what ``result`` measured."""
+    """The :class:`~glm.core.plan.memory.PlanInput` describing what ``result`` measured
+    (for the recipe runner: the recipe's ZeRO stage and offload flags, the engine's dtype)."""
     from glm.core.plan.memory import PlanInput
     from glm.core.plan.models import shape_from_config
 
     spec = ProbeSpec(**result.spec)
     text = result.seq_len - spec.graphs_per_sample * spec.nodes_per_graph
+    zero: dict[str, Any] = {}
+    if result.runner == "recipe" and result.recipe:
+        from glm.core.plan.from_config import recipe_settings
+
+        rs = recipe_settings(result.recipe, "cuda" if spec.device == "cuda" else "cpu")
+        zero = {"zero_stage": rs["zero_stage"], "offload_optimizer": rs["offload_optimizer"],
+                "offload_param": rs["offload_param"]}
     return PlanInput(
-        llm=shape_from_config(result.llm_config), dtype=spec.dtype, trainable_params=result.trainable_params,
+        llm=shape_from_config(result.llm_config), dtype=result.engine_dtype or spec.dtype,
+        trainable_params=result.trainable_params,
         frozen_graph_params=result.frozen_graph_params, stage=spec.stage, micro_batch=spec.micro_batch,
         text_tokens=text, graphs_per_sample=spec.graphs_per_sample, nodes_per_graph=spec.nodes_per_graph,
         gradient_checkpointing=spec.gradient_checkpointing, attention=spec.attention, padded=False,
         graph_dim=int(spec.encoder.get("out_dim", 128)), gnn_layers=int(spec.encoder.get("num_layers", 3)),
-        device="cuda" if spec.device == "cuda" else "cpu",
+        device="cuda" if spec.device == "cuda" else "cpu", **zero,
     )
 
 
 def compare(result: ProbeResult) -> dict[str, float]:
     """Estimate vs measurement for a probe: ``{"estimate", "measured", "error"}`` (error = est/meas - 1).
 
-    On CPU the estimate is :attr:`MemoryPlan.peak_over_weights` (what the RSS growth measures);
-    on CUDA it is the allocated peak over the loaded model as well (context and reserve excluded).
+    The estimate is what the measured steps add on top of what was resident before them:
+    :attr:`MemoryPlan.peak_over_weights` (weights, CUDA context and reserve excluded), less the
+    optimizer states for the recipe runner (its warm-up step allocated them already).
     """
     from glm.core.plan.memory import estimate
 
     plan = estimate(plan_input_for(result))
     est = plan.peak_over_weights
+    if result.runner == "recipe":
+        est -= sum(it.gpu for it in plan.items if it.name == "optimizer states")
     return {"estimate": est, "measured": result.measured_bytes, "error": est / result.measured_bytes - 1.0}

@@ -133,28 +133,6 @@ def trainable_state_dict(engine_or_module: Any) -> dict[str, torch.Tensor]:
     return {n: p.detach().to("cpu").clone().contiguous() for n, p in named}
 
 
-def lift_scalar_parameters(module: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """View 0-dim parameters (GraphLAMA's mixing weights) as ``[1]`` for DeepSpeed, whose
-    broadcast (``p.data.view(torch.uint8)``) and gradient clipping fail on 0-dim tensors.
-    Views keep the storage, so ZeRO-1/2 flat buffers stay linked; adapters are written with
-    the original shapes (see :func:`write_adapter`)."""
-    lifted = [p for p in module.parameters() if p.dim() == 0]
-    for p in lifted:
-        p.data = p.data.view(1)
-        p._glm_lifted = True
-    return lifted
-
-
-def restore_scalar_parameters(params: list[torch.nn.Parameter]) -> None:
-    for p in params:
-        p.data = p.data.view(())
-        p._glm_lifted = False
-
-
-def _lifted(module: torch.nn.Module) -> list[torch.nn.Parameter]:
-    return [p for p in module.parameters() if getattr(p, "_glm_lifted", False) and p.numel() == 1]
-
-
 def write_adapter(engine_or_module: Any, path: Path, stage: str, extra: tuple[str, ...] = (),
                   metadata: Optional[dict[str, Any]] = None, rank: int = 0) -> None:
     """Write the trainable tensors of ``stage`` as an adapter file (collective under ZeRO-3).
@@ -172,8 +150,6 @@ def write_adapter(engine_or_module: Any, path: Path, stage: str, extra: tuple[st
         gather = deepspeed.zero.GatheredParameters(params, modifier_rank=None)
     if gather is not None:
         gather.__enter__()
-    lifted = _lifted(module)  # inside the gather: full [1] tensors under ZeRO-3 too
-    restore_scalar_parameters(lifted)
     try:
         if rank != 0:
             return
@@ -186,9 +162,6 @@ def write_adapter(engine_or_module: Any, path: Path, stage: str, extra: tuple[st
             save_tensors({n: p.detach().to("cpu").contiguous().clone() for n, p in module.named_parameters()
                           if p.requires_grad}, path, meta)
     finally:
-        for p in lifted:
-            p.data = p.data.view(1)
-            p._glm_lifted = True
         if gather is not None:
             gather.__exit__(None, None, None)
 

@@ -15,6 +15,7 @@ launcher the process sets single-process defaults (``RANK=0``, ``WORLD_SIZE=1``,
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -30,7 +31,6 @@ import torch
 
 from glm.core.config import CONFIG_FILENAME, RunConfig, save_config
 from glm.core.train import checkpoint as ckpt
-from glm.core.train.checkpoint import lift_scalar_parameters, restore_scalar_parameters
 from glm.core.train.dsconfig import recipe_hints, resolve_recipe, load_recipe, zero_stage
 from glm.core.train.log import LOG_FILENAME, TrainLogger, peak_rss_mb, rank0_info, truncate_log
 
@@ -234,7 +234,6 @@ class Trainer:
 
         schedule = lr_lambda(t.lr_scheduler, warmup, total)
         stage = zero_stage(ds_config)
-        scalars = lift_scalar_parameters(self.model)
         engine, _, _, scheduler = deepspeed.initialize(
             model=self.model,
             model_parameters=trainable,
@@ -243,6 +242,8 @@ class Trainer:
             dist_init_required=False,
         )
 
+        # DeepSpeed casts the module to bf16/fp16 but not the inputs (node features are float32)
+        input_dtype = _engine_dtype(engine)
         rank0_info("training %s: %d samples, %d steps (%d micro-batches/epoch/rank, accumulation %d, %d rank(s)),"
                    " %s trainable of %s parameters, recipe %s (ZeRO-%d)", t.stage, len(self.dataset), total,
                    per_epoch, accum, dist.world_size, f"{n_trainable:,}", f"{n_total:,}", cfg.recipe, stage)
@@ -272,7 +273,7 @@ class Trainer:
                 for k in range(accum):
                     micro_index = (step - 1) * accum + k
                     batch = self.collate_fn(self._micro_batch(micro_index, per_epoch, dist))
-                    batch = batch.to(engine.device) if hasattr(batch, "to") else batch
+                    batch = to_engine(batch, engine.device, input_dtype)
                     loss = engine(batch).loss
                     engine.backward(loss)
                     if k == accum - 1 and stage == 0:
@@ -310,8 +311,6 @@ class Trainer:
                     self._save(engine, out, step, total, per_epoch, history, dist)
         finally:
             logger.close()
-            if stage < 3:
-                restore_scalar_parameters(scalars)
         elapsed = time.perf_counter() - t0
         if dist.rank == 0:
             _publish_final(out, step)
@@ -340,6 +339,36 @@ class Trainer:
         return ckpt.save_checkpoint(engine, out, step, state, self.config.to_yaml(), dist.rank,
                                     dist.world_size, t.save_total_limit, meta, t.stage,
                                     tuple(self.config.model.stage_extra))
+
+
+def _engine_dtype(engine) -> Optional[torch.dtype]:
+    if getattr(engine, "bfloat16_enabled", lambda: False)():
+        return torch.bfloat16
+    if getattr(engine, "fp16_enabled", lambda: False)():
+        return torch.float16
+    return None
+
+
+def to_engine(batch: Any, device: torch.device, dtype: Optional[torch.dtype] = None) -> Any:
+    """Move ``batch`` (tensors, dataclasses such as GraphBatch, lists, dicts) to ``device``;
+    floating tensors are cast to ``dtype`` when given (the engine's bf16/fp16), as HF's
+    Trainer does for DeepSpeed inputs. Integer tensors (ids, masks, edges) keep their dtype."""
+    if isinstance(batch, torch.Tensor):
+        if dtype is not None and batch.is_floating_point():
+            return batch.to(device, dtype)
+        return batch.to(device)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        changes = {}
+        for f in dataclasses.fields(batch):
+            value = getattr(batch, f.name)
+            if f.init and (isinstance(value, (torch.Tensor, list, tuple, dict)) or dataclasses.is_dataclass(value)):
+                changes[f.name] = to_engine(value, device, dtype)
+        return dataclasses.replace(batch, **changes)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_engine(b, device, dtype) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_engine(v, device, dtype) for k, v in batch.items()}
+    return batch
 
 
 def _grad_norm(params: list[torch.Tensor]) -> Optional[float]:
