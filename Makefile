@@ -7,6 +7,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TL_BACKEND := torch
 export TOKENIZERS_PARALLELISM := false
+# DeepSpeed JIT-builds its CPU ops (CPU-Adam, shm comm) once; keep the build with this venv so that
+# checkouts never share (or block each other on) one build folder.
+export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch_extensions
 
 .PHONY: install demo test test-all bench clean
 
