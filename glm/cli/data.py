@@ -48,7 +48,7 @@ def add_commands(subparsers: Any) -> None:
 
     p = sub.add_parser("prepare", help="compute and cache node features and subgraphs; print timings")
     _dataset_args(p)
-    p.add_argument("--embedder", default="auto", help="minilm, hashing or auto (default)")
+    p.add_argument("--embedder", default="auto", help="minilm, minilm@N (truncate texts to N word pieces), hashing or auto (default)")
     p.add_argument("--dim", type=int, default=128, help="encoder input dimension (default 128)")
     p.add_argument("--method", default="random_projection", help="random_projection (default), pca or none")
     p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10])

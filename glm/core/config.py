@@ -88,7 +88,7 @@ class DataConfig:
         dataset: registered dataset name (``citeseer_tag``, ``synthetic``, ...; ``glm plugins``
             lists them).
         data_dir: folder with the dataset files; ``None`` = ``../shared/data`` beside the project.
-        embedder: node-text embedder (``minilm``, ``hashing``, ``auto``); features are reduced
+        embedder: node-text embedder (``minilm``, ``minilm@N`` = truncate to N word pieces, ``hashing``, ``auto``); features are reduced
             to ``model.encoder.in_dim`` and cached.
         cache_dir: feature / subgraph cache (``None`` = ``$GLM_CACHE_DIR`` or ``~/.cache/glm``).
         fanout: neighbours sampled per hop, e.g. ``[10, 10]``.

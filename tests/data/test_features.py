@@ -132,3 +132,20 @@ def test_minilm_full_citeseer_and_cache_hit(shared_dir, minilm, tmp_path):
     same = tag.labels[:, None] == tag.labels[None, :]
     sim = z @ z.T
     assert sim[same].mean() > sim[~same].mean()
+
+
+def test_minilm_truncation_is_part_of_the_embedder_id():
+    # No model load: the id (hence the feature-cache key) is fixed at construction.
+    assert get_embedder("minilm@128").id == "all-MiniLM-L6-v2@128"
+    assert get_embedder("minilm").id == "all-MiniLM-L6-v2@256"
+    for bad in ("minilm@", "minilm@0", "minilm@abc"):
+        with pytest.raises(ValueError, match="minilm@<max word pieces>"):
+            get_embedder(bad)
+
+
+def test_minilm_truncation_changes_long_text_embeddings(minilm):
+    long_text = " ".join(["graph neural networks for citation analysis"] * 20) + " databases"
+    short = get_embedder("minilm@16").embed([long_text])
+    full = minilm.embed([long_text])
+    assert short.shape == full.shape == (1, 384)
+    assert not torch.allclose(short, full)
