@@ -246,11 +246,19 @@ def logits_bytes(p: PlanInput, batch: int, seq: int) -> tuple[float, float]:
 
 
 def graph_side_activation_bytes(p: PlanInput) -> float:
-    """GNN, hop, gate and projector activations for the batch's node tokens (small)."""
+    """Saved tensors of the graph side for the batch's node tokens (small; counted with saved-tensor hooks).
+
+    The gate and projector keep about 6 node-wise ``graph_dim`` tensors. A trained GNN (pre-train)
+    keeps, per layer, 3 node-wise and 3 edge-wise ``graph_dim`` tensors plus 4 edge-wise attention
+    scores (8 heads); sampled subgraphs are near-trees, so about 2 directed edges per node. A frozen
+    encoder (adapt) keeps nothing. Plus the gradient of the spliced node vectors in backward.
+    """
     nodes = p.micro_batch * p.node_tokens
-    gnn = nodes * p.graph_dim * 4 * (4 * p.gnn_layers + 6)
-    edges = nodes * 10 * 8 * 4 * p.gnn_layers  # edge-wise attention scores (about 10 edges per node)
-    return gnn + edges + 2 * nodes * p.llm.hidden * p.dtype_bytes
+    edges = 2 * nodes
+    graph = 6 * nodes * p.graph_dim * 4
+    if p.stage == "pretrain":  # the encoder trains
+        graph += p.gnn_layers * (3 * nodes * p.graph_dim * 4 + 3 * edges * p.graph_dim * 4 + 4 * edges * 8 * 4)
+    return graph + nodes * p.llm.hidden * p.dtype_bytes
 
 
 # --------------------------------------------------------------------------------------
@@ -296,19 +304,20 @@ def estimate(p: PlanInput) -> MemoryPlan:
     train_act = 0.0
     if trains:
         per_layer = layer_saved_bytes(p, b, n)
-        inputs = b * n * llm.hidden * s  # the spliced inputs_embeds
+        # the spliced inputs_embeds are layer 0's input: saved by its first norm (or as its checkpoint),
+        # so they are inside the layer terms; the final norm's input is freed before any layer's backward
         final_norm = 4 * b * n * llm.hidden + 4 * b * n
         held, loss_peak = logits_bytes(p, b, n)
-        transient = layer_backward_transient(p, b, n)
-        grad_h = 2 * b * n * llm.hidden * s
+        transient = layer_backward_transient(p, b, n)  # includes the incoming / residual gradients
         if p.gradient_checkpointing:
-            saved = llm.layers * b * n * llm.hidden * s + final_norm + inputs
-            at_layer = saved + per_layer + transient + held + grad_h
+            layers_saved = llm.layers * b * n * llm.hidden * s
+            at_layer = layers_saved + per_layer + transient + held
             note = f"checkpoints {llm.layers} x B·L·h + one recomputed layer"
         else:
-            saved = llm.layers * per_layer + final_norm + inputs
-            at_layer = saved + transient + held + grad_h
+            layers_saved = llm.layers * per_layer
+            at_layer = layers_saved + transient + held
             note = f"{llm.layers} layers x {per_layer / 2**20:.1f} MiB (B={b}, L={n}, {p.attention})"
+        saved = layers_saved + final_norm
         at_loss = saved + loss_peak
         items.append(Item("activations", saved, 0.0, note))
         items.append(Item("logits + loss", loss_peak, 0.0, f"B·L·V = {b}x{n}x{llm.vocab}, fp32 loss"))
