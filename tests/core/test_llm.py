@@ -56,7 +56,8 @@ def test_missing_folder_is_a_named_error(tmp_path):
         load_causal_lm(tmp_path / "nowhere")
 
 
-@pytest.mark.slow
+# Real weights in the fast suite on purpose (~18 s): the one check that the shipped SmolLM2 still
+# loads offline and speaks, beside the tiny-LLM end-to-end demo smoke test.
 def test_smollm2_gguf_loads_offline():
     pytest.importorskip("gguf", reason="GGUF loading needs the gguf package ([models] extra)")
     from glm.core.llm import load_smollm2, smollm2_gguf_path
