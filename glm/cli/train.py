@@ -129,7 +129,7 @@ def _maybe_print(args: argparse.Namespace, config) -> bool:
 def cmd_train(args: argparse.Namespace) -> int:
     from glm.core.train.checkpoint import CheckpointError
     from glm.core.train.dsconfig import RecipeError
-    from glm.core.train.loop import OutputDirError, TrainingError
+    from glm.core.train.loop import OutputDirError, TrainingError, check_output_dir
     from glm.core.train.pipeline import PipelineError, run_stage
 
     extra = [f"training.stage={args.stage}"]
@@ -141,6 +141,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if _maybe_print(args, config):
         return 0
     try:
+        check_output_dir(config)  # before the LLM and data load
         result, _, _ = run_stage(config, progress=not args.no_progress)
     except (OutputDirError, TrainingError, RecipeError, CheckpointError, PipelineError) as exc:
         raise CliError(str(exc)) from None

@@ -143,17 +143,25 @@ class TrainResult:
 GLM_OWNED = (LOG_FILENAME, CONFIG_FILENAME, ckpt.TRAINER_STATE, ckpt.ADAPTER_FILE)
 
 
+def check_output_dir(config: RunConfig) -> None:
+    """Raise :class:`OutputDirError` for a non-empty ``output_dir`` unless resuming or
+    overwriting; cheap, so commands call it before loading any model."""
+    t = config.training
+    out = Path(t.output_dir)
+    if t.resume is None and not t.overwrite_output_dir and out.is_dir() and any(out.iterdir()):
+        raise OutputDirError(
+            f"output directory {str(out)!r} is not empty; pass training.overwrite_output_dir=true to"
+            " replace it or training.resume=latest to continue it"
+        )
+
+
 def prepare_output_dir(config: RunConfig, resume: Optional[Path], rank: int) -> Path:
     """Create ``output_dir``; refuse a non-empty one unless resuming or overwriting."""
     out = Path(config.training.output_dir)
     if rank == 0:
         occupied = out.is_dir() and any(out.iterdir())
-        if occupied and resume is None and config.training.resume is None:
-            if not config.training.overwrite_output_dir:
-                raise OutputDirError(
-                    f"output directory {str(out)!r} is not empty; pass training.overwrite_output_dir=true to"
-                    " replace it or training.resume=latest to continue it"
-                )
+        if resume is None:
+            check_output_dir(config)
         if occupied and resume is None and config.training.overwrite_output_dir:
             for child in out.iterdir():  # only what glm wrote; foreign files stay
                 if child.name in GLM_OWNED or child.name.startswith(ckpt.CHECKPOINT_PREFIX):
