@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 
 from glm.core.llm import llm_identity
 from glm.core.stages import StageTable, stage_parameter_names
+from glm.plugins.manager import glm_version
 
 ADAPTER_FORMAT = "glm-adapter/1"
 METADATA_KEY = "glm_adapter"
@@ -43,13 +43,6 @@ class AdapterMismatchError(ValueError):
     def __init__(self, path: Union[str, Path], differences: list[str]) -> None:
         self.path, self.differences = str(path), differences
         super().__init__(f"adapter {path} does not fit this model:\n  " + "\n  ".join(differences))
-
-
-def _glm_version() -> str:
-    try:
-        return importlib_metadata.version("graph-glm")
-    except importlib_metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def _encoder_info(encoder: nn.Module) -> tuple[Optional[dict[str, Any]], Optional[str]]:
@@ -80,7 +73,7 @@ def save_adapter(model: nn.Module, path: Union[str, Path], stage: str, task: Opt
     tensors = adapter_state(model, stage, stages, extra)
     enc_cfg, backend = _encoder_info(model.encoder)
     meta = {
-        "format": ADAPTER_FORMAT, "glm_version": _glm_version(), "stage": stage, "task": task,
+        "format": ADAPTER_FORMAT, "glm_version": glm_version(), "stage": stage, "task": task,
         "base": llm_identity(model.llm), "graph_config": model.config.to_dict(),
         "encoder_config": enc_cfg, "backend": backend,
         "tensors": {n: list(t.shape) for n, t in tensors.items()}, "extra": extra_metadata or {},

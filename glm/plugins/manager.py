@@ -386,5 +386,3 @@ def glm_version() -> str:
     except metadata.PackageNotFoundError:
         return "unknown"
 
-
-_glm_version = glm_version  # backwards-compatible alias
