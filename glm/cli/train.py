@@ -174,11 +174,9 @@ def _write_jsonl(rows: list[dict], path: str | None) -> None:
     if path is None:
         sys.stdout.write(text)
         return
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=target.parent, delete=False, suffix=".tmp") as fh:
-        fh.write(text)
-    os.replace(fh.name, target)
+    from glm.core.io import atomic_write_text
+
+    atomic_write_text(text, path)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -16,13 +16,13 @@ Writes are atomic (temporary file in the same folder, then ``os.replace``).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
+from glm.core.io import atomic_path
 from glm.core.llm import llm_identity
 from glm.core.stages import StageTable, stage_parameter_names
 from glm.plugins.manager import glm_version
@@ -78,14 +78,8 @@ def save_adapter(model: nn.Module, path: Union[str, Path], stage: str, task: Opt
         "encoder_config": enc_cfg, "backend": backend,
         "tensors": {n: list(t.shape) for n, t in tensors.items()}, "extra": extra_metadata or {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True, default=str)})
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -400,13 +400,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
 def save_config(config: RunConfig, directory: str | os.PathLike, filename: str = CONFIG_FILENAME) -> Path:
     """Write the resolved config as YAML into ``directory`` atomically; return the path."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    target = directory / filename
-    tmp = directory / f".{filename}.tmp-{os.getpid()}"
-    tmp.write_text(config.to_yaml(), encoding="utf-8")
-    os.replace(tmp, target)
-    return target
+    from glm.core.io import atomic_write_text
+
+    return atomic_write_text(config.to_yaml(), Path(directory) / filename)
 
 
 def default_data_dir() -> Path:

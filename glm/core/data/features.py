@@ -19,9 +19,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from glm.core.data.cache import atomic_torch_save, cache_key, default_cache_dir, load_cached
+from glm.core.data.cache import cache_key, default_cache_dir, load_cached
 from glm.core.data.tag import TextAttributedGraph
 from glm.core.graph import GraphValidationError
+from glm.core.io import atomic_torch_save
 from glm.core.text import TextEmbedder, get_embedder, reduce_dim
 
 logger = logging.getLogger(__name__)

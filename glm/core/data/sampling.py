@@ -29,8 +29,9 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
-from glm.core.data.cache import atomic_torch_save, cache_key, default_cache_dir, load_cached
+from glm.core.data.cache import cache_key, default_cache_dir, load_cached
 from glm.core.graph import GraphValidationError, Subgraph
+from glm.core.io import atomic_torch_save
 from glm.core.hop import hop_distances
 
 logger = logging.getLogger(__name__)

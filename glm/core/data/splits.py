@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from glm.core.data.cache import atomic_write_text
+from glm.core.io import atomic_write_text
 from glm.core.data.errors import DataValidationError, InsufficientNodesError, SplitMismatchError
 from glm.core.data.tag import TextAttributedGraph
 

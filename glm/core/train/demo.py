@@ -79,7 +79,6 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
              overrides: Sequence[str] = (), progress: bool = True, baseline: bool = True) -> DemoResult:
     """Run the demo on ``backend`` in this process; return the measured row."""
     from glm.core.eval.predict import evaluate
-    from glm.core.stages import set_stage
     from glm.core.train.pipeline import eval_samples, make_collator, run_stage
 
     t_start, cpu_start = time.perf_counter(), time.process_time()

@@ -22,6 +22,8 @@ import resource
 from pathlib import Path
 from typing import Any, Optional
 
+from glm.core.io import atomic_write_text
+
 LOG_FILENAME = "trainer_log.jsonl"
 
 logger = logging.getLogger("glm.train")
@@ -159,6 +161,4 @@ def truncate_log(run_dir: str | os.PathLike, after_step: int) -> None:
     if not path.is_file():
         return
     keep = [r for r in read_log(run_dir) if int(r.get("current_steps", 0)) <= after_step]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text("".join(json.dumps(r) + "\n" for r in keep), path)

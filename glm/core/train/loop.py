@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from glm.core.config import CONFIG_FILENAME, RunConfig, save_config
+from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
 from glm.core.train.dsconfig import recipe_hints, resolve_recipe, load_recipe, zero_stage
 from glm.core.train.log import LOG_FILENAME, TrainLogger, peak_rss_mb, rank0_info, truncate_log
@@ -392,6 +393,5 @@ def _publish_final(out: Path, step: int) -> None:
     for name in (ckpt.ADAPTER_FILE, ckpt.TRAINER_STATE):
         src = final / name
         if src.is_file():
-            tmp = out / f".{name}.tmp"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, out / name)
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(src, tmp)

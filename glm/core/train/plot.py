@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from glm.core.io import atomic_path
 from glm.core.train.log import read_log
 
 
@@ -50,9 +51,8 @@ def plot_run(run_dir: str | os.PathLike, keys: Sequence[str] = ("loss", "lr")) -
         plt.ylabel(key)
         plt.legend()
         path = Path(run_dir) / f"training_{key}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        fig.savefig(tmp, format="png", dpi=100)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100)
         plt.close(fig)
-        os.replace(tmp, path)
         written.append(path)
     return written
