@@ -92,7 +92,7 @@ def test_backend_modules_import_no_framework():
         "bad = [m for m in ('torch_geometric', 'gammagl', 'tensorlayerx') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)  # a cold venv on a busy box is slow
 
 
 @pytest.mark.parametrize("layer", ["gcn", "gat", "sage", "gt"])

@@ -32,8 +32,10 @@ import torch
 from glm.core.config import CONFIG_FILENAME, RunConfig, save_config
 from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
+from glm.core.train.ds_compat import offload_optimizer_fallback, release_shm_buffer
 from glm.core.train.dsconfig import recipe_hints, resolve_recipe, load_recipe, zero_stage
 from glm.core.train.log import LOG_FILENAME, TrainLogger, peak_rss_mb, rank0_info, truncate_log
+from glm.core.train.log import logger as train_logger
 
 
 class OutputDirError(RuntimeError):
@@ -85,6 +87,7 @@ def init_distributed() -> DistInfo:
     import torch.distributed as dist
 
     rank, world = dist.get_rank(), dist.get_world_size()
+    release_shm_buffer(rank, world)
     local_rank = int(env.get("LOCAL_RANK", 0))
     if accel.device_name() == "cuda":
         accel.set_device(local_rank)
@@ -243,6 +246,10 @@ class Trainer:
 
         schedule = lr_lambda(t.lr_scheduler, warmup, total)
         stage = zero_stage(ds_config)
+        problem = offload_optimizer_fallback(ds_config)
+        if problem and dist.rank == 0:
+            train_logger.warning("optimizer offload uses torch AdamW instead of DeepSpeedCPUAdam"
+                                             " (slower steps): %s", problem)
         engine, _, _, scheduler = deepspeed.initialize(
             model=self.model,
             model_parameters=trainable,

@@ -1,0 +1,221 @@
+"""Two workarounds for DeepSpeed on the CPU, kept in one small module.
+
+**Shared-memory leak.** On CPU, DeepSpeed's comm backend creates a 66 MB
+``/dev/shm/deepspeed_allreduce_buffer_<uid>_<addr>_<port>_<rank>`` segment in every process whose
+``LOCAL_SIZE`` equals the world size and never unlinks it, so each run leaks 66 MB of RAM until
+reboot (a test suite that starts a hundred engines fills ``/dev/shm`` and the machine thrashes).
+:func:`release_shm_buffer` unlinks this rank's segment once every rank has mapped it; the mapping
+lives on until the process exits.
+
+**CPU-Adam build.** The ``3090-*-offload`` recipes step the optimizer on the CPU with ``DeepSpeedCPUAdam``, a C++
+op that DeepSpeed JIT-builds on first use. DeepSpeed chooses the vector code (``-D__AVX512__``,
+``-D__AVX256__``) from py-cpuinfo but compiles with ``-march=native``; where the two disagree
+(AMD Zen 4 with gcc 12, virtual machines that hide AVX-512 from the compiler:
+deepspeedai/DeepSpeed#7556) the build stops with "target specific option mismatch".
+
+:func:`align_simd_with_compiler` makes DeepSpeed ask the compiler instead: it never claims
+more than ``$CXX -march=native`` enables. If the op still cannot be built (no compiler, no
+``ninja``) or ``GLM_CPU_ADAM=off`` is set, :func:`offload_optimizer_fallback` switches the
+recipe to ``torch.optim.AdamW`` on the CPU (``"torch_adam": true``): the same ZeRO offload,
+slower steps, and a warning that says why. A failed build is remembered beside the build
+(``cpu_adam.failed`` in the torch extensions folder) so that later processes do not recompile
+it for another minute only to fail again; the record names the toolchain, so a new compiler,
+torch or DeepSpeed tries again.
+
+``python -m glm.core.train.ds_compat`` builds the op ahead of time and prints what happened
+(``make`` runs it after installing).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+__all__ = [
+    "release_shm_buffer",
+    "native_simd_define",
+    "align_simd_with_compiler",
+    "cpu_adam_problem",
+    "offload_optimizer_fallback",
+]
+
+# DeepSpeed's defines, widest first, and the compiler macro each one needs.
+_SIMD_NEEDS = {"-D__AVX512__": "__AVX512F__", "-D__AVX256__": "__AVX2__"}
+_SIMD_ORDER = ["-D__AVX512__", "-D__AVX256__", "-D__SCALAR__"]
+FAILURE_RECORD = "cpu_adam.failed"
+_ADAM_TYPES = {"adam", "adamw"}
+
+
+def release_shm_buffer(rank: int, world_size: int) -> None:
+    """Unlink this rank's DeepSpeed shared-memory allreduce segment (call after init, all ranks)."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        return
+    if world_size > 1:  # every rank has opened every other rank's segment once all pass this
+        import torch.distributed as dist
+
+        dist.barrier()
+    addr, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
+    (shm / f"deepspeed_allreduce_buffer_{os.getuid()}_{addr}_{port}_{rank}").unlink(missing_ok=True)
+
+
+def _compiler() -> str:
+    return os.environ.get("CXX", "c++")
+
+
+@functools.lru_cache(maxsize=None)
+def native_simd_define(cxx: Optional[str] = None) -> Optional[str]:
+    """The DeepSpeed SIMD define that ``cxx -march=native`` can really compile.
+
+    Returns ``"-D__AVX512__"``, ``"-D__AVX256__"`` or ``"-D__SCALAR__"`` on x86-64, and
+    ``None`` where the question does not apply (another architecture, or no compiler to ask).
+    """
+    import platform
+
+    if platform.machine().lower() not in {"x86_64", "amd64"}:
+        return None
+    try:
+        out = subprocess.run([cxx or _compiler(), "-march=native", "-dM", "-E", "-x", "c++", os.devnull],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    macros = set(re.findall(r"^#define (\w+)", out, flags=re.MULTILINE))
+    for define, needs in _SIMD_NEEDS.items():
+        if needs in macros:
+            return define
+    return "-D__SCALAR__"
+
+
+def align_simd_with_compiler() -> None:
+    """Patch DeepSpeed's op builders (once) so their SIMD define never exceeds the compiler's."""
+    from deepspeed.ops.op_builder.builder import OpBuilder
+
+    if getattr(OpBuilder.simd_width, "_glm_aligned", False):
+        return
+    original = OpBuilder.simd_width
+
+    def simd_width(self) -> str:
+        chosen, native = original(self), native_simd_define()
+        if native is None or chosen not in _SIMD_ORDER:
+            return chosen
+        return max(chosen, native, key=_SIMD_ORDER.index)  # the narrower of the two
+
+    simd_width._glm_aligned = True  # type: ignore[attr-defined]
+    OpBuilder.simd_width = simd_width
+
+
+def _extensions_dir() -> Path:
+    from torch.utils.cpp_extension import _get_build_directory
+
+    return Path(_get_build_directory("cpu_adam", verbose=False)).parent
+
+
+def _toolchain_key() -> dict[str, str]:
+    import deepspeed
+    import torch
+
+    try:
+        version = subprocess.run([_compiler(), "--version"], capture_output=True, text=True,
+                                 timeout=60).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        version = "none"
+    return {"deepspeed": deepspeed.__version__, "torch": torch.__version__, "compiler": version,
+            "simd": str(native_simd_define()), "ninja": str(shutil.which("ninja"))}
+
+
+def _build_error(exc: BaseException) -> str:
+    """The compiler's first error lines from a failed JIT build (or the exception itself)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        output = getattr(exc, "output", None)
+        if isinstance(output, bytes):
+            output = output.decode(errors="replace")
+        if output:
+            errors = [line.strip() for line in output.splitlines() if "error" in line.lower()]
+            if errors:
+                return " | ".join(errors[:3])[:600]
+        exc = exc.__cause__ or exc.__context__
+    return ""
+
+
+def cpu_adam_problem() -> Optional[str]:
+    """``None`` if ``DeepSpeedCPUAdam`` can be used in this process, else why not (one line)."""
+    if os.environ.get("GLM_CPU_ADAM", "").lower() in {"0", "off", "false", "no"}:
+        return "GLM_CPU_ADAM=off"
+    return _build_cpu_adam()
+
+
+@functools.lru_cache(maxsize=None)
+def _build_cpu_adam() -> Optional[str]:
+    align_simd_with_compiler()
+    record = _extensions_dir() / FAILURE_RECORD
+    key = _toolchain_key()
+    try:
+        earlier = json.loads(record.read_text())
+        if earlier.get("toolchain") == key:
+            return f"an earlier build failed with this toolchain ({record}): {earlier['error']}"
+    except (OSError, ValueError, KeyError):
+        pass
+    from deepspeed.accelerator import get_accelerator
+
+    try:
+        get_accelerator().create_op_builder("CPUAdamBuilder").load(verbose=False)
+    except Exception as exc:  # a compiler error, a missing ninja, a broken toolchain
+        error = _build_error(exc) or f"{type(exc).__name__}: {exc}"[:600]
+        from glm.core.io import atomic_write_text
+
+        try:
+            atomic_write_text(record, json.dumps({"toolchain": key, "error": error}, indent=1))
+        except OSError:
+            pass
+        return f"DeepSpeed could not build its cpu_adam op: {error}"
+    record.unlink(missing_ok=True)
+    return None
+
+
+def offload_optimizer_fallback(ds_config: dict[str, Any]) -> Optional[str]:
+    """Switch an offloaded Adam/AdamW to torch's AdamW when CPU-Adam is unusable.
+
+    Edits ``ds_config`` in place and returns the reason (for a warning), or ``None`` when the
+    config does not offload the optimizer, already uses torch's Adam, or CPU-Adam works.
+    """
+    zero = ds_config.get("zero_optimization") or {}
+    offload = zero.get("offload_optimizer") or {}
+    optimizer = ds_config.get("optimizer") or {}
+    params = optimizer.setdefault("params", {}) if optimizer else {}
+    if (offload.get("device") not in {"cpu", "nvme"} or str(optimizer.get("type", "")).lower() not in _ADAM_TYPES
+            or params.get("torch_adam")):
+        return None
+    problem = cpu_adam_problem()
+    if problem is None:
+        return None
+    params["torch_adam"] = True
+    return problem
+
+
+def main() -> int:
+    """Build CPU-Adam now (``make`` calls this after installing); never fails the install."""
+    try:
+        import deepspeed  # noqa: F401
+    except ImportError:
+        print("glm: DeepSpeed is not installed; nothing to build")
+        return 0
+    problem = cpu_adam_problem()
+    if problem is None:
+        print(f"glm: DeepSpeed cpu_adam op ready in {_extensions_dir()} (SIMD {native_simd_define()})")
+    else:
+        print(f"glm: warning: {problem}\nglm: offload recipes will use torch AdamW on the CPU instead",
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""glm's two DeepSpeed-on-CPU workarounds (glm/core/train/ds_compat.py): the shared-memory segment
+DeepSpeed leaks per process, and CPU-Adam's SIMD define checked against the compiler."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from glm.core.train import ds_compat
+
+deepspeed = pytest.importorskip("deepspeed", reason="DeepSpeed is not installed: pip install -e '.[deepspeed]'")
+x86_only = pytest.mark.skipif(platform.machine().lower() not in {"x86_64", "amd64"},
+                              reason="DeepSpeed's AVX defines exist on x86-64 only")
+SHM = Path("/dev/shm")
+
+
+def _fake_compiler(tmp_path: Path, macros: list[str]) -> str:
+    """A ``c++`` that answers ``-dM -E`` with the given predefined macros."""
+    script = tmp_path / "fake-c++"
+    lines = "\n".join(f"echo '#define {m} 1'" for m in macros)
+    script.write_text(f"#!/bin/sh\n{lines}\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@x86_only
+@pytest.mark.parametrize("macros, define", [
+    (["__AVX__", "__AVX2__", "__AVX512F__"], "-D__AVX512__"),
+    (["__AVX__", "__AVX2__"], "-D__AVX256__"),
+    (["__SSE2__"], "-D__SCALAR__"),
+])
+def test_native_simd_define_follows_the_compiler(tmp_path, macros, define):
+    assert ds_compat.native_simd_define(_fake_compiler(tmp_path, macros)) == define
+
+
+@x86_only
+def test_native_simd_define_without_a_compiler_is_none(tmp_path):
+    assert ds_compat.native_simd_define(str(tmp_path / "no-such-compiler")) is None
+
+
+@x86_only
+@pytest.mark.parametrize("macros, allowed", [
+    (["__AVX2__"], {"-D__AVX256__", "-D__SCALAR__"}),
+    ([], {"-D__SCALAR__"}),
+])
+def test_deepspeed_builder_never_claims_more_than_the_compiler(tmp_path, monkeypatch, macros, allowed):
+    """DeepSpeed reads py-cpuinfo; a compiler whose -march=native lacks AVX-512 must win (DeepSpeed#7556)."""
+    from deepspeed.accelerator import get_accelerator
+
+    monkeypatch.setenv("CXX", _fake_compiler(tmp_path, macros))
+    ds_compat.native_simd_define.cache_clear()
+    try:
+        ds_compat.align_simd_with_compiler()
+        builder = get_accelerator().create_op_builder("CPUAdamBuilder")
+        assert builder.simd_width() in allowed
+    finally:
+        ds_compat.native_simd_define.cache_clear()
+
+
+def test_fallback_switches_only_an_offloaded_adam(monkeypatch):
+    monkeypatch.setenv("GLM_CPU_ADAM", "off")
+    offloaded = {"optimizer": {"type": "AdamW", "params": {"lr": 1e-3}},
+                 "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}}
+    assert ds_compat.offload_optimizer_fallback(offloaded) == "GLM_CPU_ADAM=off"
+    assert offloaded["optimizer"]["params"] == {"lr": 1e-3, "torch_adam": True}
+    on_gpu = {"optimizer": {"type": "AdamW", "params": {}}, "zero_optimization": {"stage": 2}}
+    assert ds_compat.offload_optimizer_fallback(on_gpu) is None and on_gpu["optimizer"]["params"] == {}
+    sgd = {"optimizer": {"type": "SGD", "params": {}},
+           "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}}
+    assert ds_compat.offload_optimizer_fallback(sgd) is None
+
+
+INIT = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_SIZE="1", MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=sys.argv[2])
+    if sys.argv[1] == "glm":
+        from glm.core.train.loop import init_distributed
+        init_distributed()
+    else:
+        import deepspeed
+        deepspeed.init_distributed(dist_backend="gloo", verbose=False)
+    segment = Path(f"/dev/shm/deepspeed_allreduce_buffer_{os.getuid()}_127.0.0.1_{sys.argv[2]}_0")
+    print("exists" if segment.exists() else "gone")
+""")
+
+
+@pytest.mark.skipif(not SHM.is_dir(), reason="no /dev/shm on this system")
+def test_glm_releases_the_shared_memory_deepspeed_leaks(tmp_path):
+    results = {}
+    for how in ("deepspeed", "glm"):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = str(s.getsockname()[1])
+        proc = subprocess.run([sys.executable, "-c", INIT, how, port], capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        leaked = list(SHM.glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
+        results[how] = (proc.stdout.strip().splitlines()[-1], [p.name for p in leaked])
+        for path in leaked:  # the control run's leak is removed here, not left on the machine
+            path.unlink()
+    if results["deepspeed"][0] == "gone":
+        pytest.skip("this DeepSpeed build creates no shared-memory segment here (shm_comm op unavailable)")
+    assert results["deepspeed"][1], "control: plain DeepSpeed leaves its segment behind after exit"
+    assert results["glm"] == ("gone", [])
