@@ -24,7 +24,7 @@ ENV_PACKAGES: tuple[str, ...] = (
 )
 ENV_VARIABLES: tuple[str, ...] = (
     "GLM_BACKEND", ENV_DISABLED, ENV_LOAD, ENV_STRICT, ENV_TRACE, "TL_BACKEND",
-    "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "CUDA_VISIBLE_DEVICES",
+    "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "CUDA_VISIBLE_DEVICES", "GLM_CPU_ADAM", "TORCH_EXTENSIONS_DIR",
 )
 
 
@@ -129,7 +129,17 @@ def device_info() -> dict[str, Any]:
                 "capability": f"{props.major}.{props.minor}",
             })
         info["bf16_supported"] = torch.cuda.is_bf16_supported()
+    segments = list(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")) if Path("/dev/shm").is_dir() else []
+    info["dev_shm_deepspeed_segments"] = {"count": len(segments),
+                                          "gib": round(sum(_size(p) for p in segments) / 2**30, 2)}
     return info
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:  # removed meanwhile
+        return 0
 
 
 def _ram_gib(field: str) -> float | None:
@@ -207,6 +217,11 @@ def cmd_env(args: argparse.Namespace) -> int:
     lines.append(f"- CPU cores: {dev['cpu_usable']} usable of {dev['cpu_count']}; RAM: {dev['ram_total_gib']} GiB"
                  f" ({dev['ram_available_gib']} GiB available)")
     lines.append(f"- CUDA available: {dev['cuda_available']} (torch CUDA build: {dev['torch_cuda_build']})")
+    shm = dev["dev_shm_deepspeed_segments"]
+    if shm["count"]:
+        lines.append(f"- /dev/shm: {shm['count']} DeepSpeed allreduce segment(s), {shm['gib']} GiB of RAM, left by"
+                     " DeepSpeed processes (glm releases its own); when no DeepSpeed job runs:"
+                     " rm /dev/shm/deepspeed_allreduce_buffer_*")
     lines += [f"- GPU {d['index']}: {d['name']}, {d['memory_gib']} GiB, compute {d['capability']}"
               for d in dev["cuda_devices"]]
     for b in env["backends"]:

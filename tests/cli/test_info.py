@@ -119,3 +119,15 @@ def test_backend_with_missing_extra_names_it(ghost):
     assert len(lines) == 1, done.stderr
     assert "backend 'ghost' needs glm_nonexistent_framework_xyz" in lines[0]
     assert "'ghost' extra" in lines[0] and 'pip install "graph-glm[ghost]"' in lines[0]
+
+
+@pytest.mark.skipif(not Path("/dev/shm").is_dir(), reason="no /dev/shm on this system")
+def test_env_reports_deepspeed_shared_memory_left_behind():
+    segment = Path(f"/dev/shm/deepspeed_allreduce_buffer_glmtest_{os.getpid()}")
+    segment.write_bytes(b"\0" * 4096)
+    try:
+        done = glm("env")
+        assert done.returncode == 0, done.stderr
+        assert "DeepSpeed allreduce segment(s)" in done.stdout and "rm /dev/shm/deepspeed_allreduce_buffer_*" in done.stdout
+    finally:
+        segment.unlink()
