@@ -110,3 +110,31 @@ def test_glm_releases_the_shared_memory_deepspeed_leaks(tmp_path):
         pytest.skip("this DeepSpeed build creates no shared-memory segment here (shm_comm op unavailable)")
     assert results["deepspeed"][1], "control: plain DeepSpeed leaves its segment behind after exit"
     assert results["glm"] == ("gone", [])
+
+
+def test_a_recorded_build_failure_is_trusted_for_the_same_toolchain(tmp_path, monkeypatch):
+    import json
+
+    monkeypatch.delenv("GLM_CPU_ADAM", raising=False)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    ds_compat._build_cpu_adam.cache_clear()
+    try:
+        record = ds_compat._extensions_dir() / ds_compat.FAILURE_RECORD
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({"toolchain": ds_compat._toolchain_key(), "error": "cc1plus: error: boom"}))
+        problem = ds_compat.cpu_adam_problem()
+        assert problem.startswith("an earlier build failed") and "cc1plus: error: boom" in problem
+        assert "python -m glm.core.train.ds_compat" in problem  # how to try again
+    finally:
+        ds_compat._build_cpu_adam.cache_clear()
+
+
+def test_build_error_quotes_the_compiler():
+    build = subprocess.CalledProcessError(1, ["ninja"], output=b"[1/3] c++ -c x.cpp\nx.cpp:3: error: mismatch\nmore\n")
+    try:
+        try:
+            raise build
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError("Error building extension 'cpu_adam'") from exc
+    except RuntimeError as outer:
+        assert ds_compat._build_error(outer) == "x.cpp:3: error: mismatch"

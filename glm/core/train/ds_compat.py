@@ -20,7 +20,8 @@ recipe to ``torch.optim.AdamW`` on the CPU (``"torch_adam": true``): the same Ze
 slower steps, and a warning that says why. A failed build is remembered beside the build
 (``cpu_adam.failed`` in the torch extensions folder) so that later processes do not recompile
 it for another minute only to fail again; the record names the toolchain, so a new compiler,
-torch or DeepSpeed tries again.
+torch or DeepSpeed tries again, and so does ``python -m glm.core.train.ds_compat`` (a failure
+that was only transient, a compiler killed for memory say, is not kept for good).
 
 ``python -m glm.core.train.ds_compat`` builds the op ahead of time and prints what happened
 (``make`` runs it after installing).
@@ -154,14 +155,16 @@ def cpu_adam_problem() -> Optional[str]:
 
 
 @functools.lru_cache(maxsize=None)
-def _build_cpu_adam() -> Optional[str]:
+def _build_cpu_adam(retry: bool = False) -> Optional[str]:
+    """Build (or load) CPU-Adam; without ``retry`` a recorded failure of this toolchain is trusted."""
     align_simd_with_compiler()
     record = _extensions_dir() / FAILURE_RECORD
     key = _toolchain_key()
     try:
         earlier = json.loads(record.read_text())
-        if earlier.get("toolchain") == key:
-            return f"an earlier build failed with this toolchain ({record}): {earlier['error']}"
+        if earlier.get("toolchain") == key and not retry:
+            return (f"an earlier build failed with this toolchain ({record}; `python -m glm.core.train.ds_compat`"
+                    f" tries again): {earlier['error']}")
     except (OSError, ValueError, KeyError):
         pass
     from deepspeed.accelerator import get_accelerator
@@ -208,7 +211,7 @@ def main() -> int:
     except ImportError:
         print("glm: DeepSpeed is not installed; nothing to build")
         return 0
-    problem = cpu_adam_problem()
+    problem = _build_cpu_adam(retry=True)  # an explicit build never trusts an earlier failure
     if problem is None:
         print(f"glm: DeepSpeed cpu_adam op ready in {_extensions_dir()} (SIMD {native_simd_define()})")
     else:
