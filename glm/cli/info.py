@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from glm.cli.common import add_backend_argument, print_json, resolve_backend_spec
+from glm.core.train.ds_compat import SHM_DIR, SHM_PREFIX, leftover_shm_segments
 from glm.plugins.manager import ENV_DISABLED, ENV_LOAD, ENV_STRICT, ENV_TRACE, get_registry, glm_version, plugin_report
 from glm.plugins.registry import BackendSpec, Registry
 
@@ -129,17 +130,9 @@ def device_info() -> dict[str, Any]:
                 "capability": f"{props.major}.{props.minor}",
             })
         info["bf16_supported"] = torch.cuda.is_bf16_supported()
-    segments = list(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")) if Path("/dev/shm").is_dir() else []
-    info["dev_shm_deepspeed_segments"] = {"count": len(segments),
-                                          "gib": round(sum(_size(p) for p in segments) / 2**30, 2)}
+    count, size = leftover_shm_segments()
+    info["dev_shm_deepspeed_segments"] = {"count": count, "gib": round(size / 2**30, 2)}
     return info
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:  # removed meanwhile
-        return 0
 
 
 def _ram_gib(field: str) -> float | None:
@@ -221,7 +214,7 @@ def cmd_env(args: argparse.Namespace) -> int:
     if shm["count"]:
         lines.append(f"- /dev/shm: {shm['count']} DeepSpeed allreduce segment(s), {shm['gib']} GiB of RAM, left by"
                      " DeepSpeed processes (glm releases its own); when no DeepSpeed job runs:"
-                     " rm /dev/shm/deepspeed_allreduce_buffer_*")
+                     f" rm {SHM_DIR / SHM_PREFIX}*")
     lines += [f"- GPU {d['index']}: {d['name']}, {d['memory_gib']} GiB, compute {d['capability']}"
               for d in dev["cuda_devices"]]
     for b in env["backends"]:

@@ -41,6 +41,7 @@ from typing import Any, Optional
 
 __all__ = [
     "release_shm_buffer",
+    "leftover_shm_segments",
     "native_simd_define",
     "align_simd_with_compiler",
     "cpu_adam_problem",
@@ -54,17 +55,32 @@ FAILURE_RECORD = "cpu_adam.failed"
 _ADAM_TYPES = {"adam", "adamw"}
 
 
+SHM_DIR = Path("/dev/shm")
+SHM_PREFIX = "deepspeed_allreduce_buffer_"  # DeepSpeed's SHM_BUFFER_NAME (csrc/cpu/comm/shm.cpp) + "_"
+
+
 def release_shm_buffer(rank: int, world_size: int) -> None:
     """Unlink this rank's DeepSpeed shared-memory allreduce segment (call after init, all ranks)."""
-    shm = Path("/dev/shm")
-    if not shm.is_dir():
+    if not SHM_DIR.is_dir():
         return
     if world_size > 1:  # every rank has opened every other rank's segment once all pass this
         import torch.distributed as dist
 
         dist.barrier()
     addr, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
-    (shm / f"deepspeed_allreduce_buffer_{os.getuid()}_{addr}_{port}_{rank}").unlink(missing_ok=True)
+    (SHM_DIR / f"{SHM_PREFIX}{os.getuid()}_{addr}_{port}_{rank}").unlink(missing_ok=True)
+
+
+def leftover_shm_segments() -> tuple[int, int]:
+    """Number and total bytes of DeepSpeed allreduce segments now in ``/dev/shm`` (any process's)."""
+    count = size = 0
+    for path in SHM_DIR.glob(f"{SHM_PREFIX}*") if SHM_DIR.is_dir() else ():
+        try:
+            size += path.stat().st_size
+            count += 1
+        except OSError:  # removed meanwhile
+            pass
+    return count, size
 
 
 def _compiler() -> str:
@@ -159,14 +175,14 @@ def _build_cpu_adam(retry: bool = False) -> Optional[str]:
     """Build (or load) CPU-Adam; without ``retry`` a recorded failure of this toolchain is trusted."""
     align_simd_with_compiler()
     record = _extensions_dir() / FAILURE_RECORD
-    key = _toolchain_key()
-    try:
-        earlier = json.loads(record.read_text())
-        if earlier.get("toolchain") == key and not retry:
-            return (f"an earlier build failed with this toolchain ({record}; `python -m glm.core.train.ds_compat`"
-                    f" tries again): {earlier['error']}")
-    except (OSError, ValueError, KeyError):
-        pass
+    if not retry and record.is_file():  # the toolchain is asked for only when there is a record to compare
+        try:
+            earlier = json.loads(record.read_text())
+            if earlier.get("toolchain") == _toolchain_key():
+                return (f"an earlier build failed with this toolchain ({record}; `python -m glm.core.train.ds_compat`"
+                        f" tries again): {earlier['error']}")
+        except (OSError, ValueError, KeyError):
+            pass
     from deepspeed.accelerator import get_accelerator
 
     try:
@@ -176,7 +192,7 @@ def _build_cpu_adam(retry: bool = False) -> Optional[str]:
         from glm.core.io import atomic_write_text
 
         try:
-            atomic_write_text(record, json.dumps({"toolchain": key, "error": error}, indent=1))
+            atomic_write_text(record, json.dumps({"toolchain": _toolchain_key(), "error": error}, indent=1))
         except OSError:
             pass
         return f"DeepSpeed could not build its cpu_adam op: {error}"
@@ -193,14 +209,13 @@ def offload_optimizer_fallback(ds_config: dict[str, Any]) -> Optional[str]:
     zero = ds_config.get("zero_optimization") or {}
     offload = zero.get("offload_optimizer") or {}
     optimizer = ds_config.get("optimizer") or {}
-    params = optimizer.setdefault("params", {}) if optimizer else {}
     if (offload.get("device") not in {"cpu", "nvme"} or str(optimizer.get("type", "")).lower() not in _ADAM_TYPES
-            or params.get("torch_adam")):
+            or (optimizer.get("params") or {}).get("torch_adam")):
         return None
     problem = cpu_adam_problem()
     if problem is None:
         return None
-    params["torch_adam"] = True
+    optimizer.setdefault("params", {})["torch_adam"] = True
     return problem
 
 

@@ -248,8 +248,8 @@ class Trainer:
         stage = zero_stage(ds_config)
         problem = offload_optimizer_fallback(ds_config)
         if problem and dist.rank == 0:
-            train_logger.warning("optimizer offload uses torch AdamW instead of DeepSpeedCPUAdam"
-                                             " (slower steps): %s", problem)
+            train_logger.warning("optimizer offload uses torch AdamW instead of DeepSpeedCPUAdam (slower steps): %s",
+                                 problem)
         engine, _, _, scheduler = deepspeed.initialize(
             model=self.model,
             model_parameters=trainable,
