@@ -20,7 +20,8 @@ import time
 import torch
 
 from glm.core.graph import Subgraph, SubgraphBatch
-from glm.core.hop import HopEncoding, hop_distances, reference_hop_distances
+from glm.core.hop_distance import hop_distances, reference_hop_distances
+from glm.methods.graphlama.hop import HopEncoding
 
 
 def sampled_subgraph(gen: torch.Generator, fanout=(10, 10), full: bool = False) -> Subgraph:

@@ -8,7 +8,7 @@ The two are interleaved and repeated; medians are compared. Goal: overhead <= 10
 The primary measure is process CPU time with one torch thread (robust on a shared machine);
 wall-clock medians are printed beside it.
 
-Run: .venv/bin/python bench/overhead.py [--nodes 111 --text 100 --batch 1 --repeats 7]
+Run: .venv/bin/python  [--nodes 111 --text 100 --batch 1 --repeats 7]
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import torch
 
 from glm.core.encoder import EncoderConfig, GraphEncoder
 from glm.core.graph import Subgraph, SubgraphBatch
-from glm.core.hop import hop_distances
+from glm.core.hop_distance import hop_distances
 from glm.core.llm import load_smollm2
-from glm.core.model import GraphLAMAConfig, GraphLanguageModel
+from glm.methods.graphlama import GraphLAMAConfig, graphlama_model
 from glm.core.sample import GraphBatch
 from glm.core.tokens import expand_graph_placeholders
 
@@ -63,7 +63,7 @@ def main() -> None:
     print(f"SmolLM2-135M loaded in {time.perf_counter() - t0:.1f} s; torch threads {torch.get_num_threads()}")
     encoder = GraphEncoder(EncoderConfig(layer="gt", in_dim=128, hidden_dim=128, out_dim=128, num_layers=3, heads=8),
                            backend="pyg")
-    model = GraphLanguageModel(llm, tok, encoder, GraphLAMAConfig())
+    model = graphlama_model(llm, tok, encoder, GraphLAMAConfig())
     model.train()
     gen = torch.Generator().manual_seed(0)
     batch = make_batch(tok, args.batch, args.nodes, args.text, gen)

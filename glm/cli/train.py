@@ -189,8 +189,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     model, data, chain = _model_with_adapter(args, config)
     samples = eval_samples(config, data, args.split)
     ev = config.eval
-    result = evaluate(model, samples, make_collator(config, model.tokenizer, data),
-                      make_collator(config, model.tokenizer, data, inference=True),
+    result = evaluate(model, samples, make_collator(config, model, data),
+                      make_collator(config, model, data, inference=True),
                       mode=args.mode or ev.mode, match=args.match or ev.match, batch_size=ev.batch_size,
                       max_new_tokens=ev.max_new_tokens)
     out = args.output or ev.output
@@ -221,8 +221,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     else:
         samples = eval_samples(config, data, args.split)
     ev = config.eval
-    result = evaluate(model, samples, make_collator(config, model.tokenizer, data),
-                      make_collator(config, model.tokenizer, data, inference=True),
+    result = evaluate(model, samples, make_collator(config, model, data),
+                      make_collator(config, model, data, inference=True),
                       mode=args.mode or "generate", match=args.match or ev.match, batch_size=ev.batch_size,
                       max_new_tokens=ev.max_new_tokens)
     _write_jsonl([p.as_dict() for p in result.predictions], args.output or ev.output)

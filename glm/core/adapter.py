@@ -3,18 +3,20 @@
 File layout: a ``.safetensors`` file whose header metadata has one key, ``"glm_adapter"``,
 holding JSON::
 
-    {"format": "glm-adapter/1", "glm_version", "stage", "task",
+    {"format": "glm-adapter/1", "glm_version", "method", "stage", "task",
      "base": {name_or_path, model_type, hidden_size, vocab_size, num_hidden_layers, config_hash},
-     "graph_config": GraphLAMAConfig, "encoder_config", "backend",
+     "graph_config": the method's config, "encoder_config", "backend",
      "tensors": {name: [shape...]}, "extra": {...}}
 
-Tensors are the parameters trained in the stage plus the gate's task-embedding buffers
-(the frozen task-text embedding belongs to the task, so swapping adapters swaps it too).
+Tensors are the parameters trained in the stage plus the method's ``adapter_buffers`` (GraphLAMA:
+the gate's frozen task-text embedding, which belongs to the task, so swapping adapters swaps it
+too). Adapters written before methods existed have no ``"method"`` key and are GraphLAMA's.
 Writes are atomic (temporary file in the same folder, then ``os.replace``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Iterable, Optional, Union
@@ -29,7 +31,7 @@ from glm.plugins.manager import glm_version
 
 ADAPTER_FORMAT = "glm-adapter/1"
 METADATA_KEY = "glm_adapter"
-TASK_BUFFERS = ("gate.default_task_embedding", "gate.has_default_task_embedding")
+LEGACY_METHOD = "graphlama"  # adapters without a "method" key
 BASE_KEYS = ("model_type", "hidden_size", "vocab_size", "num_hidden_layers", "config_hash")
 
 
@@ -59,7 +61,8 @@ def adapter_state(model: nn.Module, stage: str, stages: Optional[StageTable] = N
     state = dict(model.named_parameters())
     buffers = dict(model.named_buffers())
     out = {n: state[n] for n in names}
-    out.update({n: buffers[n] for n in TASK_BUFFERS if n in buffers})
+    method = getattr(model, "method", None)
+    out.update({n: buffers[n] for n in getattr(method, "adapter_buffers", ()) if n in buffers})
     return {n: t.detach().to("cpu").contiguous().clone() for n, t in out.items()}
 
 
@@ -71,10 +74,12 @@ def save_adapter(model: nn.Module, path: Union[str, Path], stage: str, task: Opt
 
     path = Path(path)
     tensors = adapter_state(model, stage, stages, extra)
-    enc_cfg, backend = _encoder_info(model.encoder)
+    encoder = getattr(model, "encoder", None)
+    enc_cfg, backend = _encoder_info(encoder) if encoder is not None else (None, None)
     meta = {
-        "format": ADAPTER_FORMAT, "glm_version": glm_version(), "stage": stage, "task": task,
-        "base": llm_identity(model.llm), "graph_config": model.config.to_dict(),
+        "format": ADAPTER_FORMAT, "glm_version": glm_version(), "method": _method_name(model),
+        "stage": stage, "task": task,
+        "base": llm_identity(model.llm), "graph_config": _config_dict(model.config),
         "encoder_config": enc_cfg, "backend": backend,
         "tensors": {n: list(t.shape) for n, t in tensors.items()}, "extra": extra_metadata or {},
     }
@@ -104,9 +109,22 @@ def read_adapter(path: Union[str, Path]) -> tuple[dict[str, Tensor], dict[str, A
     return tensors, meta
 
 
+def _method_name(model: nn.Module) -> Optional[str]:
+    return getattr(getattr(model, "method", None), "name", None)
+
+
+def _config_dict(config: Any) -> Optional[dict[str, Any]]:
+    if config is None:
+        return None
+    return config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
+
+
 def adapter_differences(model: nn.Module, tensors: dict[str, Tensor], meta: dict[str, Any]) -> list[str]:
     """Every reason ``tensors``/``meta`` do not fit ``model`` (empty when they do)."""
     diffs = []
+    model_method, adapter_method = _method_name(model), meta.get("method", LEGACY_METHOD)
+    if model_method is not None and adapter_method != model_method:
+        diffs.append(f"method: adapter {adapter_method!r}, model {model_method!r}")
     base, mine = meta.get("base", {}), llm_identity(model.llm)
     for key in BASE_KEYS:
         if base.get(key) != mine[key]:

@@ -2,7 +2,8 @@
 
 A run is described by :class:`RunConfig`, a tree of dataclasses::
 
-    model:     llm, encoder (EncoderConfig), graph (GraphLAMAConfig: hop, gate, projector)
+    model:     llm, encoder (EncoderConfig), method (graphlama | graphgpt | llaga | a plugin's)
+               and one section per method, ``model.<method>: {...}`` (the method's config class)
     data:      dataset, data_dir, features, fan-out, tasks, classes, few-shot split, prompt sizes
     training:  stage, optimisation, schedule, logging, checkpoints, output_dir, resume
     eval:      scoring mode, label matching, batch size
@@ -29,7 +30,6 @@ from typing import Any, Optional, Sequence, Union
 import yaml
 
 from glm.core.encoder import EncoderConfig
-from glm.core.model import GraphLAMAConfig
 
 CONFIG_FILENAME = "glm_config.yaml"
 
@@ -65,19 +65,42 @@ class LlmConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+DEFAULT_METHOD = "graphlama"
+LEGACY_METHOD_KEY = "graph"  # model.graph: read as model.graphlama (glm 0.1 configs)
+
+
 @dataclass
 class ModelConfig:
-    """The model: frozen LLM, graph encoder and the GraphLAMA graph side.
+    """The model: frozen LLM, graph encoder and the method's graph side.
 
-    ``graph`` is :class:`glm.core.model.GraphLAMAConfig` (hop code, dual gate, projector);
-    ``graph.graph_dim`` must equal ``encoder.out_dim`` (checked). ``stage_extra`` adds
-    parameter-name patterns to the stage's trainable set (e.g. ``gate.invariant_mask``).
+    ``method`` names a registered method (``glm methods``); its options live in the section of
+    the same name, ``model.<method>: {...}``, checked against the method's config class (a
+    missing section means the defaults). ``model.graph:`` of older configs is read as
+    ``model.graphlama:`` with a deprecation warning. ``stage_extra`` adds parameter-name
+    patterns to the stage's trainable set (e.g. ``gate.invariant_mask``). ``encoder`` is used
+    by methods with a GNN (GraphLAMA, GraphGPT); ``encoder.in_dim`` is the node-feature width
+    for every method.
     """
 
     llm: LlmConfig = field(default_factory=LlmConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    graph: GraphLAMAConfig = field(default_factory=GraphLAMAConfig)
+    method: str = DEFAULT_METHOD
     stage_extra: list[str] = field(default_factory=list)
+    methods: dict[str, Any] = field(default_factory=dict)  # method name -> its config (YAML: model.<name>)
+
+    @property
+    def method_spec(self) -> Any:
+        """The :class:`glm.core.method.MethodSpec` of ``method``."""
+        from glm.plugins.manager import get_registry
+
+        return get_registry().method(self.method)
+
+    @property
+    def method_config(self) -> Any:
+        """The config object of the active method (its defaults when the YAML has no section)."""
+        if self.method not in self.methods:
+            self.methods[self.method] = self.method_spec.default_config()
+        return self.methods[self.method]
 
 
 @dataclass
@@ -122,7 +145,6 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-STAGES = ("pretrain", "adapt")
 SCHEDULERS = ("cosine", "linear", "constant")
 
 
@@ -136,7 +158,7 @@ class TrainingConfig:
     the optimizer's ``"auto"`` params.
     """
 
-    stage: str = "pretrain"
+    stage: Optional[str] = None  # None = the method's pre-training stage
     output_dir: str = "runs/glm"
     overwrite_output_dir: bool = False
     resume: Optional[str] = None  # "latest" or a checkpoint path
@@ -192,7 +214,10 @@ class RunConfig:
     backend: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        methods = data["model"].pop("methods")
+        data["model"].update(methods)  # model.<method>: {...}
+        return data
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
@@ -200,7 +225,15 @@ class RunConfig:
     def validate(self, source: str = "<config>") -> "RunConfig":
         """Check value ranges and choices; raise :class:`ConfigError`."""
         t = self.training
-        _choice(t.stage, STAGES, "training.stage", source)
+        from glm.plugins.registry import RegistryError
+
+        try:
+            spec = self.model.method_spec
+        except RegistryError as exc:
+            raise ConfigError(f"{source}: model.method: {exc}") from None
+        if t.stage is None:
+            t.stage = spec.pretrain_stage
+        _choice(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})", source)
         _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
         _choice(self.eval.mode, ("choice", "generate"), "eval.mode", source)
         _choice(self.eval.match, ("exact", "substring"), "eval.match", source)
@@ -219,9 +252,8 @@ class RunConfig:
             raise ConfigError(f"{source}: training.save_total_limit must be >= 1 or null, found {t.save_total_limit}")
         if t.max_steps <= 0 and t.num_epochs <= 0:
             raise ConfigError(f"{source}: set training.max_steps > 0 or training.num_epochs > 0")
-        if self.model.graph.graph_dim != self.model.encoder.out_dim:
-            raise ConfigError(f"{source}: model.graph.graph_dim ({self.model.graph.graph_dim}) must equal"
-                              f" model.encoder.out_dim ({self.model.encoder.out_dim})")
+        for problem in spec.problems(self.model.method_config, self):
+            raise ConfigError(f"{source}: {problem}")
         if any((not isinstance(f, int)) or f < 1 for f in self.data.fanout):
             raise ConfigError(f"{source}: data.fanout must be positive integers, found {self.data.fanout}")
         return self
@@ -309,18 +341,54 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
     return value
 
 
+def _method_sections(data: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``model`` keys into ``(ModelConfig fields, {method: built config})``."""
+    from glm.plugins.manager import get_registry
+
+    registry = get_registry()
+    data = dict(data)
+    if "methods" in data:
+        raise ConfigError(f"{source}: unknown key 'model.methods'; write each method's options as model.<method>")
+    if LEGACY_METHOD_KEY in data:
+        if DEFAULT_METHOD in data:
+            raise ConfigError(f"{source}: both model.{LEGACY_METHOD_KEY} and model.{DEFAULT_METHOD} are set; "
+                              f"model.{LEGACY_METHOD_KEY} is the old name of model.{DEFAULT_METHOD}, keep one")
+        import warnings
+
+        warnings.warn(f"{source}: model.{LEGACY_METHOD_KEY} is deprecated; it is read as model.{DEFAULT_METHOD}",
+                      DeprecationWarning, stacklevel=4)
+        data[DEFAULT_METHOD] = data.pop(LEGACY_METHOD_KEY)
+    sections = {}
+    for key in [k for k in data if k in registry.methods]:
+        sections[key] = _coerce(data.pop(key), registry.methods[key].config_cls, f"model.{key}", source)
+    return data, sections
+
+
 def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
+    sections: dict[str, Any] = {}
+    if cls is ModelConfig:
+        data, sections = _method_sections(data, source)
+        names = [n for n in names if n != "methods"]
     kwargs = {}
     for key, value in data.items():
         full = f"{prefix}.{key}" if prefix else str(key)
         if key not in names:
+            valid = names + (["<method>: " + ", ".join(_method_names())] if cls is ModelConfig else [])
             raise ConfigError(
-                f"{source}: unknown key {full!r}; valid keys{' in ' + prefix if prefix else ''}: {', '.join(names)}"
+                f"{source}: unknown key {full!r}; valid keys{' in ' + prefix if prefix else ''}: {', '.join(valid)}"
             )
         kwargs[key] = _coerce(value, hints[key], full, source)
+    if sections:
+        kwargs["methods"] = sections
     return cls(**kwargs)
+
+
+def _method_names() -> list[str]:
+    from glm.plugins.manager import get_registry
+
+    return sorted(get_registry().methods)
 
 
 def config_from_dict(data: dict[str, Any] | None, source: str = "<dict>") -> RunConfig:

@@ -156,6 +156,27 @@ def tiny_llm(family: str = "llama", seed: int = 0, hidden_size: int = 64, num_la
     return model, tokenizer
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def load_llm_from_config(c: Any):
+    """``(model, tokenizer)`` for a :class:`glm.core.config.LlmConfig`: ``smollm2-135m``,
+    ``tiny-random[-family]`` or a local folder / GGUF, in ``c.dtype``, in eval mode."""
+    if c.dtype not in DTYPES:
+        raise LLMLoadError(f"model.llm.dtype must be one of {', '.join(DTYPES)}; found {c.dtype!r}")
+    dtype = DTYPES[c.dtype]
+    if c.name in ("smollm2-135m", "smollm2") and c.path is None:
+        model, tok = load_smollm2(dtype)
+    elif c.name.startswith("tiny-random"):
+        family = c.name.split("tiny-random-", 1)[1] if c.name.startswith("tiny-random-") else "llama"
+        model, tok = tiny_llm(family, **c.options)
+        model.to(dtype)
+    else:
+        model, tok = load_causal_lm(c.path or c.name, gguf_file=c.options.get("gguf_file"), dtype=dtype)
+    model.eval()
+    return model, tok
+
+
 def llm_config(config: Union[str, dict[str, Any]]):
     """A ``PretrainedConfig`` from a built-in name (:data:`BUILTIN_CONFIGS`) or a config dict."""
     from transformers import AutoConfig

@@ -1,45 +1,39 @@
-"""GraphLanguageModel: a frozen Hugging Face causal LM with graph node tokens spliced into its input.
+"""GraphLanguageModel: a frozen Hugging Face causal LM with a method's soft tokens spliced into its input.
 
 Data path (shapes for a batch of ``B`` samples, ``G`` graphs, ``N = sum N_i`` nodes, ``L`` tokens)::
 
-    SubgraphBatch --encoder--> H [N, d]
-    hop distances [N] --HopEncoding--> P [N, p]
-    [H ; P] --DualGate(task embedding of each node's sample)--> U [N, g]
-    U --Projector--> Q [N, hidden]
-    embed(input_ids) [B, L, hidden]; the k-th <g_patch> of row b <- k-th node of sample b (glm.core.tokens)
+    SubgraphBatch --method's node-token module (glm.core.method)--> Q [T, hidden]
+        T = N (one token per node) or G * k (k tokens per graph)
+    embed(input_ids) [B, L, hidden]; the t-th <g_patch> of row b <- the t-th token of sample b (glm.core.tokens)
     --> frozen LLM (loss / generate)
+
+This module holds only what every method shares: the frozen LLM, the graph special tokens,
+splicing, ``forward``, ``generate`` and position ids. The method's graph side (GraphLAMA's
+encoder + hop code + dual gate + projector, GraphGPT's GNN + projector, LLaGA's templates +
+projector, a plugin's) is a :class:`~glm.core.method.NodeTokenModule`; its submodules are
+registered on the model under their own names (``encoder``, ``gate``, ...), so stage
+patterns, adapters and checkpoints keep the names the method chose.
 
 The LLM, including its embedding matrix, is never modified or resized. The three graph
 tokens (``<g_start> <g_patch> <g_end>``) are added to the tokenizer; their input embeddings
 live in :attr:`GraphLanguageModel.graph_token_embeddings` (``[3, hidden]``, initialised to the
-mean input embedding as in the official code), which trains only with
+mean input embedding as in the official GraphGPT/GraphLAMA code), which trains only with
 ``train_graph_token_rows=True``. Their ids never reach the LLM's embedding lookup and the LM
 head cannot emit them.
-
-Differences from the official code (``GraphLAMAConfig.paper_compatible()`` restores the
-paper's behaviour where it is a modelling choice rather than a bug):
-
-* every graph of a sample is spliced (the official loop kept only the last one) -- always;
-* link-prediction samples go through hop code and gates (official: bypassed) --
-  ``gate_multi_graph``;
-* hop code ``onehot`` with a separate far class (official: 2-bit, far = target) -- ``hop_mode``;
-* mixing weights through a sigmoid (official: unconstrained) -- ``alpha_mode``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
 from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
-from glm.core.gate import AlphaMode, DualGate
-from glm.core.graph import SubgraphBatch
-from glm.core.hop import HopEncoding, HopMode, hop_distances
-from glm.core.projector import Projector, ProjectorKind
+from glm.core.method import MethodError, MethodSpec, NodeTokenModule
 from glm.core.sample import GraphBatch
 from glm.core.tokens import G_END, G_PATCH, G_START, add_graph_tokens
+
+CORE_NAMES = ("llm", "graph_token_embeddings", "tokenizer", "method", "node_token_module")
 
 
 class SpliceError(ValueError):
@@ -50,80 +44,36 @@ class PaddingError(ValueError):
     """A batch is padded the wrong way for the requested operation."""
 
 
-@dataclass
-class GraphLAMAConfig:
-    """Graph-side configuration of :class:`GraphLanguageModel` (GraphLAMA defaults).
-
-    Args:
-        graph_dim: encoder output size ``d`` (128).
-        max_hops: ``K`` of the hop code (2).
-        hop_mode: ``"onehot"`` (K+2 classes), ``"official"`` (2-bit, paper) or ``"learned"`` (embedding table).
-        hop_dim: width of the ``"learned"`` hop table.
-        gate_dim: gate output size = task-embedding size (128).
-        alpha_mode: ``"sigmoid"`` or ``"free"`` (paper).
-        alpha_init: initial mixing weights (0.5).
-        projector: ``"linear"`` (paper) or ``"mlp"``.
-        projector_hidden: hidden width of the MLP projector (default: LLM hidden size).
-        gate_multi_graph: gate samples with several graphs (link prediction) too; ``False``
-            reproduces the official bypass (encoder output straight to the projector; needs
-            ``graph_dim == gate_dim``).
-        train_graph_token_rows: let the 3 graph-token embeddings train (LLM stays frozen).
-    """
-
-    graph_dim: int = 128
-    max_hops: int = 2
-    hop_mode: HopMode = "onehot"
-    hop_dim: int = 2
-    gate_dim: int = 128
-    alpha_mode: AlphaMode = "sigmoid"
-    alpha_init: float = 0.5
-    projector: ProjectorKind = "linear"
-    projector_hidden: Optional[int] = None
-    gate_multi_graph: bool = True
-    train_graph_token_rows: bool = False
-
-    @classmethod
-    def paper_compatible(cls, **overrides: Any) -> "GraphLAMAConfig":
-        """The official code's choices: 2-bit hop code, unconstrained α, no gates for link prediction."""
-        return replace(cls(hop_mode="official", alpha_mode="free", gate_multi_graph=False), **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 class GraphLanguageModel(nn.Module):
-    r"""GraphLAMA around any Hugging Face causal LM.
+    r"""A method's soft graph tokens spliced into any Hugging Face causal LM.
 
     Args:
         llm: a ``transformers`` causal LM (Llama, Qwen2/3, Mistral, SmolLM2, ...); frozen here.
         tokenizer: its tokenizer; the graph tokens are added to it.
-        encoder: any module with ``forward(batch: SubgraphBatch) -> [N, graph_dim]``
-            (normally :class:`glm.core.encoder.GraphEncoder`).
-        config: :class:`GraphLAMAConfig`.
+        node_tokens: the method's :class:`~glm.core.method.NodeTokenModule`.
+        method: its :class:`~glm.core.method.MethodSpec` (stage table, adapter buffers); ``None``
+            for a bare module (stage functions then need an explicit table).
+        train_graph_token_rows: let the three graph-token rows train (default: the method
+            config's ``train_graph_token_rows``, else ``False``).
 
-    Submodules: ``llm`` (frozen), ``encoder``, ``hop``, ``gate``, ``projector``; parameter
-    ``graph_token_embeddings`` ``[3, hidden]``.
+    Attributes: ``llm`` (frozen), the node-token module's submodules, ``graph_token_embeddings``
+    ``[3, hidden]``, ``config`` (the method's config), ``method``.
     """
 
-    def __init__(self, llm: nn.Module, tokenizer: Any, encoder: nn.Module,
-                 config: Optional[GraphLAMAConfig] = None) -> None:
+    def __init__(self, llm: nn.Module, tokenizer: Any, node_tokens: NodeTokenModule,
+                 method: Optional[MethodSpec] = None, train_graph_token_rows: Optional[bool] = None) -> None:
         super().__init__()
-        self.config = config = config or GraphLAMAConfig()
         self.llm = llm
         self.tokenizer = tokenizer
         for p in self.llm.parameters():
             p.requires_grad_(False)
         hidden = int(llm.config.hidden_size)
-        self.encoder = encoder
-        self.hop = HopEncoding(config.max_hops, config.hop_mode, config.hop_dim)
-        self.gate = DualGate(config.graph_dim + self.hop.out_dim, config.gate_dim,
-                             config.alpha_init, config.alpha_mode)
-        self.projector = Projector(config.gate_dim, hidden, config.projector, config.projector_hidden)
-        if not config.gate_multi_graph and config.graph_dim != config.gate_dim:
-            raise ValueError(
-                f"GraphLAMAConfig: gate_multi_graph=False feeds the encoder output to the projector, so "
-                f"graph_dim ({config.graph_dim}) must equal gate_dim ({config.gate_dim})"
-            )
+        self._adopt(node_tokens)
+        self.method = method
+        self.config = node_tokens.config
+        if train_graph_token_rows is None:
+            train_graph_token_rows = bool(getattr(self.config, "train_graph_token_rows", False))
+        self.train_graph_token_rows = train_graph_token_rows
         token_ids = add_graph_tokens(tokenizer)
         self.register_buffer("graph_token_ids", torch.tensor(token_ids, dtype=torch.long), persistent=False)
         weight = llm.get_input_embeddings().weight
@@ -131,48 +81,67 @@ class GraphLanguageModel(nn.Module):
             rows = torch.randn(3, hidden) * float(getattr(llm.config, "initializer_range", 0.02))
         else:
             rows = weight.detach().float().mean(dim=0, keepdim=True).repeat(3, 1).cpu()
-        self.graph_token_embeddings = nn.Parameter(rows, requires_grad=config.train_graph_token_rows)
+        self.graph_token_embeddings = nn.Parameter(rows, requires_grad=train_graph_token_rows)
+
+    def _adopt(self, node_tokens: NodeTokenModule) -> None:
+        """Register the module's submodules under their own names; keep the module itself unregistered."""
+        own = [n for n, _ in node_tokens.named_parameters(recurse=False)]
+        own += [n for n, _ in node_tokens.named_buffers(recurse=False)]
+        if own:
+            raise MethodError(f"{type(node_tokens).__name__}: keep parameters and buffers in submodules "
+                              f"(found {own} on the module itself)")
+        for name, child in node_tokens.named_children():
+            if name in CORE_NAMES:
+                raise MethodError(f"{type(node_tokens).__name__}: submodule name {name!r} is reserved by the model")
+            self.add_module(name, child)
+        object.__setattr__(self, "node_token_module", node_tokens)
+
+    def train(self, mode: bool = True) -> "GraphLanguageModel":
+        super().train(mode)
+        self.node_token_module.training = mode
+        return self
 
     # ---- graph side ------------------------------------------------------------------
     def set_task_embedding(self, embedding: Optional[Tensor]) -> None:
-        """Default frozen task embedding ``[gate_dim]`` for batches without ``task_embedding``
-        (e.g. ``glm.core.text.TaskTextEncoder`` output); ``None`` clears it."""
-        self.gate.set_task_embedding(embedding)
+        """Default frozen task embedding for batches without ``task_embedding`` (methods with a
+        task gate, e.g. ``glm.core.text.TaskTextEncoder`` output for GraphLAMA); ``None`` clears it."""
+        self.node_token_module.set_task_embedding(embedding)
 
     @property
     def patch_token_id(self) -> int:
         return int(self.graph_token_ids[1])
 
-    def node_tokens(self, graphs: SubgraphBatch, graphs_per_sample: Tensor,
-                    task_embedding: Optional[Tensor] = None) -> Tensor:
-        """Projected node vectors of all graphs, sample-major: ``[N, hidden]``.
+    def num_graph_tokens(self, num_nodes: int) -> int:
+        """``<g_patch>`` tokens for one graph of ``num_nodes`` nodes (the method's placement)."""
+        return self.node_token_module.num_tokens(num_nodes)
+
+    def tokens_per_graph_of(self, graphs) -> Tensor:
+        """``[G]`` soft tokens per graph of a :class:`~glm.core.graph.SubgraphBatch`."""
+        sizes = graphs.ptr[1:] - graphs.ptr[:-1]
+        k = self.node_token_module.tokens_per_graph
+        return sizes if k is None else torch.full_like(sizes, int(k))
+
+    def node_tokens(self, graphs, graphs_per_sample: Tensor, task_embedding: Optional[Tensor] = None) -> Tensor:
+        """Soft tokens of all graphs, sample-major: ``[T, hidden]``.
 
         Args:
             graphs: ``G`` graphs with ``N`` nodes in total.
             graphs_per_sample: ``[B]``, sums to ``G``.
-            task_embedding: ``[B, gate_dim]`` or ``None`` (the gate's default is used).
+            task_embedding: ``[B, D_t]`` or ``None``.
         """
         gps = graphs_per_sample.to(graphs.ptr.device).long()
         if int(gps.sum()) != graphs.num_graphs:
             raise SpliceError(f"graphs_per_sample sums to {int(gps.sum())} but the batch has {graphs.num_graphs} graphs")
-        h = self.encoder(graphs)
-        if h.dim() != 2 or h.shape != (graphs.num_nodes, self.config.graph_dim):
-            raise ValueError(f"encoder output must be [N={graphs.num_nodes}, {self.config.graph_dim}], "
-                             f"found {tuple(h.shape)}")
-        hop = graphs.hop if graphs.hop is not None else hop_distances(graphs, max_hops=self.config.max_hops)
-        z = torch.cat([h, self.hop(hop.to(h.device), dtype=h.dtype)], dim=-1)
-        sample_of_graph = torch.repeat_interleave(torch.arange(gps.numel(), device=gps.device), gps)
-        sample_of_node = sample_of_graph[graphs.batch].to(h.device)
-        e = None if task_embedding is None else task_embedding.to(h.device)[sample_of_node]
-        u = self.gate(z, e)
-        if not self.config.gate_multi_graph:
-            multi = (gps > 1).to(h.device)[sample_of_node]
-            u = torch.where(multi[:, None], h, u)
-        return self.projector(u)
+        tokens = self.node_token_module(graphs, gps, task_embedding)
+        expected = int(self.tokens_per_graph_of(graphs).sum())
+        if tokens.dim() != 2 or tokens.shape[0] != expected:
+            raise SpliceError(f"{type(self.node_token_module).__name__} returned {tuple(tokens.shape)}, "
+                              f"expected [{expected}, hidden] soft tokens")
+        return tokens
 
     # ---- splicing ----------------------------------------------------------------------
     def embed(self, batch: GraphBatch) -> Tensor:
-        """Token embeddings with graph tokens and node vectors spliced in: ``[B, L, hidden]``."""
+        """Token embeddings with graph tokens and soft tokens spliced in: ``[B, L, hidden]``."""
         ids = batch.input_ids
         tids = self.graph_token_ids.to(ids.device)
         is_graph_token = torch.isin(ids, tids)
@@ -184,15 +153,14 @@ class GraphLanguageModel(nn.Module):
         patch = ids == tids[1]
         self._check_splice(batch, patch, ids == tids[0])
         nodes = self.node_tokens(batch.graphs, batch.graphs_per_sample, batch.task_embedding)
-        # boolean indexing is row-major: the k-th patch of row b gets the k-th node of sample b
+        # boolean indexing is row-major: the k-th patch of row b gets the k-th soft token of sample b
         return embeds.index_put((patch,), nodes.to(embeds.device, embeds.dtype))
 
-    @staticmethod
-    def _check_splice(batch: GraphBatch, patch: Tensor, start: Tensor) -> None:
+    def _check_splice(self, batch: GraphBatch, patch: Tensor, start: Tensor) -> None:
         gps = batch.graphs_per_sample.to(patch.device).long()
         if gps.numel() != patch.shape[0]:
             raise SpliceError(f"graphs_per_sample has {gps.numel()} entries for {patch.shape[0]} rows")
-        sizes = (batch.graphs.ptr[1:] - batch.graphs.ptr[:-1]).to(patch.device)
+        sizes = self.tokens_per_graph_of(batch.graphs).to(patch.device)
         sample_of_graph = torch.repeat_interleave(torch.arange(gps.numel(), device=patch.device), gps)
         expected = torch.zeros_like(gps).index_add_(0, sample_of_graph, sizes)
         found = patch.sum(dim=1)
@@ -202,7 +170,7 @@ class GraphLanguageModel(nn.Module):
             b = int(bad[0])
             raise SpliceError(
                 f"row {b}: expected {int(gps[b])} {G_START} and {int(expected[b])} {G_PATCH} tokens "
-                f"(one per node of its graphs), found {int(starts[b])} and {int(found[b])}; "
+                f"(the method's placement), found {int(starts[b])} and {int(found[b])}; "
                 f"was the prompt expanded with glm.core.tokens.expand_graph_placeholders? ({G_END} closes each graph)"
             )
 

@@ -1,4 +1,5 @@
-"""Projector from the graph side to the LLM's hidden size (spec §1.6)."""
+"""Projector from the graph side to the LLM's hidden size, shared by the built-in methods
+(GraphLAMA and GraphGPT: one linear layer; LLaGA: a 2-layer GELU MLP, LLaGA's ``2-layer-mlp``)."""
 
 from __future__ import annotations
 

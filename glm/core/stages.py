@@ -1,17 +1,11 @@
-"""Which parameters train in each stage, as a small declarative table, and how many there are.
+"""Which parameters train in each stage, and how many there are.
 
-Patterns are :func:`fnmatch` patterns over :class:`~glm.core.model.GraphLanguageModel`
-parameter names. The LLM (``llm.*``) never trains: a stage whose pattern matches an LLM
-parameter raises :class:`FrozenLLMError`. ``graph_token_embeddings`` (the three new token
-rows) is added to every stage when ``GraphLAMAConfig.train_graph_token_rows`` is set.
-
-Default table (spec §2, §7.5)::
-
-    pretrain: encoder, hop table, both gate linears, m_inv, a_l, a_w, projector
-    adapt:    task-related gate linear (incl. its hop columns), a_l, a_w, hop table
-
-The official adaptation also trains ``m_inv`` (``gate.invariant_mask``); pass it in ``extra``
-(or use ``"adapt_official"``) to reproduce that.
+The stage table comes from the model's method (:attr:`glm.core.method.MethodSpec.stages`), or is
+passed explicitly. Patterns are :func:`fnmatch` patterns over
+:class:`~glm.core.model.GraphLanguageModel` parameter names. The LLM (``llm.*``) never trains:
+a stage whose pattern matches an LLM parameter raises :class:`FrozenLLMError`.
+``graph_token_embeddings`` (the three new token rows) is added to every stage when the model's
+``train_graph_token_rows`` is set. ``extra`` patterns (``model.stage_extra``) widen a stage.
 """
 
 from __future__ import annotations
@@ -24,12 +18,6 @@ from torch import nn
 
 StageTable = Mapping[str, Sequence[str]]
 
-DEFAULT_STAGES: dict[str, tuple[str, ...]] = {
-    "pretrain": ("encoder.*", "hop.*", "gate.task_related.*", "gate.task_invariant.*", "gate.invariant_mask",
-                 "gate.alpha_l", "gate.alpha_w", "projector.*"),
-    "adapt": ("gate.task_related.*", "gate.alpha_l", "gate.alpha_w", "hop.*"),
-    "adapt_official": ("gate.task_related.*", "gate.alpha_l", "gate.alpha_w", "gate.invariant_mask", "hop.*"),
-}
 GRAPH_TOKEN_ROWS = "graph_token_embeddings"
 
 
@@ -41,14 +29,26 @@ class FrozenLLMError(ValueError):
     """A stage pattern would unfreeze a parameter of the LLM."""
 
 
+def stage_table(model: nn.Module, stages: Optional[StageTable] = None) -> StageTable:
+    """``stages``, else the stage table of the model's method."""
+    if stages is not None:
+        return stages
+    method = getattr(model, "method", None)
+    if method is None:
+        raise UnknownStageError(f"{type(model).__name__} has no method; pass a stage table")
+    return method.stage_table()
+
+
 def stage_patterns(model: nn.Module, stage: str, stages: Optional[StageTable] = None,
                    extra: Iterable[str] = ()) -> list[str]:
     """The patterns that train in ``stage`` (table entry + ``extra`` + graph-token rows if enabled)."""
-    table = DEFAULT_STAGES if stages is None else stages
+    table = stage_table(model, stages)
     if stage not in table:
-        raise UnknownStageError(f"unknown stage {stage!r}; known: {sorted(table)}")
+        method = getattr(getattr(model, "method", None), "name", None)
+        raise UnknownStageError(f"unknown stage {stage!r}{f' of method {method!r}' if method else ''}; "
+                                f"known: {sorted(table)}")
     patterns = list(table[stage]) + list(extra)
-    if getattr(getattr(model, "config", None), "train_graph_token_rows", False):
+    if getattr(model, "train_graph_token_rows", False):
         patterns.append(GRAPH_TOKEN_ROWS)
     return patterns
 
@@ -84,25 +84,26 @@ class ParameterCount:
     total: int
 
 
-def _module_of(name: str) -> str:
-    parts = name.split(".")
-    if parts[0] == "gate" and len(parts) > 1 and parts[1] in ("task_related", "task_invariant"):
-        return ".".join(parts[:2])
-    return parts[0]
+def _module_of(name: str, groups: Sequence[str] = ()) -> str:
+    """The row of a parameter: the longest group prefix it falls under, else its first name component."""
+    hits = [g for g in groups if name.startswith(g + ".")]
+    return max(hits, key=len) if hits else name.split(".")[0]
 
 
 def trainable_parameters(model: nn.Module, stage: Optional[str] = None, stages: Optional[StageTable] = None,
                          extra: Iterable[str] = ()) -> list[ParameterCount]:
     """Per-module counts of trainable parameters for ``stage`` (or the current ``requires_grad`` if ``None``).
 
-    Rows: ``encoder``, ``hop``, ``gate.task_related``, ``gate.task_invariant``, ``gate`` (m_inv, α),
-    ``projector``, ``graph_token_embeddings``, ``llm``, then ``total``. Counts unique tensors once
-    (tied embeddings).
+    Rows: one per top-level module (GraphLAMA: ``encoder``, ``hop``, ``gate.task_related``,
+    ``gate.task_invariant``, ``gate`` (m_inv, α), ``projector``; the method's ``parameter_groups``
+    split a module), ``graph_token_embeddings``, ``llm``, then ``total``. Counts unique tensors
+    once (tied embeddings).
     """
     trained = set(stage_parameter_names(model, stage, stages, extra)) if stage else None
+    groups = getattr(getattr(model, "method", None), "parameter_groups", ())
     rows: dict[str, list[int]] = {}
     for n, p in model.named_parameters():
-        row = rows.setdefault(_module_of(n), [0, 0])
+        row = rows.setdefault(_module_of(n, groups), [0, 0])
         is_trained = (n in trained) if trained is not None else p.requires_grad
         row[0] += p.numel() if is_trained else 0
         row[1] += p.numel()

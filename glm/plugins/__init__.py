@@ -26,6 +26,7 @@ from glm.plugins.registry import (
     UnknownBackendError,
     UnknownDatasetError,
     UnknownLayerError,
+    UnknownMethodError,
     UnknownRecipeError,
 )
 
@@ -51,5 +52,6 @@ __all__ = [
     "BackendUnavailableError",
     "UnknownLayerError",
     "UnknownDatasetError",
+    "UnknownMethodError",
     "UnknownRecipeError",
 ]

@@ -44,6 +44,16 @@ def register_recipes(register: Callable[..., None]) -> None:
 
 
 @hookspec
+def register_methods(register: Callable[..., None]) -> None:
+    """Register graph-language-model methods: ``register(MethodSpec(...))``.
+
+    A :class:`glm.core.method.MethodSpec` names the method's config dataclass, its ``build``
+    (returning a :class:`glm.core.method.NodeTokenModule`), its stage table and adapter buffers.
+    :class:`glm.testing.MethodConformance` checks a method against this contract.
+    """
+
+
+@hookspec
 def register_commands(subparsers: Any) -> None:
     """Add CLI sub-commands to the ``argparse`` sub-parsers of ``glm``.
 

@@ -41,6 +41,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "glm.backends.gammagl",
     "glm.core.data.builtin",
     "glm.core.train.recipes",
+    "glm.methods.graphlama",
+    "glm.methods.graphgpt",
+    "glm.methods.llaga",
 )
 
 REGISTRATION_HOOKS: tuple[str, ...] = (
@@ -48,6 +51,7 @@ REGISTRATION_HOOKS: tuple[str, ...] = (
     "register_gnn_layers",
     "register_datasets",
     "register_recipes",
+    "register_methods",
 )
 
 ENV_STRICT = "GLM_STRICT_PLUGINS"
@@ -269,6 +273,7 @@ def _apply(registry: Registry, name: str, calls: list[tuple[str, tuple, dict]]) 
         "register_gnn_layers": registry.add_gnn_layer,
         "register_datasets": registry.add_dataset,
         "register_recipes": registry.add_recipe,
+        "register_methods": registry.add_method,
     }
     for hook_name, args, kwargs in calls:
         try:

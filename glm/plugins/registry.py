@@ -38,6 +38,10 @@ class UnknownRecipeError(RegistryError):
     """No training recipe of that name is registered."""
 
 
+class UnknownMethodError(RegistryError):
+    """No method (GraphLAMA, GraphGPT, LLaGA or a plugin's) of that name is registered."""
+
+
 class DuplicateRegistrationError(ValueError):
     """A plugin registered a name that another plugin (or itself) already registered."""
 
@@ -137,6 +141,7 @@ class Registry:
     gnn_layers: dict[str, list[GnnLayerSpec]] = field(default_factory=dict)
     datasets: dict[str, DatasetSpec] = field(default_factory=dict)
     recipes: dict[str, RecipeSpec] = field(default_factory=dict)
+    methods: dict[str, Any] = field(default_factory=dict)  # name -> glm.core.method.MethodSpec
     # plugin name -> {"backends": [...], "gnn_layers": [...], ...}, for `glm plugins`
     contributions: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
@@ -209,6 +214,17 @@ class Registry:
         self.recipes[name] = RecipeSpec(name, src, description, plugin)
         self._note(plugin, "recipes", name)
 
+    def add_method(self, spec: Any, plugin: str | None = None) -> None:
+        from glm.core.method import MethodSpec
+
+        if not isinstance(spec, MethodSpec):
+            raise TypeError(f"register_methods: expected glm.core.method.MethodSpec, got {type(spec).__name__}")
+        _check_name("method", spec.name)
+        if spec.name in self.methods:
+            raise self._duplicate("methods", "method", spec.name)
+        self.methods[spec.name] = spec
+        self._note(plugin, "methods", spec.name)
+
     # -- look-ups -------------------------------------------------------------------------
     def backend(self, name: str) -> BackendSpec:
         """The spec of backend ``name``; raises if unknown or if its framework is missing."""
@@ -259,3 +275,12 @@ class Registry:
                 " (or pass a path to a DeepSpeed JSON file)"
             )
         return self.recipes[name]
+
+    def method(self, name: str) -> Any:
+        """The :class:`glm.core.method.MethodSpec` of ``name``."""
+        if name not in self.methods:
+            raise UnknownMethodError(
+                f"unknown method {name!r}; registered: {', '.join(sorted(self.methods)) or 'none'}"
+                " (a third-party method may need its plugin installed)"
+            )
+        return self.methods[name]

@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from glm.core.graph import Subgraph, SubgraphBatch
 from glm.core.llm import tiny_llm
-from glm.core.model import GraphLAMAConfig, GraphLanguageModel
+from glm.core.model import GraphLanguageModel
+from glm.methods.graphlama import GraphLAMAConfig, graphlama_model
 from glm.core.sample import GraphBatch
 from glm.core.tokens import expand_graph_placeholders
 
@@ -82,7 +83,8 @@ def tiny_model(family: str = "llama", config: Optional[GraphLAMAConfig] = None, 
     llm, tok = tiny_llm(family, seed=seed, **llm_overrides)
     config = config or GraphLAMAConfig(graph_dim=graph_dim, gate_dim=graph_dim)
     torch.manual_seed(seed + 1)
-    return GraphLanguageModel(llm, tok, TinyEncoder(feat_dim, config.graph_dim), config)
+    return graphlama_model(llm, tok, TinyEncoder(feat_dim, config.graph_dim), config)
+
 
 
 def sample_batch(model: GraphLanguageModel, sizes: Sequence[Sequence[int]], padding_side: str = "right",

@@ -8,7 +8,7 @@ import torch
 from glm.core.adapter import (AdapterBank, AdapterFormatError, AdapterMismatchError, load_adapter, read_adapter,
                               save_adapter)
 from glm.core.llm import build_on_meta, tiny_tokenizer
-from glm.core.model import GraphLAMAConfig, GraphLanguageModel
+from glm.methods.graphlama import GraphLAMAConfig, graphlama_model
 from glm.core.stages import set_stage
 
 from model_helpers import TinyEncoder, sample_batch, tiny_model
@@ -121,7 +121,7 @@ def test_swapping_adapters_on_one_loaded_model(tmp_path):
 def test_vicuna_7b_adapt_adapter_size(tmp_path):
     """Vicuna-7B-v1.5-16k on the meta device (no weights); GraphLAMA dims; adapt adapter <= 3 MB."""
     llm = build_on_meta("vicuna-7b-v1.5-16k")
-    model = GraphLanguageModel(llm, tiny_tokenizer(), TinyEncoder(128, 128), GraphLAMAConfig.paper_compatible())
+    model = graphlama_model(llm, tiny_tokenizer(), TinyEncoder(128, 128), GraphLAMAConfig.paper_compatible())
     assert model.projector.net.weight.shape == (4096, 128)
     path = save_adapter(model, tmp_path / "vicuna-adapt.safetensors", stage="adapt", task="cora_5ways_1")
     size = os.path.getsize(path)
@@ -140,7 +140,7 @@ def test_vicuna_7b_pretrain_adapter_matches_the_papers_3mb():
         encoder = GraphEncoder(EncoderConfig(), "pyg")  # GraphLAMA's GT: 128 -> 128, 3 layers, 8 heads
     except (RegistryError, ImportError) as err:
         pytest.skip(f"pyg backend unavailable: {err}")
-    model = GraphLanguageModel(build_on_meta("vicuna-7b-v1.5-16k"), tiny_tokenizer(), encoder,
+    model = graphlama_model(build_on_meta("vicuna-7b-v1.5-16k"), tiny_tokenizer(), encoder,
                                GraphLAMAConfig.paper_compatible())
     import tempfile
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from glm.core.gate import DualGate, TaskEmbeddingError
+from glm.methods.graphlama.gate import DualGate, TaskEmbeddingError
 
 
 def test_free_alpha_matches_the_paper_formula():

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from glm.core.graph import Subgraph, SubgraphBatch
-from glm.core.hop import HopEncoding, hop_distances, reference_hop_distances
+from glm.core.hop_distance import hop_distances, reference_hop_distances
+from glm.methods.graphlama.hop import HopEncoding
 
 
 def random_graphs(count, max_nodes, seed, symmetric=False):

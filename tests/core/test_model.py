@@ -4,7 +4,8 @@ through the frozen LLM, gradient checkpointing and generate() with graph tokens.
 import pytest
 import torch
 
-from glm.core.model import GraphLAMAConfig, PaddingError, SpliceError
+from glm.core.model import PaddingError, SpliceError
+from glm.methods.graphlama import GraphLAMAConfig, graphlama_model
 from glm.core.tokens import G_END, G_PATCH, G_START
 
 from model_helpers import sample_batch, tiny_model
@@ -95,7 +96,7 @@ def test_both_graphs_of_a_sample_are_spliced_and_gated(model):
     # gate is applied to link-prediction samples: output == projector(gate([h; hop]))
     with torch.no_grad():
         h = model.encoder(batch.graphs)
-        from glm.core.hop import hop_distances
+        from glm.core.hop_distance import hop_distances
 
         z = torch.cat([h, model.hop(hop_distances(batch.graphs, max_hops=2))], -1)
         expected = model.projector(model.gate(z, batch.task_embedding.expand(h.shape[0], -1)))
@@ -114,7 +115,7 @@ def test_paper_compatible_bypasses_gate_for_link_prediction():
 
 def test_precomputed_hop_is_used(model):
     batch = sample_batch(model, [[6]])
-    from glm.core.hop import hop_distances
+    from glm.core.hop_distance import hop_distances
 
     with torch.no_grad():
         computed = model.embed(batch)
@@ -188,13 +189,12 @@ def _backend_encoder(backend: str):
 
 def test_whole_model_same_logits_on_both_backends():
     from glm.core.llm import tiny_llm
-    from glm.core.model import GraphLanguageModel
-
+    
     cfg = GraphLAMAConfig(graph_dim=16, gate_dim=16)
     models = {}
     for backend in ("pyg", "gammagl"):
         llm, tok = tiny_llm("llama", seed=0)
-        models[backend] = GraphLanguageModel(llm, tok, _backend_encoder(backend), cfg)
+        models[backend] = graphlama_model(llm, tok, _backend_encoder(backend), cfg)
     pyg, ggl = models["pyg"], models["gammagl"]
     ggl.load_state_dict({k: v for k, v in pyg.state_dict().items() if not k.startswith("encoder.")}, strict=False)
     ggl.encoder.load_neutral_state_dict(pyg.encoder.neutral_state_dict())

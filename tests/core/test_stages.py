@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from glm.core.model import GraphLAMAConfig
-from glm.core.stages import (DEFAULT_STAGES, FrozenLLMError, UnknownStageError, format_parameter_table,
+from glm.methods.graphlama import SPEC, GraphLAMAConfig
+from glm.core.stages import (FrozenLLMError, UnknownStageError, format_parameter_table,
                              set_stage, trainable_parameters)
 
 from model_helpers import sample_batch, tiny_model
@@ -58,7 +58,7 @@ def test_graph_token_rows_train_without_touching_the_llm_embeddings():
 
 def test_configurable_table_and_extra_patterns():
     model = tiny_model("llama")
-    table = dict(DEFAULT_STAGES, alphas=("gate.alpha_*",))
+    table = dict(SPEC.stage_table(), alphas=("gate.alpha_*",))
     _, changed = step_and_diff(model, "alphas", stages=table)
     assert changed == {"gate.alpha_l", "gate.alpha_w"}
     assert set(set_stage(model, "adapt", extra=["gate.invariant_mask"])) == ADAPT | {"gate.invariant_mask"}

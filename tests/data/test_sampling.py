@@ -6,7 +6,7 @@ import torch
 from glm.core.data.sampling import NeighborSampler, check_subgraph, precompute_subgraphs
 from glm.core.data.tag import synthetic_tag
 from glm.core.graph import GraphValidationError, Subgraph
-from glm.core.hop import reference_hop_distances
+from glm.core.hop_distance import reference_hop_distances
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import yaml
 
 from glm.core.config import (ConfigError, RunConfig, apply_overrides, config_from_dict, load_config, save_config)
 from glm.core.encoder import EncoderConfig
-from glm.core.model import GraphLAMAConfig
+from glm.methods.graphlama import GraphLAMAConfig
 
 
 def write(tmp_path, text):

@@ -40,11 +40,14 @@ class GraphCollator:
         task_embedding: ``task_text -> [D_t]`` (e.g. :class:`glm.core.text.TaskTextEncoder`); ``None``
             leaves ``GraphBatch.task_embedding`` unset.
         system_prompt: optional system message (default: the template's own default, if any).
+        tokens_per_graph: ``<g_patch>`` tokens per graph: ``None`` = one per node (GraphLAMA,
+            GraphGPT), ``k`` = a fixed count (LLaGA's templates, prefix-token methods); take it from
+            the model's method (``model.node_token_module.tokens_per_graph``).
     """
 
     def __init__(self, tokenizer, max_length: Optional[int] = None, padding_side: str = "right",
                  inference: bool = False, task_embedding: Optional[Callable[[str], Tensor]] = None,
-                 system_prompt: Optional[str] = None):
+                 system_prompt: Optional[str] = None, tokens_per_graph: Optional[int] = None):
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         self.tokenizer = tokenizer
@@ -55,6 +58,7 @@ class GraphCollator:
         self.inference = inference
         self.task_embedding = task_embedding
         self.system_prompt = system_prompt
+        self.tokens_per_graph = tokens_per_graph
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if pad is None:
             raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token")
@@ -86,7 +90,8 @@ class GraphCollator:
 
     def encode(self, sample: Sample) -> tuple[list[int], list[int]]:
         """``(input_ids, labels)`` of one sample (labels empty at inference)."""
-        sizes = [g.num_nodes for g in sample.graphs]
+        k = self.tokens_per_graph
+        sizes = [g.num_nodes if k is None else int(k) for g in sample.graphs]
         prompt = expand_graph_placeholders(sample.prompt, sizes)
         head, reply = self.render(prompt, sample.answer)
         ids = self.tokenizer(head, add_special_tokens=False)["input_ids"]

@@ -5,7 +5,7 @@ For each target ``t`` and hop ``h = 1..K`` every node added at hop ``h-1`` draws
 added. Node order: target first (local index 0), then the new nodes of hop 1, then of hop 2, ...
 The local ``edge_index`` holds the *sampled* edges (not the induced subgraph, as PyG's
 NeighborLoader), made symmetric and de-duplicated. ``hop`` is the BFS distance from the target
-on that local graph (:func:`glm.core.hop.hop_distances`; every node is reachable within ``K``
+on that local graph (:func:`glm.core.hop_distance.hop_distances`; every node is reachable within ``K``
 hops; for ``K <= 2`` it equals the hop at which the node was drawn, for ``K >= 3`` it can be
 smaller, because a node drawn at hop 2 may draw an edge back to the target).
 
@@ -32,7 +32,7 @@ from torch import Tensor
 from glm.core.data.cache import cache_key, default_cache_dir, load_cached
 from glm.core.graph import GraphValidationError, Subgraph
 from glm.core.io import atomic_torch_save
-from glm.core.hop import hop_distances
+from glm.core.hop_distance import hop_distances
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """Turn a run configuration (YAML + overrides) and its DeepSpeed recipe into a :class:`PlanInput`.
 
-Graph-side parameter counts come from the real modules: the GraphLanguageModel is built around
-a weight-less (meta device) copy of the LLM and :func:`glm.core.stages.set_stage` picks the
-trainable set, so the planner and the trainer agree on what trains.
+Graph-side parameter counts come from the real modules: the model factory builds the method's
+GraphLanguageModel around a weight-less (meta device) copy of the LLM and
+:func:`glm.core.stages.set_stage` picks the trainable set, so the planner and the trainer agree
+on what trains.
 """
 
 from __future__ import annotations
@@ -35,14 +36,17 @@ def nodes_per_graph(fanout: list[int]) -> int:
     return total
 
 
-def graph_param_counts(cfg: Any, shape: LLMShape) -> tuple[int, int, str]:
-    """``(trainable, frozen, how)`` graph-side parameters of ``cfg.training.stage`` (real modules)."""
+def graph_side(cfg: Any, shape: LLMShape) -> tuple[int, int, str, bool, Optional[int]]:
+    """``(trainable, frozen, how, encoder_trains, tokens_per_graph)`` of ``cfg.training.stage``.
+
+    Counts come from the real modules built by :func:`glm.core.factory.build_model` around a
+    weight-less LLM; without an installed backend a graph transformer is counted by formula.
+    """
     import torch
     from torch import nn
 
-    from glm.core.encoder import build_encoder
+    from glm.core.factory import build_model
     from glm.core.llm import tiny_tokenizer
-    from glm.core.model import GraphLanguageModel
     from glm.core.stages import set_stage
 
     class _MetaLLM(nn.Module):  # only what GraphLanguageModel reads from its LLM at construction
@@ -56,18 +60,23 @@ def graph_param_counts(cfg: Any, shape: LLMShape) -> tuple[int, int, str]:
             return self.embed
 
     enc = cfg.model.encoder
-    gl_cfg = cfg.model.graph
-    try:
-        encoder = build_encoder(enc, cfg.backend or "pyg")
-        how = f"encoder built on backend {cfg.backend or 'pyg'}"
-    except Exception as exc:  # no backend installed: count a graph transformer by formula
-        encoder = _FormulaEncoder(enc.in_dim, enc.hidden_dim, enc.out_dim, enc.num_layers)
-        how = f"encoder counted by formula ({type(exc).__name__}: {exc})"
-    model = GraphLanguageModel(_MetaLLM(shape.hidden, shape.vocab), tiny_tokenizer(), encoder, gl_cfg)
+    encoder, how = None, f"method {cfg.model.method!r}"
+    if cfg.model.method_spec.uses_encoder:
+        from glm.core.encoder import build_encoder
+
+        try:
+            encoder = build_encoder(enc, cfg.backend or "pyg")
+            how += f", encoder built on backend {cfg.backend or 'pyg'}"
+        except Exception as exc:  # no backend installed: count a graph transformer by formula
+            encoder = _FormulaEncoder(enc.in_dim, enc.hidden_dim, enc.out_dim, enc.num_layers)
+            how += f", encoder counted by formula ({type(exc).__name__}: {exc})"
+    model = build_model(cfg, llm=_MetaLLM(shape.hidden, shape.vocab), tokenizer=tiny_tokenizer(), encoder=encoder)
     trained = set(set_stage(model, cfg.training.stage, extra=cfg.model.stage_extra))
     graph = {n: p for n, p in model.named_parameters() if not n.startswith("llm.")}
     n_train = sum(p.numel() for n, p in graph.items() if n in trained)
-    return n_train, sum(p.numel() for p in graph.values()) - n_train, how
+    encoder_trains = any(n.startswith("encoder.") for n in trained)
+    return (n_train, sum(p.numel() for p in graph.values()) - n_train, how, encoder_trains,
+            model.node_token_module.tokens_per_graph)
 
 
 def _FormulaEncoder(in_dim: int, hidden: int, out_dim: int, layers: int):
@@ -104,19 +113,20 @@ def from_run_config(cfg: Any, device: str = "cuda", text_tokens: Optional[int] =
     """A :class:`PlanInput` for a :class:`glm.core.config.RunConfig`.
 
     The planned sequence is ``model.llm.max_length`` (the collator truncates there), of which
-    ``graphs x nodes`` are node tokens (``data.fanout`` gives the largest subgraph; link
-    prediction has two graphs per sample); ``text_tokens`` overrides the text part.
+    ``graphs x nodes`` are node tokens (``data.fanout`` gives the largest subgraph, or the method's
+    fixed tokens per graph; link prediction has two graphs per sample); ``text_tokens`` overrides
+    the text part. The planner's ``stage`` is ``pretrain`` when the stage trains the encoder.
     """
     shape, _ = llm_shape_for(cfg)
     rs = recipe_settings(cfg.recipe, device)
-    n_train, n_frozen, how = graph_param_counts(cfg, shape)
-    nodes = nodes_per_graph(list(cfg.data.fanout))
+    n_train, n_frozen, how, encoder_trains, per_graph = graph_side(cfg, shape)
+    nodes = per_graph if per_graph is not None else nodes_per_graph(list(cfg.data.fanout))
     graphs = 2 if "link_prediction" in cfg.data.tasks else 1
     text = text_tokens if text_tokens is not None else max(1, cfg.model.llm.max_length - graphs * nodes)
     dtype = rs["dtype"] or cfg.model.llm.dtype
     return PlanInput(
         llm=shape, dtype=dtype, trainable_params=n_train, frozen_graph_params=n_frozen,
-        stage=cfg.training.stage, zero_stage=rs["zero_stage"], offload_optimizer=rs["offload_optimizer"],
+        stage="pretrain" if encoder_trains else "adapt", zero_stage=rs["zero_stage"], offload_optimizer=rs["offload_optimizer"],
         offload_param=rs["offload_param"], micro_batch=cfg.training.micro_batch_size, text_tokens=text,
         graphs_per_sample=graphs, nodes_per_graph=nodes,
         gradient_checkpointing=bool(cfg.model.llm.gradient_checkpointing or rs["gradient_checkpointing"]),

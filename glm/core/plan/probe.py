@@ -151,9 +151,10 @@ def _build(spec: ProbeSpec):
     """The GraphLanguageModel of ``spec`` with its stage's trainable set; LLM in ``spec.dtype``."""
     import torch
 
+    from glm.core.config import config_from_dict
     from glm.core.encoder import EncoderConfig, build_encoder
+    from glm.core.factory import build_model
     from glm.core.llm import llm_config, load_smollm2, tiny_llm, tiny_tokenizer
-    from glm.core.model import GraphLAMAConfig, GraphLanguageModel
     from glm.core.stages import set_stage
 
     dtype = getattr(torch, spec.dtype)
@@ -169,16 +170,14 @@ def _build(spec: ProbeSpec):
     llm = llm.to(dtype)
     llm.set_attn_implementation(spec.attention)
     enc_cfg = EncoderConfig(**spec.encoder)
-    encoder = build_encoder(enc_cfg, spec.backend)
-    extra: list[str] = []
-    if spec.config is not None:  # the run's graph side (gate size, hop mode, ...) and stage extras
-        from glm.core.config import config_from_dict
-
+    if spec.config is not None:  # the run's method and graph side (gate size, hop mode, ...) and stage extras
         run = config_from_dict(spec.config, "<probe config>")
-        graph_cfg, extra = run.model.graph, list(run.model.stage_extra)
     else:
-        graph_cfg = GraphLAMAConfig(graph_dim=enc_cfg.out_dim)
-    model = GraphLanguageModel(llm, tok, encoder, graph_cfg)
+        run = config_from_dict({"model": {"encoder": spec.encoder, "graphlama": {"graph_dim": enc_cfg.out_dim}}},
+                               "<probe>")
+    encoder = build_encoder(enc_cfg, spec.backend) if run.model.method_spec.uses_encoder else None
+    extra = list(run.model.stage_extra)
+    model = build_model(run, llm=llm, tokenizer=tok, encoder=encoder)
     model.to(dtype)
     trained = set(set_stage(model, spec.stage, extra=extra))
     n_train = sum(p.numel() for n, p in model.named_parameters() if n in trained)
@@ -201,7 +200,7 @@ def _batch(model, enc_cfg, spec: ProbeSpec, text_tokens: int, seed: int):
         ids: list[int] = []
         for _ in range(spec.graphs_per_sample):
             n = spec.nodes_per_graph
-            ids += [start] + [patch] * n + [end]
+            ids += [start] + [patch] * model.num_graph_tokens(n) + [end]
             # a tree: node 0 is the target, the others hang off it or off earlier nodes
             parent = torch.cat([torch.zeros(min(n - 1, 10), dtype=torch.long),
                                 torch.arange(1, n, dtype=torch.long)[: max(0, n - 11)] % 10 + 1])
@@ -212,13 +211,14 @@ def _batch(model, enc_cfg, spec: ProbeSpec, text_tokens: int, seed: int):
         ids += torch.randint(0, vocab, (text,), generator=g).tolist()
         rows.append(ids)
     input_ids = torch.tensor(rows)
+    task_dim = getattr(model.config, "task_embedding_dim", None)
     labels = torch.full_like(input_ids, -100)
     labels[:, -max(1, input_ids.shape[1] // 4):] = input_ids[:, -max(1, input_ids.shape[1] // 4):]
     return GraphBatch(
         input_ids=input_ids, attention_mask=torch.ones_like(input_ids), labels=labels,
         graphs=SubgraphBatch.from_subgraphs(graphs),
         graphs_per_sample=torch.full((spec.micro_batch,), spec.graphs_per_sample),
-        task_embedding=torch.randn(spec.micro_batch, model.config.gate_dim, generator=g),
+        task_embedding=(torch.randn(spec.micro_batch, task_dim, generator=g) if task_dim else None),
     )
 
 

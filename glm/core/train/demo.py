@@ -85,8 +85,8 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
     pre_cfg, adapt_cfg = demo_configs(quick, backend, output_root, overrides)
     pre_res, model, data = run_stage(pre_cfg, progress=progress)
     test = eval_samples(adapt_cfg, data, "test")
-    train_collate = make_collator(adapt_cfg, model.tokenizer, data)
-    infer_collate = make_collator(adapt_cfg, model.tokenizer, data, inference=True)
+    train_collate = make_collator(adapt_cfg, model, data)
+    infer_collate = make_collator(adapt_cfg, model, data, inference=True)
     ev = adapt_cfg.eval
     before = None
     if baseline:

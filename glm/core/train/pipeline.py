@@ -2,7 +2,7 @@
 
 This is the wiring behind ``glm pretrain`` / ``glm adapt`` / ``glm infer`` / ``glm eval``::
 
-    config -> LLM (+ tokenizer) -> GraphEncoder on the backend -> GraphLanguageModel
+    config -> LLM (+ tokenizer) -> the method's graph side (glm.core.factory) -> GraphLanguageModel
            -> TAG -> node features (cached) -> GraphSource (fan-out) -> few-shot split
            -> task samples (pretrain: the pre-training classes; adapt: k shots of the held-out classes)
            -> GraphCollator (chat template, task embeddings) -> Trainer (DeepSpeed)
@@ -27,9 +27,6 @@ from glm.core.train.checkpoint import ADAPTER_FILE, CheckpointError
 
 logger = logging.getLogger("glm.train")
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
 class PipelineError(ValueError):
     """The configuration cannot be turned into a model or data (named field, found value)."""
 
@@ -37,48 +34,28 @@ class PipelineError(ValueError):
 # -- model ------------------------------------------------------------------------------------
 
 
-def default_backend(name: Optional[str]) -> str:
-    """``name``, else ``$GLM_BACKEND``, else the first installed backend."""
-    from glm.plugins.manager import get_registry
-
-    name = name or os.environ.get("GLM_BACKEND")
-    if name:
-        return name
-    available = get_registry().available_backends()
-    if not available:
-        raise PipelineError('no graph backend is installed; install one with: pip install -e ".[pyg]"')
-    return available[0]
-
-
 def load_llm(config: RunConfig):
     """``(model, tokenizer)`` for ``model.llm``: ``smollm2-135m``, ``tiny-random`` or a local folder."""
-    from glm.core import llm as llm_mod
+    from glm.core.llm import LLMLoadError, load_llm_from_config
 
-    c = config.model.llm
-    if c.dtype not in _DTYPES:
-        raise PipelineError(f"model.llm.dtype must be one of {', '.join(_DTYPES)}; found {c.dtype!r}")
-    dtype = _DTYPES[c.dtype]
-    if c.name in ("smollm2-135m", "smollm2") and c.path is None:
-        model, tok = llm_mod.load_smollm2(dtype)
-    elif c.name.startswith("tiny-random"):
-        family = c.name.split("tiny-random-", 1)[1] if c.name.startswith("tiny-random-") else "llama"
-        model, tok = llm_mod.tiny_llm(family, **c.options)
-        model.to(dtype)
-    else:
-        model, tok = llm_mod.load_causal_lm(c.path or c.name, gguf_file=c.options.get("gguf_file"), dtype=dtype)
-    model.eval()
-    return model, tok
+    try:
+        return load_llm_from_config(config.model.llm)
+    except LLMLoadError as exc:
+        if "model.llm.dtype" in str(exc):
+            raise PipelineError(str(exc)) from None
+        raise
 
 
 def build_model(config: RunConfig, backend: Optional[str] = None):
-    """A :class:`~glm.core.model.GraphLanguageModel` for ``config`` (random graph side)."""
-    from glm.core.encoder import build_encoder
-    from glm.core.model import GraphLanguageModel
+    """A :class:`~glm.core.model.GraphLanguageModel` for ``config`` (random graph side); see
+    :mod:`glm.core.factory`."""
+    from glm.core.factory import FactoryError, build_model as factory_build
 
     llm, tok = load_llm(config)
-    torch.manual_seed(config.training.seed)
-    encoder = build_encoder(config.model.encoder, default_backend(backend or config.backend))
-    return GraphLanguageModel(llm, tok, encoder, config.model.graph)
+    try:
+        return factory_build(config, backend, llm=llm, tokenizer=tok)
+    except FactoryError as exc:
+        raise PipelineError(str(exc)) from None
 
 
 def adapter_path(path: str | os.PathLike) -> Path:
@@ -145,7 +122,8 @@ def prepare_data(config: RunConfig, progress: bool = False) -> DataBundle:
     source = GraphSource(tag, x, d.fanout, d.seed, cache_dir=d.cache_dir)
     split = make_few_shot_split(tag, d.n_way, d.k_shot, d.seed, d.heldout_classes,
                                 val_per_class=d.val_per_class, test_per_class=d.test_per_class)
-    task_encoder = TaskTextEncoder(embedder, dim=config.model.graph.gate_dim)
+    task_dim = getattr(config.model.method_config, "task_embedding_dim", None)
+    task_encoder = TaskTextEncoder(embedder, dim=task_dim) if task_dim else None
     return DataBundle(tag, source, split, task_encoder)
 
 
@@ -157,24 +135,25 @@ def _take(nodes: list[int], n: Optional[int], seed: int) -> list[int]:
 
 
 def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = None) -> list[Sample]:
-    """Training samples of ``stage`` (default ``training.stage``).
+    """Training samples of ``stage`` (default ``training.stage``), as the method's stage table says.
 
-    pretrain: every task in ``data.tasks`` on the pre-training classes' nodes
-    (``samples_per_task`` each); adapt: node classification on the ``k_shot`` training nodes of
-    the held-out classes, with the held-out class names as choices.
+    ``pretrain`` data: every task of the stage (default ``data.tasks``) on the pre-training classes'
+    nodes (``samples_per_task`` each); ``fewshot`` data: node classification on the ``k_shot``
+    training nodes of the held-out classes, with the held-out class names as choices.
     """
     from glm.core.data import tasks as T
 
     d = config.data
     stage = stage or config.training.stage
+    spec = config.model.method_spec.stages[stage]
     split, source = data.split, data.source
-    if stage == "adapt":
+    if spec.data == "fewshot":
         return T.node_classification(source, split.train, classes=split.class_indices(data.tag, "heldout"),
                                      max_text_words=d.max_text_words)
     if not split.pretrain:
         raise PipelineError("data.n_way leaves no pre-training classes; lower data.n_way")
     samples: list[Sample] = []
-    for i, task in enumerate(d.tasks):
+    for i, task in enumerate(spec.tasks if spec.tasks is not None else d.tasks):
         nodes = _take(split.pretrain, d.samples_per_task, d.seed + 17 * (i + 1))
         if task == "node_classification":
             samples += T.node_classification(source, nodes, classes=split.class_indices(data.tag, "pretrain"),
@@ -199,12 +178,14 @@ def eval_samples(config: RunConfig, data: DataBundle, which: str = "test") -> li
                                  max_text_words=config.data.max_text_words)
 
 
-def make_collator(config: RunConfig, tokenizer, data: Optional[DataBundle], inference: bool = False):
+def make_collator(config: RunConfig, model, data: Optional[DataBundle], inference: bool = False):
+    """The collator for ``model`` (its tokenizer and its method's token placement)."""
     from glm.core.data.collate import GraphCollator
 
-    return GraphCollator(tokenizer, max_length=config.model.llm.max_length,
+    return GraphCollator(model.tokenizer, max_length=config.model.llm.max_length,
                          padding_side="left" if inference else "right", inference=inference,
-                         task_embedding=data.task_encoder if data is not None else None)
+                         task_embedding=data.task_encoder if data is not None else None,
+                         tokens_per_graph=model.node_token_module.tokens_per_graph)
 
 
 # -- a whole stage ----------------------------------------------------------------------------
@@ -227,7 +208,7 @@ def run_stage(config: RunConfig, progress: bool = True, model=None, data: Option
     if data is None:
         data = prepare_data(config, progress=progress)
     samples = stage_samples(config, data)
-    collator = make_collator(config, model.tokenizer, data)
+    collator = make_collator(config, model, data)
     trainer = Trainer(config, model, samples, collator, progress=progress,
                       hidden_size=int(model.llm.config.hidden_size))
     return trainer.train(), model, data

@@ -1,4 +1,6 @@
-"""GraphLAMA's dual gate (spec §1.5): a task-related and a task-invariant branch.
+"""GraphLAMA's dual gate: a task-related and a task-invariant branch (GraphLAMA,
+KDD'25; official code: BUPT-GAMMA/GraphLAMA ``grapht3/model/GraphLlama.py``, ``task_prompt_linear`` /
+``intrinsic_prompt_linear``).
 
 For the node rows ``Z = [H ; P]`` of one graph (encoder output plus hop code)::
 
