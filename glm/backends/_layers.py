@@ -110,6 +110,10 @@ class GTLayer(NeutralLayer):
     Args:
         in_dim: model width ``d``. out_dim: must equal ``in_dim`` (residual).
         heads: attention heads (``d`` divisible by it). norm: apply the LayerNorm.
+        aggregate_at: ``"target"`` (``edge_index[1]``, PyG's source -> target flow) or
+            ``"source"`` (``edge_index[0]``, the official GraphGPT/GraphLAMA ``GTLayer``: queries,
+            normalisation and sums at the row index). Equal on symmetric subgraphs (glm's
+            samplers); set ``"source"`` with converted official weights on directed subgraphs.
 
     Shapes:
         - **input:** ``[N, d]``, ``[2, E]``, (``[E]``, ignored)
@@ -122,8 +126,12 @@ class GTLayer(NeutralLayer):
 
     layer_name = "gt"
 
-    def __init__(self, in_dim: int, out_dim: int, heads: int = 8, norm: bool = True) -> None:
+    def __init__(self, in_dim: int, out_dim: int, heads: int = 8, norm: bool = True,
+                 aggregate_at: str = "target") -> None:
         super().__init__()
+        if aggregate_at not in ("target", "source"):
+            raise ValueError(f"gt: aggregate_at must be 'target' or 'source', found {aggregate_at!r}")
+        self.aggregate_at = aggregate_at
         self.heads = heads
         self.head_dim = check_dims("gt", in_dim, out_dim, heads, square=True)
         self.wq, self.wk, self.wv = (nn.Linear(in_dim, in_dim, bias=False) for _ in range(3))
@@ -137,6 +145,8 @@ class GTLayer(NeutralLayer):
     def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
         shape = (-1, self.heads, self.head_dim)
         q, k, v = (lin(x).view(shape) for lin in (self.wq, self.wk, self.wv))
+        if self.aggregate_at == "source":
+            edge_index = edge_index.flip(0)
         return self.norm(x + self.attention(q, k, v, edge_index).reshape(x.shape[0], -1))
 
     def _neutral_map(self) -> dict[str, tuple[Tensor, Transform, Transform]]:

@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "glm.cli.info",      # plugins, env, backends
     "glm.cli.data",      # data list / stats / split / prepare
     "glm.cli.plan",      # plan (memory estimate, --probe)
+    "glm.cli.methods",   # methods / convert
     "glm.cli.train",     # pretrain / adapt / eval / infer / recipes / plot / demo
 )
 

@@ -42,17 +42,19 @@ def _parser(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParse
 
 
 def add_commands(subparsers: Any) -> None:
-    for name, stage, help_text in (
-        ("pretrain", "pretrain", "pre-train the graph side (encoder, hop code, gates, projector)"),
-        ("adapt", "adapt", "few-shot adaptation of a pre-trained graph side to new classes"),
+    for name, kind, help_text in (
+        ("pretrain", "pretrain", "pre-train the method's graph side (GraphLAMA: encoder, hop code, gates, projector)"),
+        ("adapt", "fewshot", "few-shot adaptation of a pre-trained graph side to new classes"),
     ):
         p = _parser(subparsers, name, help=help_text)
         _run_arguments(p)
+        p.add_argument("--stage", help=f"a stage of the method (glm methods lists them; default: the method's "
+                                       f"{name} stage, or training.stage when it is one)")
         p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PATH",
                        help="continue from the newest checkpoint of output_dir, or from PATH")
         p.add_argument("--overwrite", action="store_true", help="replace a previous run in output_dir")
         p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
-        p.set_defaults(func=cmd_train, stage=stage)
+        p.set_defaults(func=cmd_train, stage_kind=kind, command=name)
 
     p = _parser(subparsers, "eval", help="accuracy of a base model + adapter on the held-out test nodes")
     _run_arguments(p)
@@ -91,6 +93,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
     add_backend_argument(p)
     p.add_argument("--recipe", help="DeepSpeed recipe name (glm recipes) or JSON path")
     p.add_argument("--output-dir", help="shortcut for training.output_dir=...")
+    p.add_argument("--method", help="graphlama, graphgpt, llaga or a plugin's (shortcut for model.method=...)")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
 
 
@@ -112,6 +115,8 @@ def _load(args: argparse.Namespace, extra: tuple[str, ...] = ()):
         overrides.append(f"recipe={args.recipe}")
     if getattr(args, "output_dir", None):
         overrides.append(f"training.output_dir={args.output_dir}")
+    if getattr(args, "method", None):
+        overrides.append(f"model.method={args.method}")
     overrides += list(extra)
     try:
         return load_config(args.config, overrides)
@@ -132,12 +137,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     from glm.core.train.loop import OutputDirError, TrainingError, check_output_dir
     from glm.core.train.pipeline import PipelineError, run_stage
 
-    extra = [f"training.stage={args.stage}"]
+    extra = []
     if args.resume:
         extra.append(f"training.resume={args.resume}")
     if args.overwrite:
         extra.append("training.overwrite_output_dir=true")
     config = _load(args, tuple(extra))
+    config.training.stage = _stage_for(args, config)
     if _maybe_print(args, config):
         return 0
     try:
@@ -150,9 +156,25 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         plot_run(result.output_dir)
     loss = "n/a" if result.final_loss is None else f"{result.final_loss:.4f}"
-    print(f"{args.stage}: {result.global_step} steps, final loss {loss}, {result.train_seconds:.1f} s, "
+    print(f"{config.training.stage}: {result.global_step} steps, final loss {loss}, {result.train_seconds:.1f} s, "
           f"peak RSS {result.peak_rss_mb:.0f} MiB -> {result.output_dir}")
     return 0
+
+
+def _stage_for(args: argparse.Namespace, config) -> str:
+    """``--stage``, else ``training.stage`` if it is a stage of this command's kind, else the method's default."""
+    spec = config.model.method_spec
+    if args.stage:
+        if args.stage not in spec.stages:
+            raise CliError(f"--stage {args.stage!r}: method {spec.name!r} has stages {', '.join(spec.stages)}")
+        if spec.stages[args.stage].data != args.stage_kind:
+            raise CliError(f"--stage {args.stage!r} trains on {spec.stages[args.stage].data} data; "
+                           f"use glm {'adapt' if args.stage_kind == 'pretrain' else 'pretrain'} for it")
+        return args.stage
+    current = config.training.stage
+    if current in spec.stages and spec.stages[current].data == args.stage_kind:
+        return current
+    return spec.pretrain_stage if args.stage_kind == "pretrain" else spec.adapt_stage
 
 
 def _model_with_adapter(args: argparse.Namespace, config):

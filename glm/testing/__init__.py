@@ -2,6 +2,8 @@
 
 * :func:`assert_gnn_layer` runs every check on a registered name or a factory.
 * :class:`GnnLayerConformance` is the same as a pytest class to subclass (needs pytest).
+* :class:`MethodConformance` checks a method (stage table, token shapes, what trains, adapters,
+  backend parity); :class:`BackendConformance` checks a backend against the reference backend.
 * :func:`random_graph` / :func:`empty_graph` build small inputs.
 * :func:`build_plugin_distribution` makes a throw-away installed plugin, to test discovery
   through a real entry point.
@@ -28,9 +30,11 @@ __all__ = [
     "NEUTRAL_KEYS",
     "CheckSkipped",
     "ConformanceError",
+    "BackendConformance",
     "GnnLayerConformance",
     "GraphCase",
     "LayerCase",
+    "MethodConformance",
     "assert_gnn_layer",
     "assert_neutral_parity",
     "build_plugin_distribution",
@@ -47,6 +51,14 @@ def __getattr__(name: str) -> Any:
         from glm.testing.mixin import GnnLayerConformance
 
         return GnnLayerConformance
+    if name == "MethodConformance":
+        from glm.testing.method import MethodConformance
+
+        return MethodConformance
+    if name == "BackendConformance":
+        from glm.testing.backend import BackendConformance
+
+        return BackendConformance
     if name == "build_plugin_distribution":
         from glm.testing.distributions import build_plugin_distribution
 

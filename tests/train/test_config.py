@@ -15,18 +15,38 @@ def write(tmp_path, text):
 def test_defaults_and_sections_reuse_core_configs():
     cfg = load_config()
     assert isinstance(cfg.model.encoder, EncoderConfig)
-    assert isinstance(cfg.model.graph, GraphLAMAConfig)
-    assert cfg.training.stage == "pretrain" and cfg.recipe == "cpu"
+    assert cfg.model.method == "graphlama" and isinstance(cfg.model.method_config, GraphLAMAConfig)
+    assert cfg.training.stage == "pretrain" and cfg.recipe == "cpu"  # the method's pre-training stage
+
+
+def test_method_sections_and_the_legacy_graph_key(tmp_path):
+    path = write(tmp_path, "model:\n  graph:\n    hop_mode: official\n")
+    with pytest.warns(DeprecationWarning, match="model.graph is deprecated; it is read as model.graphlama"):
+        cfg = load_config(path)
+    assert cfg.model.method_config.hop_mode == "official"
+    saved = yaml.safe_load(cfg.to_yaml())
+    assert saved["model"]["graphlama"]["hop_mode"] == "official" and "graph" not in saved["model"]
+    assert load_config(None, ["model.method=llaga", "model.llaga.template=hop_field"]).model.method_config.template == "hop_field"
+    gpt = load_config(None, ["model.method=graphgpt"])
+    assert gpt.training.stage == "task"  # GraphGPT's pre-training stage
+    with pytest.raises(ConfigError, match="both model.graph and model.graphlama"):
+        load_config(None, ["model.graph.hop_mode=official", "model.graphlama.max_hops=3"])
+    with pytest.raises(ConfigError, match="unknown method 'nosuch'; registered: graphgpt, graphlama, llaga"):
+        load_config(None, ["model.method=nosuch"])
+    with pytest.raises(ConfigError, match="unknown key 'model.llaga.foo'"):
+        load_config(None, ["model.llaga.foo=1"])
+    with pytest.raises(ConfigError, match=r"training.stage \(stages of method 'graphgpt'\) must be one of match"):
+        load_config(None, ["model.method=graphgpt", "training.stage=adapt_official"])
 
 
 def test_yaml_plus_dotted_overrides(tmp_path):
     path = write(tmp_path, "training:\n  learning_rate: 1e-4\n  max_steps: 3\ndata:\n  fanout: [5, 5]\n")
     cfg = load_config(path, ["training.seed=7", "data.heldout_classes=[AI, DB]", "model.encoder.layer=gcn",
-                             "model.graph.hop_mode=official", "backend=gammagl"])
+                             "model.graphlama.hop_mode=official", "backend=gammagl"])
     assert cfg.training.learning_rate == 1e-4  # "1e-4" is a string for YAML 1.1; coerced to float
     assert cfg.training.max_steps == 3 and cfg.training.seed == 7
     assert cfg.data.fanout == [5, 5] and cfg.data.heldout_classes == ["AI", "DB"]
-    assert cfg.model.encoder.layer == "gcn" and cfg.model.graph.hop_mode == "official"
+    assert cfg.model.encoder.layer == "gcn" and cfg.model.method_config.hop_mode == "official"
     assert cfg.backend == "gammagl"
 
 
@@ -45,9 +65,9 @@ def test_unknown_override_and_wrong_types():
         load_config(None, ["training.seed=abc"])
     with pytest.raises(ConfigError, match="data.fanout expects a list"):
         load_config(None, ["data.fanout=5"])
-    with pytest.raises(ConfigError, match="model.graph.hop_mode must be one of onehot, official, learned"):
-        load_config(None, ["model.graph.hop_mode=bits"])
-    with pytest.raises(ConfigError, match="training.stage must be one of pretrain, adapt"):
+    with pytest.raises(ConfigError, match="model.graphlama.hop_mode must be one of onehot, official, learned"):
+        load_config(None, ["model.graphlama.hop_mode=bits"])
+    with pytest.raises(ConfigError, match="training.stage .*must be one of pretrain, adapt, adapt_official"):
         load_config(None, ["training.stage=finetune"])
     with pytest.raises(ConfigError, match="look like section.key=value"):
         load_config(None, ["training.seed"])
@@ -57,7 +77,7 @@ def test_unknown_override_and_wrong_types():
 
 def test_cross_field_checks():
     with pytest.raises(ConfigError, match=r"graph_dim \(64\) must equal model.encoder.out_dim \(128\)"):
-        load_config(None, ["model.graph.graph_dim=64"])
+        load_config(None, ["model.graphlama.graph_dim=64"])
     with pytest.raises(ConfigError, match="micro_batch_size must be >= 1"):
         load_config(None, ["training.micro_batch_size=0"])
 

@@ -74,12 +74,18 @@ def adapter_path(path: str | os.PathLike) -> Path:
 
 
 def apply_adapter_chain(model, path: str | os.PathLike, _depth: int = 0) -> list[Path]:
-    """Load an adapter and, first, the adapters it was trained on top of (``init_from``)."""
+    """Load an adapter and, first, the adapters it was trained on top of (``init_from``).
+
+    A converted encoder state (``glm convert official-gt``) loads into ``model.encoder``.
+    """
     from glm.core.adapter import load_adapter, read_adapter
+    from glm.core.convert import load_encoder_state
 
     if _depth > 8:
         raise CheckpointError(f"adapter chain deeper than 8 at {path} (a cycle?)")
     file = adapter_path(path)
+    if load_encoder_state(model, file):
+        return [file]
     _, meta = read_adapter(file)
     parent = (meta.get("extra") or {}).get("init_from")
     loaded = []
