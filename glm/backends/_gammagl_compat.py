@@ -38,6 +38,8 @@ from typing import Any, Iterator
 import torch
 from torch import Tensor
 
+from glm.errors import GlmError
+
 KERNEL_NAMES = (
     "c_segment_sum", "c_segment_mean", "c_segment_max",
     "c_spmm_sum", "c_spmm_mean", "c_spmm_max", "c_bspmm_sum",
@@ -47,7 +49,7 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {"gammagl": None, "kernels": None}
 
 
-class GammaglBackendError(RuntimeError):
+class GammaglBackendError(GlmError, RuntimeError):
     """tensorlayerx is (or would be) set to a backend other than torch."""
 
 

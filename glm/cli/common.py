@@ -8,13 +8,14 @@ import os
 import sys
 from typing import Any
 
+from glm.errors import GlmError
 from glm.plugins.manager import get_registry
 from glm.plugins.registry import BackendSpec, RegistryError
 
 BACKEND_ENV = "GLM_BACKEND"
 
 
-class CliError(Exception):
+class CliError(GlmError):
     """A user-facing error: ``glm`` prints it as one line and exits with code 2."""
 
 

@@ -7,13 +7,15 @@ import importlib
 import logging
 import os
 import sys
+import traceback
 import warnings
 from typing import Any, Sequence
 
 # Frameworks read these at import time; set them before anything imports tensorlayerx / HF hub.
 os.environ.setdefault("TL_BACKEND", "torch")
 
-from glm.cli.common import CliError  # noqa: E402  (re-exported: ``from glm.cli.main import CliError``)
+from glm.cli.common import CliError  # noqa: E402
+from glm.errors import GlmError  # noqa: E402  (re-exported: ``from glm.cli.main import CliError``)
 
 # Built-in command groups; each module defines ``add_commands(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -89,6 +91,11 @@ def _configure_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format=fmt)
 
 
+def _verbose(argv: Sequence[str] | None) -> bool:
+    args = sys.argv[1:] if argv is None else list(argv)
+    return any(a in ("-v", "-vv", "--verbose") for a in args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``glm``; returns the exit code (0 ok, 1 plugin failure in strict mode, 2 user error)."""
     from glm.plugins.manager import PluginLoadError
@@ -102,8 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 0
         return int(args.func(args) or 0)
-    except CliError as exc:
-        print(f"glm: error: {exc}", file=sys.stderr)
+    except GlmError as exc:  # every user-facing error: one line, exit 2 (-v: the traceback too)
+        if _verbose(argv):
+            traceback.print_exc()
+        print(f"glm: error: {exc.one_line()}", file=sys.stderr)
         return 2
     except PluginLoadError as exc:
         print(f"glm: error: {exc}", file=sys.stderr)

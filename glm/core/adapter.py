@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from glm.core.io import atomic_path
 from glm.core.llm import llm_identity
 from glm.core.stages import StageTable, stage_parameter_names
+from glm.errors import GlmError
 from glm.plugins.manager import glm_version
 
 ADAPTER_FORMAT = "glm-adapter/1"
@@ -35,11 +36,11 @@ LEGACY_METHOD = "graphlama"  # adapters without a "method" key
 BASE_KEYS = ("model_type", "hidden_size", "vocab_size", "num_hidden_layers", "config_hash")
 
 
-class AdapterFormatError(ValueError):
+class AdapterFormatError(GlmError, ValueError):
     """The file is not a glm adapter (missing or unreadable metadata)."""
 
 
-class AdapterMismatchError(ValueError):
+class AdapterMismatchError(GlmError, ValueError):
     """An adapter does not fit the model; ``differences`` lists every base/key/shape difference."""
 
     def __init__(self, path: Union[str, Path], differences: list[str]) -> None:

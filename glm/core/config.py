@@ -30,11 +30,12 @@ from typing import Any, Optional, Sequence, Union
 import yaml
 
 from glm.core.encoder import EncoderConfig
+from glm.errors import GlmError
 
 CONFIG_FILENAME = "glm_config.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(GlmError, ValueError):
     """A configuration file or override is wrong; the message names the key and the source."""
 
 

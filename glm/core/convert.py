@@ -24,13 +24,15 @@ from typing import Union
 
 from torch import Tensor
 
+from glm.errors import GlmError
+
 _LAYER = re.compile(r"(?:^|\.)gtLayers\.(\d+)\.(qTrans|kTrans|vTrans|norm\.weight|norm\.bias)$")
 _PROJ = re.compile(r"(?:^|\.)(W_P|inverW_P)\.(weight|bias)$")
 _DROPPED = re.compile(r"(?:^|\.)W_pos$")
 ENCODER_FORMAT = "glm-encoder/1"
 
 
-class ConvertError(ValueError):
+class ConvertError(GlmError, ValueError):
     """The file is not an official graph-transformer state dict (named keys, expected vs found)."""
 
 

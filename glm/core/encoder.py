@@ -43,6 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from glm.core.graph import SubgraphBatch
+from glm.errors import GlmError
 
 
 @dataclass
@@ -81,7 +82,7 @@ class EncoderConfig:
 
 
 # -- neutral parameter layouts -----------------------------------------------------------------
-class NeutralStateError(ValueError):
+class NeutralStateError(GlmError, ValueError):
     """A neutral state dict does not fit a layer or encoder: missing, unexpected or mis-shaped keys."""
 
 

@@ -21,9 +21,10 @@ import torch
 from torch import nn
 
 from glm.core.method import MethodContext, MethodError
+from glm.errors import GlmError
 
 
-class FactoryError(ValueError):
+class FactoryError(GlmError, ValueError):
     """The configuration cannot be turned into a model (named field, found value)."""
 
 
@@ -55,7 +56,8 @@ def build_node_tokens(config: Any, hidden_size: int, backend: Optional[str] = No
         encoder = build_encoder(model_cfg.encoder, default_backend(backend or config.backend))
     context = MethodContext(hidden_size=int(hidden_size), feature_dim=model_cfg.encoder.in_dim,
                             encoder=encoder if spec.uses_encoder else None,
-                            encoder_out_dim=model_cfg.encoder.out_dim if spec.uses_encoder else None)
+                            encoder_out_dim=model_cfg.encoder.out_dim if spec.uses_encoder else None,
+                            fanout=tuple(config.data.fanout))
     module = spec.build(model_cfg.method_config, context)
     if not isinstance(module, nn.Module) or not hasattr(module, "tokens_per_graph"):
         raise MethodError(f"method {spec.name!r}: build returned {type(module).__name__}, "

@@ -14,8 +14,10 @@ from typing import Optional, Sequence
 import torch
 from torch import Tensor
 
+from glm.errors import GlmError
 
-class GraphValidationError(ValueError):
+
+class GraphValidationError(GlmError, ValueError):
     """A subgraph is malformed; the message names the field, the expected and the found value."""
 
 

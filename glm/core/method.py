@@ -27,11 +27,12 @@ from typing import Any, Callable, Literal, Mapping, Optional
 from torch import Tensor, nn
 
 from glm.core.graph import SubgraphBatch
+from glm.errors import GlmError
 
 StageData = Literal["pretrain", "fewshot"]
 
 
-class MethodError(ValueError):
+class MethodError(GlmError, ValueError):
     """A method spec or node-token module breaks the method contract."""
 
 
@@ -63,12 +64,14 @@ class MethodContext:
         feature_dim: node feature width (``model.encoder.in_dim``).
         encoder: the GNN (:class:`glm.core.encoder.GraphEncoder`) when ``uses_encoder``, else ``None``.
         encoder_out_dim: its output width (``model.encoder.out_dim``).
+        fanout: the sampler's neighbours per hop (``data.fanout``).
     """
 
     hidden_size: int
     feature_dim: int
     encoder: Optional[nn.Module] = None
     encoder_out_dim: Optional[int] = None
+    fanout: tuple[int, ...] = (10, 10)
 
 
 class NodeTokenModule(nn.Module):

@@ -32,15 +32,16 @@ from torch import Tensor, nn
 from glm.core.method import MethodError, MethodSpec, NodeTokenModule
 from glm.core.sample import GraphBatch
 from glm.core.tokens import G_END, G_PATCH, G_START, add_graph_tokens
+from glm.errors import GlmError
 
 CORE_NAMES = ("llm", "graph_token_embeddings", "tokenizer", "method", "node_token_module")
 
 
-class SpliceError(ValueError):
+class SpliceError(GlmError, ValueError):
     """The graph tokens of a batch do not match its graphs (counts per row, placeholders per sample)."""
 
 
-class PaddingError(ValueError):
+class PaddingError(GlmError, ValueError):
     """A batch is padded the wrong way for the requested operation."""
 
 

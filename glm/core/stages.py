@@ -16,16 +16,18 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from torch import nn
 
+from glm.errors import GlmError
+
 StageTable = Mapping[str, Sequence[str]]
 
 GRAPH_TOKEN_ROWS = "graph_token_embeddings"
 
 
-class UnknownStageError(KeyError):
+class UnknownStageError(GlmError, KeyError):
     """The stage name is not in the stage table."""
 
 
-class FrozenLLMError(ValueError):
+class FrozenLLMError(GlmError, ValueError):
     """A stage pattern would unfreeze a parameter of the LLM."""
 
 

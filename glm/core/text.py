@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from glm.errors import GlmError
+
 logger = logging.getLogger(__name__)
 
 REDUCTION_METHODS = ("random_projection", "pca", "none")
@@ -44,7 +46,7 @@ class TextEmbedder(Protocol):
         ...
 
 
-class EmbedderUnavailableError(ImportError):
+class EmbedderUnavailableError(GlmError, ImportError):
     """The requested embedder's model package is not installed."""
 
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from glm.errors import GlmError
 
-class RegistryError(LookupError):
+
+class RegistryError(GlmError, LookupError):
     """Base class of registry look-up errors."""
 
 
@@ -42,7 +44,7 @@ class UnknownMethodError(RegistryError):
     """No method (GraphLAMA, GraphGPT, LLaGA or a plugin's) of that name is registered."""
 
 
-class DuplicateRegistrationError(ValueError):
+class DuplicateRegistrationError(GlmError, ValueError):
     """A plugin registered a name that another plugin (or itself) already registered."""
 
 

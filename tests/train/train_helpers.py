@@ -17,7 +17,7 @@ TINY_CONFIG = {
         "llm": {"name": "tiny-random", "max_length": 1024},
         "encoder": {"layer": "gcn", "in_dim": 16, "hidden_dim": 16, "out_dim": 16, "num_layers": 2,
                     "dropout": 0.1},
-        "graph": {"graph_dim": 16, "gate_dim": 16},
+        "graphlama": {"graph_dim": 16, "gate_dim": 16},
     },
     "data": {
         "dataset": "synthetic", "embedder": "hashing", "fanout": [3, 2],

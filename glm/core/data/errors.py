@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+from glm.errors import GlmError
 
-class DataError(ValueError):
+
+class DataError(GlmError, ValueError):
     """Base class of glm data errors."""
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from glm.core.plan.models import GIB, LLMShape
+from glm.errors import GlmError
 
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
 # bytes per quantised linear weight (bitsandbytes: int8 + per-row scale; NF4 + fp32 absmax per 64)
@@ -43,7 +44,7 @@ ATTENTION = ("sdpa", "eager", "flash_attention_2")
 TIGHT_FRACTION = 0.10  # "tight" when less than 10 % of the card would stay free
 
 
-class PlanError(ValueError):
+class PlanError(GlmError, ValueError):
     """A plan input is inconsistent (unknown dtype, attention implementation, ...)."""
 
 

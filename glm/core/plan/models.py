@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Union
 
+from glm.errors import GlmError
+
 GIB = 1024 ** 3
 
 # Cards by name -> memory in GiB (what torch reports as total memory, rounded).
@@ -41,7 +43,7 @@ ALIASES = {"vicuna-7b": "vicuna-7b-v1.5-16k", "smollm2": "smollm2-135m", "llama2
 LLAMA_LIKE = {"llama", "mistral", "qwen2", "qwen3", "smollm3", "granite", "olmo2"}
 
 
-class PlanModelError(ValueError):
+class PlanModelError(GlmError, ValueError):
     """An LLM config could not be found or lacks a field the planner needs."""
 
 

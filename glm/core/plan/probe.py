@@ -44,13 +44,15 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+from glm.errors import GlmError
+
 MMAP_THRESHOLD = "65536"
 RUNNERS = ("recipe", "torch")
 LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_SIZE",
                  "LOCAL_WORLD_SIZE")
 
 
-class ProbeError(RuntimeError):
+class ProbeError(GlmError, RuntimeError):
     """A probe subprocess failed; the message carries its last lines of output."""
 
 

@@ -32,6 +32,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from glm.errors import GlmError
+
 logger = logging.getLogger("glm.train")
 
 CHECKPOINT_PREFIX = "checkpoint-"
@@ -40,7 +42,7 @@ TRAINER_STATE = "trainer_state.json"
 ADAPTER_FILE = "adapter_model.safetensors"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(GlmError, RuntimeError):
     """A checkpoint is missing, incomplete or does not match the run."""
 
 
@@ -153,7 +155,7 @@ def write_adapter(engine_or_module: Any, path: Path, stage: str, extra: tuple[st
     try:
         if rank != 0:
             return
-        if all(hasattr(module, a) for a in ("llm", "encoder", "config")):
+        if all(hasattr(module, a) for a in ("llm", "node_token_module", "config")):
             from glm.core.adapter import save_adapter
 
             save_adapter(module, path, stage, extra=extra, extra_metadata=metadata)

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, Optional
 
 from glm.core.config import RunConfig
+from glm.errors import GlmError
 
 
-class RecipeError(ValueError):
+class RecipeError(GlmError, ValueError):
     """A recipe cannot be read or resolved; the message names the recipe and the field."""
 
 

@@ -33,16 +33,18 @@ from glm.core.config import CONFIG_FILENAME, RunConfig, save_config
 from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
 from glm.core.train.ds_compat import offload_optimizer_fallback, release_shm_buffer
-from glm.core.train.dsconfig import recipe_hints, resolve_recipe, load_recipe, zero_stage
-from glm.core.train.log import LOG_FILENAME, TrainLogger, peak_rss_mb, rank0_info, truncate_log
+from glm.core.train.dsconfig import load_recipe, recipe_hints, resolve_recipe, zero_stage
+from glm.core.train.log import LOG_FILENAME, TrainLogger
 from glm.core.train.log import logger as train_logger
+from glm.core.train.log import peak_rss_mb, rank0_info, truncate_log
+from glm.errors import GlmError
 
 
-class OutputDirError(RuntimeError):
+class OutputDirError(GlmError, RuntimeError):
     """The output directory holds a previous run and neither overwrite nor resume was asked."""
 
 
-class TrainingError(RuntimeError):
+class TrainingError(GlmError, RuntimeError):
     """The run cannot start (no trainable parameters, too little data, ...)."""
 
 

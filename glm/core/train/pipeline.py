@@ -24,10 +24,11 @@ import torch
 from glm.core.config import RunConfig, resolve_data_dir
 from glm.core.sample import Sample
 from glm.core.train.checkpoint import ADAPTER_FILE, CheckpointError
+from glm.errors import GlmError
 
 logger = logging.getLogger("glm.train")
 
-class PipelineError(ValueError):
+class PipelineError(GlmError, ValueError):
     """The configuration cannot be turned into a model or data (named field, found value)."""
 
 
@@ -49,7 +50,8 @@ def load_llm(config: RunConfig):
 def build_model(config: RunConfig, backend: Optional[str] = None):
     """A :class:`~glm.core.model.GraphLanguageModel` for ``config`` (random graph side); see
     :mod:`glm.core.factory`."""
-    from glm.core.factory import FactoryError, build_model as factory_build
+    from glm.core.factory import FactoryError
+    from glm.core.factory import build_model as factory_build
 
     llm, tok = load_llm(config)
     try:
@@ -199,7 +201,7 @@ def make_collator(config: RunConfig, model, data: Optional[DataBundle], inferenc
 
 def run_stage(config: RunConfig, progress: bool = True, model=None, data: Optional[DataBundle] = None):
     """Train ``config.training.stage``; return ``(TrainResult, model, data)``."""
-    from glm.core.stages import set_stage, trainable_parameters, format_parameter_table
+    from glm.core.stages import format_parameter_table, set_stage, trainable_parameters
     from glm.core.train.loop import Trainer, set_seed
 
     t = config.training

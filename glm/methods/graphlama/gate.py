@@ -24,11 +24,13 @@ from typing import Literal, Optional
 import torch
 from torch import Tensor, nn
 
+from glm.errors import GlmError
+
 AlphaMode = Literal["sigmoid", "free"]
 ALPHA_NAMES = ("alpha_l", "alpha_w")
 
 
-class TaskEmbeddingError(ValueError):
+class TaskEmbeddingError(GlmError, ValueError):
     """The task embedding is missing or has the wrong shape."""
 
 

@@ -12,6 +12,8 @@ graph backend installed.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from glm.core.method import MethodContext, MethodSpec, StageSpec
 from glm.methods.llaga.config import LLaGAConfig
 from glm.methods.llaga.node_tokens import LLaGANodeTokens
@@ -27,12 +29,14 @@ STAGES = {
 
 
 def build(config: LLaGAConfig, context: MethodContext) -> LLaGANodeTokens:
+    if config.tree is None:
+        config = replace(config, tree=list(context.fanout))
     return LLaGANodeTokens(config, context.feature_dim, context.hidden_size)
 
 
 def check(config: LLaGAConfig, run_config) -> list[str]:
     fanout = list(run_config.data.fanout)
-    if config.template == "neighbourhood" and len(fanout) < len(config.tree):
+    if config.template == "neighbourhood" and config.tree is not None and len(fanout) < len(config.tree):
         return [f"model.llaga.tree {config.tree} is deeper than data.fanout {fanout}; sample at least "
                 f"{len(config.tree)} hops"]
     return []

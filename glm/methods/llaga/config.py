@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal, Optional
 
 TemplateKind = Literal["neighbourhood", "hop_field"]
@@ -15,9 +15,9 @@ class LLaGAConfig:
     Args:
         template: ``"neighbourhood"`` (neighbourhood-detail template: a fixed-shape computation
             tree, one token per slot) or ``"hop_field"`` (one token per hop: mean features).
-        tree: fan-out of the neighbourhood tree, ``[10, 10]`` -> 1 + 10 + 100 slots (LLaGA's
-            ``sample_neighbor_size=10``, ``use_hop=2``); slots come from glm's sampler, so use
-            ``data.fanout`` at least this wide.
+        tree: fan-out of the neighbourhood tree; ``None`` = ``data.fanout`` (the default ``[10, 10]``
+            gives 1 + 10 + 100 slots, LLaGA's ``sample_neighbor_size=10``, ``use_hop=2``). Slots are
+            filled from glm's sampler, so a tree wider than ``data.fanout`` leaves slots empty.
         pe_dim: Laplacian positional-embedding width per slot (``None``: all eigenvectors of the
             template tree, as LLaGA).
         hops: hops of the hop-field template (tokens = hops + 1; LLaGA uses 4).
@@ -26,7 +26,7 @@ class LLaGAConfig:
     """
 
     template: TemplateKind = "neighbourhood"
-    tree: list[int] = field(default_factory=lambda: [10, 10])
+    tree: Optional[list[int]] = None
     pe_dim: Optional[int] = None
     hops: int = 4
     projector_hidden: Optional[int] = None
