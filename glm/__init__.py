@@ -40,7 +40,7 @@ __all__ = sorted([*_EXPORTS, "__version__"])
 
 def __getattr__(name: str) -> Any:
     if name == "__version__":
-        from glm.plugins.manager import glm_version
+        from glm.version import glm_version
 
         return glm_version()
     module = _EXPORTS.get(name)

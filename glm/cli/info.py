@@ -15,7 +15,8 @@ from typing import Any
 
 from glm.cli.common import add_backend_argument, print_json, resolve_backend_spec
 from glm.core.train.ds_compat import SHM_DIR, SHM_PREFIX, leftover_shm_segments
-from glm.plugins.manager import ENV_DISABLED, ENV_LOAD, ENV_STRICT, ENV_TRACE, get_registry, glm_version, plugin_report
+from glm.plugins.manager import ENV_DISABLED, ENV_LOAD, ENV_STRICT, ENV_TRACE, get_registry, plugin_report
+from glm.version import glm_version
 from glm.plugins.registry import BackendSpec, Registry
 
 # import name -> label shown by ``glm env`` (distribution names differ: gammagl-pt23, torch-geometric)

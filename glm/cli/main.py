@@ -66,7 +66,7 @@ def _import_command_module(module_name: str) -> Any:
 
 
 def _version() -> str:
-    from glm.plugins.manager import glm_version
+    from glm.version import glm_version
 
     return f"glm {glm_version()}"
 

@@ -28,7 +28,7 @@ from glm.core.io import atomic_path
 from glm.core.llm import llm_identity
 from glm.core.stages import StageTable, stage_parameter_names
 from glm.errors import GlmError
-from glm.plugins.manager import glm_version
+from glm.version import glm_version
 
 ADAPTER_FORMAT = "glm-adapter/1"
 METADATA_KEY = "glm_adapter"

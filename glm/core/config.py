@@ -472,15 +472,3 @@ def save_config(config: RunConfig, directory: str | os.PathLike, filename: str =
     from glm.core.io import atomic_write_text
 
     return atomic_write_text(config.to_yaml(), Path(directory) / filename)
-
-
-def default_data_dir() -> Path:
-    """``../shared/data`` relative to the project root (the folder holding ``glm/``)."""
-    env = os.environ.get("GLM_DATA_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def resolve_data_dir(config: RunConfig) -> Path:
-    return Path(config.data.data_dir) if config.data.data_dir else default_data_dir()

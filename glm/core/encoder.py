@@ -18,7 +18,7 @@ Neutral layouts (PyG's conventions; weights are ``[out, in]`` as in ``torch.nn.L
 ``sage``      ``lin_neigh.weight [out, in]``, ``lin_root.weight [out, in]``, ``bias [out]``;
               mean aggregation, ``lin_neigh(mean_j x_j) + lin_root(x_i) + bias``.
 ``gt``        ``wq``, ``wk``, ``wv`` ``[d, d]`` (no bias), ``norm.weight [d]``, ``norm.bias [d]``;
-              GraphLAMA's sparse graph-transformer layer (spec §1.3): per head,
+              GraphLAMA's sparse graph-transformer layer (official ``graph_transformer.py``): per head,
               ``a_ij = exp(clamp(<q_i, k_j>, -10, 10))`` normalised over the incoming edges of
               ``i``, ``h_i' = LayerNorm(h_i + sum_j a_ij v_j)``; ``q = x wq^T`` etc.
 ============  ==========================================================================
@@ -181,9 +181,9 @@ class GraphEncoder(nn.Module):
         self._prepared: torch.device | None = None
 
     def forward(self, batch: SubgraphBatch) -> Tensor:
-        native = self.backend.to_native(batch)
-        x, edge_index, edge_weight = self.backend.unpack(native)
-        return self.encode(x, edge_index, edge_weight)
+        # the layers take plain tensors: no native Data/Graph round trip in the hot path
+        # (backend.to_native / from_native stay as user conversions)
+        return self.encode(batch.x, batch.edge_index, batch.edge_weight)
 
     def encode(self, x: Tensor, edge_index: Tensor, edge_weight: Optional[Tensor] = None) -> Tensor:
         """The stack on plain tensors: ``[N, in_dim], [2, E], [E] | None -> [N, out_dim]``."""

@@ -15,7 +15,8 @@ Environment switches:
 * ``GLM_DISABLED_PLUGINS=a,b``: never load or call these plugins (entry-point names, or
   built-in module names, full or short: ``glm.backends.gammagl`` or ``gammagl``).
 * ``GLM_LOAD_PLUGINS=a,b``: load only these entry points (empty: none); built-ins always load.
-* ``GLM_TRACE_PLUGINS=1``: write every hook call, its implementations and results to stderr.
+* ``GLM_TRACE_PLUGINS=1``: write every hook call (per plugin: glm calls each plugin's hooks on
+  its own, so one failure stays that plugin's) and every registration to stderr.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import pluggy
 
 from glm.plugins import hookspecs
 from glm.plugins.registry import Registry, RegistryError
+from glm.version import DISTRIBUTION, glm_version
 
 ENTRY_POINT_GROUP = "glm"
 
@@ -98,7 +100,6 @@ class _State:
     skipped: set[str] = field(default_factory=set)  # plugins dropped for a failure
     distinfo: dict[str, tuple[str, str]] = field(default_factory=dict)  # plugin -> (dist, version)
     disabled: list[str] = field(default_factory=list)
-    undo_trace: Callable[[], None] | None = None
 
 
 _state = _State()
@@ -156,11 +157,6 @@ def load_plugins() -> None:
     for name in disabled:
         if not pm.has_plugin(name):
             pm.set_blocked(name)
-    if _tracing() and _state.undo_trace is None:
-        _state.undo_trace = pm.add_hookcall_monitoring(
-            lambda hook, impls, kw: _trace(f"{hook}({', '.join(kw)}) -> {[i.plugin_name for i in impls]}"),
-            lambda outcome, hook, impls, kw: _trace(f"{hook} returned {outcome.get_result()!r}"),
-        )
     for module_name in DEFAULT_PLUGINS:
         if module_name.rsplit(".", 1)[-1] in disabled or module_name in disabled:
             continue
@@ -344,8 +340,6 @@ def reset() -> None:
             pm.unblock(name)
         else:
             pm.unregister(name=name)
-    if _state.undo_trace is not None:
-        _state.undo_trace()
     vars(_state).update(vars(_State()))
 
 
@@ -371,7 +365,7 @@ def plugin_report() -> list[dict[str, Any]]:
 
 def _row(name: str, status: str, errors: list, *, hooks: list, registered: dict) -> dict[str, Any]:
     builtin = name in DEFAULT_PLUGINS
-    dist = _state.distinfo.get(name) or (("graph-glm", glm_version()) if builtin else None)
+    dist = _state.distinfo.get(name) or ((DISTRIBUTION, glm_version()) if builtin else None)
     return {
         "name": name,
         "distribution": dist[0] if dist else None,
@@ -382,12 +376,3 @@ def _row(name: str, status: str, errors: list, *, hooks: list, registered: dict)
         "registered": registered,
         "errors": errors,
     }
-
-
-def glm_version() -> str:
-    """The installed version of glm (distribution ``graph-glm``), or ``"unknown"``."""
-    try:
-        return metadata.version("graph-glm")
-    except metadata.PackageNotFoundError:
-        return "unknown"
-

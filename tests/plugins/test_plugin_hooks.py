@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
+
 from glm.plugins import BackendSpec, hookimpl, pm
 from glm.testing import assert_gnn_layer
 
@@ -60,6 +62,34 @@ def test_hook_register_recipes(plugins, tmp_path):
     registry = plugins.get_registry()
     assert registry.recipe("tiny-file").source == recipe
     assert registry.recipe("tiny-dict").source == {"zero_optimization": {"stage": 0}}
+
+
+def test_hook_register_methods(plugins):
+    from dataclasses import dataclass
+
+    from glm.core.method import MethodSpec, StageSpec
+    from glm.plugins import DuplicateRegistrationError
+
+    @dataclass
+    class Cfg:
+        width: int = 2
+
+    spec = MethodSpec(name="toy-method", config_cls=Cfg, build=lambda cfg, ctx: None,
+                      stages={"pretrain": StageSpec(("head.*",)), "adapt": StageSpec(("head.*",), "fewshot")})
+
+    class Plugin:
+        @hookimpl
+        def register_methods(register):
+            register(spec)
+            register("not a spec")
+
+    pm.register(Plugin, name="toy-methods")
+    with pytest.warns(UserWarning, match="expected glm.core.method.MethodSpec"):
+        registry = plugins.get_registry()
+    assert registry.method("toy-method") is spec and registry.owner("methods", "toy-method") == "toy-methods"
+    assert {"graphlama", "graphgpt", "llaga"} <= set(registry.methods)
+    with pytest.raises(DuplicateRegistrationError, match="method 'graphlama' is already registered"):
+        registry.add_method(registry.method("graphlama"))
 
 
 def test_hook_register_commands(plugins, capsys):

@@ -5,7 +5,7 @@ Matching a free-text prediction to a class:
 * ``exact`` (default): the prediction, normalised (lower case, punctuation and surrounding
   words such as "Answer:" stripped, whitespace collapsed), must equal one class name
   normalised the same way; otherwise the prediction matches no class and counts as wrong.
-* ``substring``: the official GraphLAMA scoring (spec §2.3): correct when the normalised
+* ``substring``: the official GraphLAMA scoring (``grapht3/eval/run_SFT_task.py``): correct when the normalised
   label occurs inside the normalised prediction. Lenient: "AI or ML" is correct for both.
 
 BLEU uses ``sacrebleu`` (``pip install sacrebleu``) when installed; it raises

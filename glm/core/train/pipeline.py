@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import torch
 
-from glm.core.config import RunConfig, resolve_data_dir
+from glm.core.config import RunConfig
 from glm.core.sample import Sample
 from glm.core.train.checkpoint import ADAPTER_FILE, CheckpointError
 from glm.errors import GlmError
@@ -123,7 +123,7 @@ def prepare_data(config: RunConfig, progress: bool = False) -> DataBundle:
     d = config.data
     options = dict(d.options)
     if d.dataset not in ("synthetic",):
-        options.setdefault("data_dir", str(resolve_data_dir(config)) if d.data_dir else None)
+        options.setdefault("data_dir", d.data_dir)  # None: glm.core.data.tag.resolve_data_dir searches
     tag = load_dataset(d.dataset, **options)
     embedder = get_embedder(d.embedder)
     x = node_features(tag, embedder, dim=config.model.encoder.in_dim, cache_dir=d.cache_dir, progress=progress)
