@@ -164,14 +164,20 @@ class Registry:
             f"{what} {name!r} is already registered by {self.owner(kind, name) or 'another plugin'}"
         )
 
+    def _add_spec(self, kind: str, what: str, spec: Any, spec_type: type, plugin: str | None) -> None:
+        """Add a spec object (backend, method) to the table ``kind`` after type, name and duplicate checks."""
+        if not isinstance(spec, spec_type):
+            raise TypeError(f"register_{kind}: expected {spec_type.__module__}.{spec_type.__name__}, "
+                            f"got {type(spec).__name__}")
+        _check_name(what, spec.name)
+        table = getattr(self, kind)
+        if spec.name in table:
+            raise self._duplicate(kind, what, spec.name)
+        table[spec.name] = spec
+        self._note(plugin, kind, spec.name)
+
     def add_backend(self, spec: BackendSpec, plugin: str | None = None) -> None:
-        if not isinstance(spec, BackendSpec):
-            raise TypeError(f"register_backends: expected BackendSpec, got {type(spec).__name__}")
-        _check_name("backend", spec.name)
-        if spec.name in self.backends:
-            raise self._duplicate("backends", "backend", spec.name)
-        self.backends[spec.name] = spec
-        self._note(plugin, "backends", spec.name)
+        self._add_spec("backends", "backend", spec, BackendSpec, plugin)
 
     def add_gnn_layer(
         self,
@@ -219,13 +225,7 @@ class Registry:
     def add_method(self, spec: Any, plugin: str | None = None) -> None:
         from glm.core.method import MethodSpec
 
-        if not isinstance(spec, MethodSpec):
-            raise TypeError(f"register_methods: expected glm.core.method.MethodSpec, got {type(spec).__name__}")
-        _check_name("method", spec.name)
-        if spec.name in self.methods:
-            raise self._duplicate("methods", "method", spec.name)
-        self.methods[spec.name] = spec
-        self._note(plugin, "methods", spec.name)
+        self._add_spec("methods", "method", spec, MethodSpec, plugin)
 
     # -- look-ups -------------------------------------------------------------------------
     def backend(self, name: str) -> BackendSpec:

@@ -4,7 +4,6 @@ point it is listed, trains through the CLI, and passes the method conformance ki
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -12,22 +11,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-from plugin_helpers import module_from_source  # noqa: E402
+from plugin_helpers import docs_block, module_from_source  # noqa: E402
 from train_helpers import subprocess_env, write_tiny_config  # noqa: E402
 
 from glm.plugins import pm  # noqa: E402
 from glm.testing import MethodConformance  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(600)
 
 
 def methods_block(first_line: str) -> str:
-    text = (ROOT / "docs" / "methods.md").read_text()
-    for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
-        if block.startswith(first_line + "\n"):
-            return block
-    raise AssertionError(f"docs/methods.md has no code block starting with {first_line!r}")
+    return docs_block(first_line, "methods.md")
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,13 @@ ROOT = Path(__file__).resolve().parents[2]
 GLM_ENV = ("GLM_STRICT_PLUGINS", "GLM_DISABLED_PLUGINS", "GLM_LOAD_PLUGINS", "GLM_TRACE_PLUGINS", "GLM_BACKEND")
 
 
-def docs_block(first_line: str) -> str:
-    """The fenced code block of docs/plugins.md whose first line is ``first_line``."""
-    text = (ROOT / "docs" / "plugins.md").read_text()
+def docs_block(first_line: str, page: str = "plugins.md") -> str:
+    """The fenced code block of ``docs/<page>`` whose first line is ``first_line``."""
+    text = (ROOT / "docs" / page).read_text()
     for block in re.findall(r"```[a-z]*\n(.*?)```", text, flags=re.S):
         if block.startswith(first_line + "\n"):
             return block
-    raise AssertionError(f"docs/plugins.md has no code block starting with {first_line!r}")
+    raise AssertionError(f"docs/{page} has no code block starting with {first_line!r}")
 
 
 def module_from_source(name: str, source: str) -> types.ModuleType:
