@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import pickle
 import warnings
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -34,6 +33,7 @@ from glm.core.data.errors import (
     UnknownNodeError,
 )
 from glm.core.data.tag import CITESEER_CLASSES, TextAttributedGraph, build_tag, resolve_data_dir
+from glm.core.safe_load import restricted_pickle_load
 
 PLANETOID_CLASSES = {
     "cora": ["Case_Based", "Genetic_Algorithms", "Neural_Networks", "Probabilistic_Methods",
@@ -165,7 +165,7 @@ def _read_planetoid_item(folder: Path, prefix: str, item: str):
         raise ImportError("reading Planetoid raw files needs scipy: pip install scipy") from exc
     with path.open("rb") as f, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = pickle.load(f, encoding="latin1")
+        out = restricted_pickle_load(f, path)
     if item == "graph":
         return out
     out = out.todense() if hasattr(out, "todense") else out

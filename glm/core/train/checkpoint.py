@@ -7,7 +7,8 @@
         trainer_state.json          global_step, epoch, log_history, data order (HF names)
         adapter_model.safetensors   the trainable tensors only (never the frozen LLM)
         glm_config.yaml             the resolved run configuration
-        rng_state.pth               python / numpy / torch RNG (rng_state_<rank>.pth with >1 rank)
+        rng_state.safetensors       python / numpy / torch RNG (rng_state_<rank>.safetensors with >1 rank;
+                                    no pickle, see glm.core.safe_load)
         latest                      DeepSpeed's tag file
         global_step<step>/          DeepSpeed engine state: trainable module tensors
                                     (``exclude_frozen_parameters=True``), optimizer (ZeRO shards),
@@ -23,15 +24,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import re
 import shutil
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import torch
 
+from glm.core.safe_load import install_safe_deepspeed_loading, load_rng_state, save_rng_state
 from glm.errors import GlmError
 
 logger = logging.getLogger("glm.train")
@@ -98,23 +98,8 @@ def read_trainer_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
 # -- RNG ------------------------------------------------------------------------------------
 
 
-def rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def _rng_file(rank: int, world_size: int) -> str:
-    return "rng_state.pth" if world_size == 1 else f"rng_state_{rank}.pth"
+    return "rng_state.safetensors" if world_size == 1 else f"rng_state_{rank}.safetensors"
 
 
 # -- trainable tensors ----------------------------------------------------------------------
@@ -214,7 +199,7 @@ def save_checkpoint(
     _barrier()
     tag = f"global_step{step}"
     engine.save_checkpoint(str(tmp), tag=tag, save_latest=True, exclude_frozen_parameters=True)
-    torch.save(rng_state(), tmp / _rng_file(rank, world_size))
+    save_rng_state(tmp / _rng_file(rank, world_size))
     write_adapter(engine, tmp / ADAPTER_FILE, stage, stage_extra, {"global_step": step, **(adapter_metadata or {})},
                   rank)
     if rank == 0:
@@ -272,11 +257,10 @@ def load_checkpoint(engine: Any, checkpoint: str | os.PathLike, rank: int = 0,
             f"{path}: written by {saved_world} process(es), resuming with {world_size};"
             " resume with the same number of processes"
         )
+    install_safe_deepspeed_loading()
     load_path, _ = engine.load_checkpoint(str(path), tag=state["ds_tag"], load_module_strict=False,
                                           load_optimizer_states=True, load_lr_scheduler_states=True)
     if load_path is None:
         raise CheckpointError(f"{path}: DeepSpeed could not load tag {state['ds_tag']!r}")
-    rng_path = path / _rng_file(rank, world_size)
-    if rng_path.is_file():
-        set_rng_state(torch.load(rng_path, weights_only=False))
+    load_rng_state(path, _rng_file(rank, world_size))
     return state
