@@ -114,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"glm: error: {exc.one_line()}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C: no traceback; the trainer says where it stopped
+        print(f"glm: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
+        return 130
     except PluginLoadError as exc:
         print(f"glm: error: {exc}", file=sys.stderr)
         return 1

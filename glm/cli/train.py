@@ -132,10 +132,8 @@ def _maybe_print(args: argparse.Namespace, config) -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from glm.core.train.checkpoint import CheckpointError
-    from glm.core.train.dsconfig import RecipeError
-    from glm.core.train.loop import OutputDirError, TrainingError, check_output_dir
-    from glm.core.train.pipeline import PipelineError, run_stage
+    from glm.core.train.outdir import RunLock, check_output_dir
+    from glm.core.train.pipeline import run_stage
 
     extra = []
     if args.resume:
@@ -146,11 +144,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.training.stage = _stage_for(args, config)
     if _maybe_print(args, config):
         return 0
-    try:
-        check_output_dir(config)  # before the LLM and data load
+    check_output_dir(config)  # before the LLM and data load
+    with RunLock(config.training.output_dir):  # a second run on this folder stops here, not after loading
         result, _, _ = run_stage(config, progress=not args.no_progress)
-    except (OutputDirError, TrainingError, RecipeError, CheckpointError, PipelineError) as exc:
-        raise CliError(str(exc)) from None
     if config.training.plot_loss:
         from glm.core.train.plot import plot_run
 

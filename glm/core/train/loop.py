@@ -29,19 +29,20 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from glm.core.config import CONFIG_FILENAME, RunConfig, save_config
+from glm.core.config import RunConfig, save_config
 from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
 from glm.core.train.ds_compat import offload_optimizer_fallback, release_shm_buffer
 from glm.core.train.dsconfig import load_recipe, recipe_hints, resolve_recipe, zero_stage
-from glm.core.train.log import LOG_FILENAME, TrainLogger
+from glm.core.train.log import TrainLogger
 from glm.core.train.log import logger as train_logger
 from glm.core.train.log import peak_rss_mb, rank0_info, truncate_log
+from glm.core.train.outdir import OutputDirError, RunDirectory, check_output_dir  # noqa: F401  (re-exported)
 from glm.errors import GlmError
 
 
-class OutputDirError(GlmError, RuntimeError):
-    """The output directory holds a previous run and neither overwrite nor resume was asked."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C / SIGINT during training; the message says where and how to resume (exit code 130)."""
 
 
 class TrainingError(GlmError, RuntimeError):
@@ -146,36 +147,6 @@ class TrainResult:
     trainable_params: int = 0
 
 
-GLM_OWNED = (LOG_FILENAME, CONFIG_FILENAME, ckpt.TRAINER_STATE, ckpt.ADAPTER_FILE)
-
-
-def check_output_dir(config: RunConfig) -> None:
-    """Raise :class:`OutputDirError` for a non-empty ``output_dir`` unless resuming or
-    overwriting; cheap, so commands call it before loading any model."""
-    t = config.training
-    out = Path(t.output_dir)
-    if t.resume is None and not t.overwrite_output_dir and out.is_dir() and any(out.iterdir()):
-        raise OutputDirError(
-            f"output directory {str(out)!r} is not empty; pass training.overwrite_output_dir=true to"
-            " replace it or training.resume=latest to continue it"
-        )
-
-
-def prepare_output_dir(config: RunConfig, resume: Optional[Path], rank: int) -> Path:
-    """Create ``output_dir``; refuse a non-empty one unless resuming or overwriting."""
-    out = Path(config.training.output_dir)
-    if rank == 0:
-        occupied = out.is_dir() and any(out.iterdir())
-        if resume is None:
-            check_output_dir(config)
-        if occupied and resume is None and config.training.overwrite_output_dir:
-            for child in out.iterdir():  # only what glm wrote; foreign files stay
-                if child.name in GLM_OWNED or child.name.startswith(ckpt.CHECKPOINT_PREFIX):
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
-        out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 class Trainer:
     """Train ``model`` on ``dataset`` with DeepSpeed.
 
@@ -213,13 +184,19 @@ class Trainer:
 
     # -- main -----------------------------------------------------------------------------
     def train(self) -> TrainResult:
+        """Run the whole stage; the output directory is locked throughout and rolled back (previous
+        run restored, new files removed) if the run fails before its first checkpoint."""
+        dist = init_distributed()
+        resume = ckpt.resolve_resume(self.config.training.resume, self.config.training.output_dir)
+        with RunDirectory(self.config, resume, dist.rank) as run_dir:
+            self._run_dir = run_dir
+            return self._train(dist, resume, run_dir.path)
+
+    def _train(self, dist: DistInfo, resume: Optional[Path], out: Path) -> TrainResult:
         import deepspeed
         import torch.distributed as tdist
 
         cfg, t = self.config, self.config.training
-        dist = init_distributed()
-        resume = ckpt.resolve_resume(t.resume, t.output_dir)
-        out = prepare_output_dir(cfg, resume, dist.rank)
         if dist.rank == 0:
             save_config(cfg, out)
 
@@ -327,6 +304,14 @@ class Trainer:
 
                 if (t.save_steps and step % t.save_steps == 0) or step == total:
                     self._save(engine, out, step, total, per_epoch, history, dist)
+        except KeyboardInterrupt:
+            if dist.rank == 0:
+                for tmp in out.glob(f"{ckpt.CHECKPOINT_PREFIX}*.tmp"):  # a save cut short
+                    shutil.rmtree(tmp, ignore_errors=True)
+            last = ckpt.latest_checkpoint(out)
+            where = (f"resume with --resume (from {last.name})" if last is not None and self._run_dir.committed
+                     else "no checkpoint was written, nothing of this run is kept")
+            raise TrainingInterrupted(f"interrupted at step {step}; {where}") from None
         finally:
             logger.close()
         elapsed = time.perf_counter() - t0
@@ -354,9 +339,11 @@ class Trainer:
         }
         meta = {"recipe": self.config.recipe,
                 "init_from": str(Path(t.init_from).resolve()) if t.init_from else None}
-        return ckpt.save_checkpoint(engine, out, step, state, self.config.to_yaml(), dist.rank,
-                                    dist.world_size, t.save_total_limit, meta, t.stage,
-                                    tuple(self.config.model.stage_extra))
+        saved = ckpt.save_checkpoint(engine, out, step, state, self.config.to_yaml(), dist.rank,
+                                     dist.world_size, t.save_total_limit, meta, t.stage,
+                                     tuple(self.config.model.stage_extra))
+        self._run_dir.commit()
+        return saved
 
 
 def _engine_dtype(engine) -> Optional[torch.dtype]:
