@@ -52,7 +52,10 @@ def add_commands(subparsers: Any) -> None:
                                        f"{name} stage, or training.stage when it is one)")
         p.add_argument("--resume", nargs="?", const="latest", default=None, metavar="PATH",
                        help="continue from the newest checkpoint of output_dir, or from PATH")
-        p.add_argument("--overwrite", action="store_true", help="replace a previous run in output_dir")
+        p.add_argument("--resume-anyway", action="store_true",
+                       help="resume although settings differ from the checkpoint's (each difference is logged)")
+        p.add_argument("--overwrite", action="store_true",
+                       help="replace a previous run in output_dir (kept until the new run's first checkpoint)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
         p.set_defaults(func=cmd_train, stage_kind=kind, command=name)
 
@@ -136,10 +139,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from glm.core.train.pipeline import run_stage
 
     extra = []
+    if args.resume and "=" in args.resume and not Path(args.resume).exists():
+        args.overrides.append(args.resume)  # `--resume key=value`: the override is not a checkpoint path
+        args.resume = "latest"
     if args.resume:
         extra.append(f"training.resume={args.resume}")
     if args.overwrite:
         extra.append("training.overwrite_output_dir=true")
+    if args.resume_anyway:
+        extra.append("training.resume_anyway=true")
     config = _load(args, tuple(extra))
     config.training.stage = _stage_for(args, config)
     if _maybe_print(args, config):

@@ -163,6 +163,7 @@ class TrainingConfig:
     output_dir: str = "runs/glm"
     overwrite_output_dir: bool = False
     resume: Optional[str] = None  # "latest" or a checkpoint path
+    resume_anyway: bool = False  # resume although settings differ from the checkpoint's
     init_from: Optional[str] = None  # adapter / checkpoint whose tensors initialise this run
     learning_rate: float = 2e-5
     weight_decay: float = 0.0

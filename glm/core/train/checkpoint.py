@@ -67,16 +67,35 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Optional[Path]:
     return found[-1][1] if found else None
 
 
+def latest_intact_checkpoint(output_dir: str | os.PathLike) -> Optional[Path]:
+    """The newest checkpoint whose files match the sizes and hashes recorded when it was saved;
+    newer damaged ones are skipped with a warning."""
+    for _, path in reversed(list_checkpoints(output_dir)):
+        problems = verify_checkpoint(path)
+        if not problems:
+            return path
+        logger.warning("%s is damaged (%s); falling back to an older checkpoint", path, "; ".join(problems[:3]))
+    return None
+
+
 def resolve_resume(resume: Optional[str], output_dir: str | os.PathLike) -> Optional[Path]:
-    """``None``/``"false"`` -> no resume; ``"latest"``/``"true"`` -> newest complete checkpoint
-    of ``output_dir`` (``None`` if there is none yet); a path -> that checkpoint (checked)."""
+    """``None``/``"false"`` -> no resume; ``"latest"``/``"true"`` -> newest intact checkpoint
+    of ``output_dir`` (``None`` if the folder holds none yet); a path -> that checkpoint (checked)."""
     if resume is None or str(resume).lower() in ("", "false", "no", "none"):
         return None
     if str(resume).lower() in ("latest", "true", "yes", "auto"):
-        return latest_checkpoint(output_dir)
+        found = latest_intact_checkpoint(output_dir)
+        if found is None:
+            partial = sorted(p.name for p in Path(output_dir).glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir())
+            if partial:
+                raise CheckpointError(
+                    f"resume: {output_dir} holds no usable checkpoint ({', '.join(partial[:3])}: missing "
+                    f"{TRAINER_STATE} or damaged); pass --overwrite to start again")
+            logger.warning("resume: nothing to resume in %s; starting at step 0", output_dir)
+        return found
     path = Path(resume)
     if path.is_dir() and not (path / TRAINER_STATE).is_file():
-        inner = latest_checkpoint(path)  # a run directory was given
+        inner = latest_intact_checkpoint(path)  # a run directory was given
         if inner is not None:
             return inner
     if not (path / TRAINER_STATE).is_file():
@@ -84,7 +103,90 @@ def resolve_resume(resume: Optional[str], output_dir: str | os.PathLike) -> Opti
             f"resume: {str(path)!r} is not a complete checkpoint (expected a folder with {TRAINER_STATE},"
             f" e.g. {Path(output_dir) / 'checkpoint-100'})"
         )
+    problems = verify_checkpoint(path)
+    if problems:
+        raise CheckpointError(f"resume: {path} is damaged: {'; '.join(problems[:3])}")
     return path
+
+
+# -- integrity ------------------------------------------------------------------------------
+
+
+def file_manifest(folder: Path) -> dict[str, list[Any]]:
+    """``{relative path: [size, sha256]}`` of every file in a checkpoint folder but the trainer state."""
+    import hashlib
+
+    out: dict[str, list[Any]] = {}
+    for f in sorted(folder.rglob("*")):
+        if f.is_file() and f.name != TRAINER_STATE:
+            digest = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+            out[str(f.relative_to(folder))] = [f.stat().st_size, digest.hexdigest()]
+    return out
+
+
+def verify_checkpoint(checkpoint: str | os.PathLike) -> list[str]:
+    """Differences between a checkpoint's files and the manifest saved with it (empty: intact;
+    checkpoints written before manifests existed are taken as intact)."""
+    path = Path(checkpoint)
+    try:
+        recorded = read_trainer_state(path).get("files")
+    except CheckpointError as exc:
+        return [str(exc)]
+    if not recorded:
+        return []
+    actual = file_manifest(path)
+    problems = []
+    for name, (size, digest) in recorded.items():
+        if name not in actual:
+            problems.append(f"{name} is missing")
+        elif actual[name][0] != size:
+            problems.append(f"{name} has {actual[name][0]} bytes, {size} were saved")
+        elif actual[name][1] != digest:
+            problems.append(f"{name} changed since it was saved (sha256)")
+    return problems
+
+
+RESUMABLE_CHANGES = ("training.resume", "training.resume_anyway", "training.overwrite_output_dir",
+                     "training.output_dir", "training.max_steps", "training.num_epochs", "training.logging_steps",
+                     "training.save_steps", "training.save_total_limit", "training.plot_loss", "eval.", "backend")
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``key: checkpoint X, now Y`` for every setting that changed and would make a resumed run
+    diverge (everything but :data:`RESUMABLE_CHANGES`; the backend may change: both are bit-identical)."""
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            key = f"{prefix}{k}"
+            out.update(flat(v, key + ".") if isinstance(v, dict) and v else {key: v})
+        return out
+
+    a, b = flat(saved), flat(current)
+    keys = sorted(set(a) | set(b))
+    return [f"{k}: checkpoint {a.get(k)!r}, now {b.get(k)!r}" for k in keys
+            if a.get(k) != b.get(k) and not any(k == r or (r.endswith(".") and k.startswith(r))
+                                                 for r in RESUMABLE_CHANGES)]
+
+
+def check_resume_config(checkpoint: Path, config: Any) -> None:
+    """Refuse to resume with settings that differ from the checkpoint's (unless ``resume_anyway``)."""
+    import yaml
+
+    path = checkpoint / "glm_config.yaml"
+    if not path.is_file():
+        return
+    diffs = config_differences(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, config.to_dict())
+    if diffs and not config.training.resume_anyway:
+        raise CheckpointError(
+            f"resume: the configuration differs from {path} ({'; '.join(diffs[:6])}"
+            f"{f'; and {len(diffs) - 6} more' if len(diffs) > 6 else ''}); the resumed run would not continue "
+            "the same run. Restore those settings, or pass --resume-anyway")
+    for d in diffs:
+        logger.warning("resume anyway: %s", d)
 
 
 def read_trainer_state(checkpoint: str | os.PathLike) -> dict[str, Any]:
@@ -204,7 +306,10 @@ def save_checkpoint(
                   rank)
     if rank == 0:
         (tmp / "glm_config.yaml").write_text(config_yaml, encoding="utf-8")
-        state = {**trainer_state, "global_step": step, "ds_tag": tag, "world_size": world_size}
+    _barrier()
+    if rank == 0:  # the trainer state comes last: it marks the checkpoint complete and records every file
+        state = {**trainer_state, "global_step": step, "ds_tag": tag, "world_size": world_size,
+                 "files": file_manifest(tmp)}
         (tmp / TRAINER_STATE).write_text(json.dumps(state, indent=2), encoding="utf-8")
     _barrier()
     if rank == 0:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from glm.core.io import atomic_write_text
+from glm.errors import GlmError
 
 LOG_FILENAME = "trainer_log.jsonl"
 
@@ -140,18 +141,29 @@ class TrainLogger:
             self.bar = None
 
 
+class LogFormatError(GlmError, ValueError):
+    """``trainer_log.jsonl`` has a broken line that is not a torn final line."""
+
+
 def read_log(run_dir: str | os.PathLike) -> list[dict[str, Any]]:
     """The records of ``run_dir/trainer_log.jsonl`` (a missing file gives ``[]``)."""
     path = Path(run_dir) / LOG_FILENAME
     if not path.is_file():
         return []
     out = []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    for i, line in enumerate(lines):
         if line.strip():
             try:
                 out.append(json.loads(line))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{i}: not a JSON line ({exc})") from None
+                if i == last and not text.endswith("\n"):  # a crash mid-write tore the final line
+                    logger.warning("%s: dropping a torn final line (%d characters; a crash while writing it)",
+                                   path, len(line))
+                    break
+                raise LogFormatError(f"{path}:{i + 1}: not a JSON line ({exc})") from None
     return out
 
 

@@ -188,6 +188,8 @@ class Trainer:
         run restored, new files removed) if the run fails before its first checkpoint."""
         dist = init_distributed()
         resume = ckpt.resolve_resume(self.config.training.resume, self.config.training.output_dir)
+        if resume is not None:
+            ckpt.check_resume_config(resume, self.config)
         with RunDirectory(self.config, resume, dist.rank) as run_dir:
             self._run_dir = run_dir
             return self._train(dist, resume, run_dir.path)
