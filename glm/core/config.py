@@ -245,6 +245,13 @@ class RunConfig:
             ("training.logging_steps", t.logging_steps, 1),
             ("training.save_steps", t.save_steps, 0),
             ("eval.batch_size", self.eval.batch_size, 1),
+            ("model.llm.max_length", self.model.llm.max_length, 2),
+            ("eval.max_new_tokens", self.eval.max_new_tokens, 1),
+            ("data.k_shot", self.data.k_shot, 1),
+            ("data.n_way", self.data.n_way, 1),
+            ("data.val_per_class", self.data.val_per_class, 0),
+            ("data.graph_matching_nodes", self.data.graph_matching_nodes, 1),
+            ("data.max_text_words", self.data.max_text_words, 0),
         ):
             if value < low:
                 raise ConfigError(f"{source}: {key} must be >= {low}, found {value}")

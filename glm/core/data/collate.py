@@ -43,11 +43,13 @@ class GraphCollator:
         tokens_per_graph: ``<g_patch>`` tokens per graph: ``None`` = one per node (GraphLAMA,
             GraphGPT), ``k`` = a fixed count (LLaGA's templates, prefix-token methods); take it from
             the model's method (``model.node_token_module.tokens_per_graph``).
+        validate: check every subgraph with :meth:`Subgraph.validate` (finite features, target at
+            node 0, edges in range) -- on by default; a sample that fails names itself.
     """
 
     def __init__(self, tokenizer, max_length: Optional[int] = None, padding_side: str = "right",
                  inference: bool = False, task_embedding: Optional[Callable[[str], Tensor]] = None,
-                 system_prompt: Optional[str] = None, tokens_per_graph: Optional[int] = None):
+                 system_prompt: Optional[str] = None, tokens_per_graph: Optional[int] = None, validate: bool = True):
         if padding_side not in ("left", "right"):
             raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         self.tokenizer = tokenizer
@@ -59,6 +61,7 @@ class GraphCollator:
         self.task_embedding = task_embedding
         self.system_prompt = system_prompt
         self.tokens_per_graph = tokens_per_graph
+        self.validate = validate
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         if pad is None:
             raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token")
@@ -90,6 +93,9 @@ class GraphCollator:
 
     def encode(self, sample: Sample) -> tuple[list[int], list[int]]:
         """``(input_ids, labels)`` of one sample (labels empty at inference)."""
+        if self.validate:
+            for i, g in enumerate(sample.graphs):
+                g.validate(f"{_where(sample)} graph {i}")
         k = self.tokens_per_graph
         sizes = [g.num_nodes if k is None else int(k) for g in sample.graphs]
         prompt = expand_graph_placeholders(sample.prompt, sizes)

@@ -40,7 +40,7 @@ class DataValidationError(DataError):
 
     def __init__(self, file: Optional[Path | str], line: Optional[int], field: str, expected: Any, found: Any):
         self.file, self.line, self.field, self.expected, self.found = file, line, field, expected, found
-        where = str(file) if file is not None else "<memory>"
+        where = str(file) if file is not None else "config"
         if line is not None:
             where += f":{line}"
         super().__init__(f"{where}: field {field!r}: expected {expected}, found {found}")

@@ -45,7 +45,15 @@ _PLANETOID_FOLDER = {"cora": "Cora", "citeseer": "CiteSeer"}
 
 # -- user files --------------------------------------------------------------------------------
 def _records(path: Path) -> Iterator[tuple[int, dict]]:
-    """Yield ``(line_number, record)`` for a CSV/TSV (with header) or JSONL file."""
+    """Yield ``(line_number, record)`` for a CSV/TSV (with header) or JSONL file (UTF-8; any field size)."""
+    try:
+        yield from _parse_records(path)
+    except UnicodeDecodeError as exc:
+        raise MalformedRecordError(path, None, "encoding", "UTF-8 text",
+                                   f"byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start}") from None
+
+
+def _parse_records(path: Path) -> Iterator[tuple[int, dict]]:
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         with path.open(encoding="utf-8") as f:
@@ -62,6 +70,7 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
         return
     if suffix not in (".csv", ".tsv"):
         raise MalformedRecordError(path, None, "format", "a .csv, .tsv or .jsonl file", repr(suffix or path.name))
+    csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # long abstracts: the default stops at 128 KiB
     with path.open(encoding="utf-8", newline="") as f:
         reader = csv.reader(f, delimiter="\t" if suffix == ".tsv" else ",")
         header = next(reader, None)

@@ -90,16 +90,17 @@ def make_few_shot_split(
         val_per_class / test_per_class: sizes per class (``test_per_class=None``: all remaining nodes).
     """
     if not 1 <= n_way <= tag.num_classes:
-        raise DataValidationError(None, None, "n_way", f"1..{tag.num_classes}", n_way)
+        raise DataValidationError(None, None, "data.n_way", f"1..{tag.num_classes} ({tag.name} has {tag.num_classes} classes)", n_way)
     if k_shot < 1:
-        raise DataValidationError(None, None, "k_shot", "a positive number (1/5/20/50)", k_shot)
+        raise DataValidationError(None, None, "data.k_shot", "a positive number (1/5/20/50)", k_shot)
     g = torch.Generator().manual_seed(seed)
     if heldout_classes is None:
         held = sorted(torch.randperm(tag.num_classes, generator=g)[:n_way].tolist())
     else:
         held = [c if isinstance(c, int) else _class_index(tag, c) for c in heldout_classes]
         if len(held) != n_way or len(set(held)) != n_way:
-            raise DataValidationError(None, None, "heldout_classes", f"{n_way} distinct classes", list(heldout_classes))
+            raise DataValidationError(None, None, "data.heldout_classes", f"{n_way} distinct classes (data.n_way)",
+                                      list(heldout_classes))
     train, val, test = [], [], []
     for c in held:
         members = (tag.labels == c).nonzero().flatten()

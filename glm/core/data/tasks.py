@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor
 
+from glm.core.data.errors import InsufficientNodesError
 from glm.core.data.sampling import DEFAULT_FANOUTS, NeighborSampler, SampledSubgraphs, precompute_subgraphs
 from glm.core.data.tag import TextAttributedGraph
 from glm.core.graph import GraphValidationError, Subgraph
@@ -213,6 +214,10 @@ def link_pairs(tag: TextAttributedGraph, num_pairs: int, seed: int = 0,
         allowed[torch.as_tensor(nodes, dtype=torch.long)] = True
     ei = tag.edge_index
     und = ei[:, (ei[0] < ei[1]) & allowed[ei[0]] & allowed[ei[1]]]
+    if num_pairs >= 2 and und.shape[1] == 0:
+        raise InsufficientNodesError(
+            f"{tag.name}: link prediction needs edges between the {int(allowed.sum())} allowed nodes, found none "
+            "(drop link_prediction from data.tasks for an edgeless graph)")
     n_pos = min(num_pairs // 2, und.shape[1])
     pos = und[:, torch.randperm(und.shape[1], generator=g)[:n_pos]].t()
     edges = set((ei[0] * n + ei[1]).tolist())

@@ -8,6 +8,7 @@ Nothing is downloaded.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -113,6 +114,8 @@ class LLMShape:
 
 def shape_from_config(config: Union[dict[str, Any], Any], name: str = "") -> LLMShape:
     """An :class:`LLMShape` from a config dict (``config.json`` contents) or a ``PretrainedConfig``."""
+    if not isinstance(config, dict) and not hasattr(config, "to_dict"):
+        raise PlanModelError(f"LLM config {name!r}: expected a JSON object (config.json), found {type(config).__name__}")
     cfg = config if isinstance(config, dict) else config.to_dict()
     cfg = dict(cfg.get("text_config") or {}, **{k: v for k, v in cfg.items() if k != "text_config"}) \
         if "hidden_size" not in cfg and "text_config" in cfg else cfg
@@ -123,19 +126,26 @@ def shape_from_config(config: Union[dict[str, Any], Any], name: str = "") -> LLM
                 return cfg[key]
         raise PlanModelError(f"LLM config {name or cfg.get('_name_or_path', '')!r} lacks {' / '.join(keys)}")
 
-    hidden = int(need("hidden_size", "n_embd", "d_model"))
-    heads = int(need("num_attention_heads", "n_head"))
+    def positive(*keys: str) -> int:
+        value = need(*keys)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise PlanModelError(f"LLM config {name or cfg.get('_name_or_path', '')!r}: {keys[0]} must be a "
+                                 f"positive integer, found {value!r}")
+        return value
+
+    hidden = positive("hidden_size", "n_embd", "d_model")
+    heads = positive("num_attention_heads", "n_head")
     model_type = str(cfg.get("model_type", ""))
     return LLMShape(
         name=name or str(cfg.get("_name_or_path") or model_type),
         model_type=model_type,
         hidden=hidden,
         intermediate=int(cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * hidden),
-        layers=int(need("num_hidden_layers", "n_layer")),
+        layers=positive("num_hidden_layers", "n_layer"),
         heads=heads,
         kv_heads=int(cfg.get("num_key_value_heads") or heads),
         head_dim=int(cfg.get("head_dim") or hidden // heads),
-        vocab=int(need("vocab_size")),
+        vocab=positive("vocab_size"),
         tie_embeddings=bool(cfg.get("tie_word_embeddings", model_type not in LLAMA_LIKE)),
         qkv_bias=bool(cfg.get("attention_bias", model_type == "qwen2")),
         mlp="gated" if model_type in LLAMA_LIKE or cfg.get("hidden_act") in ("silu", "swiglu") else "plain",
@@ -174,6 +184,6 @@ def gpu_gib(card: Union[str, float, int]) -> tuple[str, float]:
         gib = float(text)
     except ValueError:
         raise PlanModelError(f"unknown GPU {card!r}: use one of {', '.join(GPUS)} or a size in GiB") from None
-    if gib <= 0:
+    if not math.isfinite(gib) or gib <= 0:
         raise PlanModelError(f"GPU size must be > 0 GiB, found {card!r}")
     return f"{gib:g} GiB", gib

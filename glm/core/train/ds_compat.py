@@ -46,6 +46,7 @@ __all__ = [
     "align_simd_with_compiler",
     "cpu_adam_problem",
     "offload_optimizer_fallback",
+    "build_shm_comm",
 ]
 
 # DeepSpeed's defines, widest first, and the compiler macro each one needs.
@@ -219,13 +220,34 @@ def offload_optimizer_fallback(ds_config: dict[str, Any]) -> Optional[str]:
     return problem
 
 
+def build_shm_comm() -> Optional[str]:
+    """Build (or load) DeepSpeed's CPU shared-memory allreduce op, which every CPU run loads at start-up;
+    ``None`` when it is ready, else why not. Its build output goes to stderr."""
+    import contextlib
+
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            from deepspeed.accelerator import get_accelerator
+
+            builder = get_accelerator().create_op_builder("ShareMemCommBuilder")
+            if builder is None or not builder.is_compatible():
+                return "this platform has no shared-memory comm op (DeepSpeed falls back to gloo)"
+            builder.load(verbose=False)
+    except Exception as exc:
+        return f"DeepSpeed could not build its shm comm op: {_build_error(exc) or exc}"
+    return None
+
+
 def main() -> int:
-    """Build CPU-Adam now (``make`` calls this after installing); never fails the install."""
+    """Build CPU-Adam and the shm comm op now (``make`` calls this after installing), so that no test or
+    training process compiles them; never fails the install."""
     try:
         import deepspeed  # noqa: F401
     except ImportError:
         print("glm: DeepSpeed is not installed; nothing to build")
         return 0
+    shm = build_shm_comm()
+    print(f"glm: DeepSpeed shm comm op {'ready' if shm is None else 'not built: ' + shm}")
     problem = _build_cpu_adam(retry=True)  # an explicit build never trusts an earlier failure
     if problem is None:
         print(f"glm: DeepSpeed cpu_adam op ready in {_extensions_dir()} (SIMD {native_simd_define()})")

@@ -15,12 +15,14 @@ launcher the process sets single-process defaults (``RANK=0``, ``WORLD_SIZE=1``,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
 import random
 import shutil
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,12 +83,15 @@ def init_distributed() -> DistInfo:
     if "MASTER_PORT" not in env:
         env["MASTER_PORT"] = str(_free_port())
     env.setdefault("LOCAL_SIZE", env.get("LOCAL_WORLD_SIZE", "1"))
-    import deepspeed
-    from deepspeed.accelerator import get_accelerator
+    # DeepSpeed's logger binds sys.stdout when it is imported and its op builder prints: keep both off
+    # stdout, which carries results ("Setting accelerator to CPU", "shm_comm_op built successfully")
+    with contextlib.redirect_stdout(sys.stderr):
+        import deepspeed
+        from deepspeed.accelerator import get_accelerator
 
-    accel = get_accelerator()
-    backend = "nccl" if accel.device_name() == "cuda" else "gloo"
-    deepspeed.init_distributed(dist_backend=backend, verbose=False)
+        accel = get_accelerator()
+        backend = "nccl" if accel.device_name() == "cuda" else "gloo"
+        deepspeed.init_distributed(dist_backend=backend, verbose=False)
     import torch.distributed as dist
 
     rank, world = dist.get_rank(), dist.get_world_size()
