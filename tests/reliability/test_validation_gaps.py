@@ -115,3 +115,22 @@ def test_eval_and_infer_refuse_bad_requests(tmp_path, capsys, monkeypatch):
     (tmp_path / "outdir").mkdir()
     assert main(["eval", str(cfg), "--adapter", str(adapter), "--output", str(tmp_path / "outdir")]) == 2
     assert "is a directory" in capsys.readouterr().err
+
+
+def test_recipe_rejected_by_deepspeed_is_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+    from train_helpers import glm_cmd, subprocess_env, write_tiny_config
+
+    cfg = write_tiny_config(tmp_path, training={"max_steps": 1})
+    recipe = tmp_path / "bad.json"
+    recipe.write_text(json.dumps({"train_micro_batch_size_per_gpu": "auto", "gradient_accumulation_steps": "auto",
+                                  "zero_optimization": {"stage": 9}}))
+    done = subprocess.run(glm_cmd("pretrain", str(cfg), "--recipe", str(recipe), "--output-dir", str(tmp_path / "o"),
+                                  "--no-progress"), cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "glm: error:" in done.stderr and not (tmp_path / "o").exists()

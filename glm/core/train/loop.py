@@ -35,7 +35,7 @@ from glm.core.config import RunConfig, save_config
 from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
 from glm.core.train.ds_compat import offload_optimizer_fallback, release_shm_buffer
-from glm.core.train.dsconfig import load_recipe, recipe_hints, resolve_recipe, zero_stage
+from glm.core.train.dsconfig import RecipeError, load_recipe, recipe_hints, resolve_recipe, zero_stage
 from glm.core.train.log import TrainLogger
 from glm.core.train.log import logger as train_logger
 from glm.core.train.log import peak_rss_mb, rank0_info, truncate_log
@@ -236,13 +236,17 @@ class Trainer:
         if problem and dist.rank == 0:
             train_logger.warning("optimizer offload uses torch AdamW instead of DeepSpeedCPUAdam (slower steps): %s",
                                  problem)
-        engine, _, _, scheduler = deepspeed.initialize(
-            model=self.model,
-            model_parameters=trainable,
-            config=ds_config,
-            lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
-            dist_init_required=False,
-        )
+        try:
+            engine, _, _, scheduler = deepspeed.initialize(
+                model=self.model,
+                model_parameters=trainable,
+                config=ds_config,
+                lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
+                dist_init_required=False,
+            )
+        except (AssertionError, ValueError, KeyError) as exc:  # DeepSpeed's own config checks
+            detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+            raise RecipeError(f"DeepSpeed rejected the recipe {cfg.recipe!r}: {detail[:400]}") from None
 
         # DeepSpeed casts the module to bf16/fp16 but not the inputs (node features are float32)
         input_dtype = _engine_dtype(engine)
