@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "glm.cli.data",      # data list / stats / split / prepare
     "glm.cli.plan",      # plan (memory estimate, --probe)
     "glm.cli.methods",   # methods / convert
+    "glm.cli.bench",     # bench fewshot
     "glm.cli.train",     # pretrain / adapt / eval / infer / recipes / plot / demo
 )
 

@@ -1,0 +1,57 @@
+"""``glm bench fewshot``: the few-shot benchmark (every baseline and method side by side)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from glm.cli.common import CliError, add_backend_argument
+
+QUICK = ("training.max_steps=8", "data.test_per_class=10")
+
+
+def add_commands(subparsers: Any) -> None:
+    p = subparsers.add_parser("bench", help="benchmarks: `glm bench fewshot CONFIG` (every baseline side by side)")
+    sub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
+    f = sub.add_parser("fewshot", help="all rows on the config's few-shot split, over seeds: markdown, JSON, PNG")
+    f.add_argument("config", help="YAML run configuration (e.g. examples/demo_pretrain.yaml)")
+    f.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
+    f.add_argument("--seeds", type=int, default=5, help="k-shot draws (seed 0 = the config's split; default 5)")
+    f.add_argument("--rows", help="comma-separated rows (default: all; `--rows list` prints them)")
+    add_backend_argument(f)
+    f.add_argument("--output-dir", help="where runs, row results and the report go (default runs/bench/<config>)")
+    f.add_argument("--force", action="store_true", help="recompute rows already computed for this config")
+    f.add_argument("--quick", action="store_true",
+                   help=f"a short version ({' '.join(QUICK)}) to check the set-up, not to compare")
+    f.add_argument("--no-progress", action="store_true", help="no progress bars")
+    f.set_defaults(func=cmd_fewshot)
+
+
+def cmd_fewshot(args: argparse.Namespace) -> int:
+    from glm.core.config import load_config
+    from glm.core.eval.bench import ROWS, BenchContext, run_rows, write_report
+    from glm.core.train.pipeline import prepare_data
+
+    if args.rows == "list":
+        for name, spec in ROWS.items():
+            print(f"{name:<22} {spec.description}")
+        return 0
+    if args.seeds < 1:
+        raise CliError(f"--seeds must be >= 1, found {args.seeds}")
+    overrides = list(args.overrides) + (list(QUICK) if args.quick else [])
+    if args.backend:
+        overrides.append(f"backend={args.backend}")
+    config = load_config(args.config, overrides)
+    out = Path(args.output_dir or Path("runs") / "bench" / (Path(args.config).stem + ("-quick" if args.quick else "")))
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(ROWS)
+    t0 = time.perf_counter()
+    ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out, progress=not args.no_progress)
+    results = run_rows(ctx, rows, args.seeds, args.force, log=lambda line: print(line, file=sys.stderr))
+    paths = write_report(ctx, results, args.seeds)
+    print(paths["markdown"].read_text(encoding="utf-8"))
+    print(f"bench: {len(rows)} rows x {args.seeds} seeds in {time.perf_counter() - t0:.0f} s -> "
+          + ", ".join(str(p) for p in paths.values()))
+    return 0

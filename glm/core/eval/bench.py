@@ -1,0 +1,363 @@
+"""``glm bench fewshot``: every baseline and method on the same test nodes, k-shot draws and features.
+
+Rows (:data:`ROWS`, one table): chance and majority; a linear probe and SGC on the node features;
+GNN-only (gcn, sage, gat, gt) trained on the shots' subgraphs; the LLM zero-shot and with the shots
+in context (ICL); GraphGPT and LLaGA; GraphLAMA without pre-training (adapted from a random graph
+side, the official ablation), pre-trained without adaptation, and adapted.
+
+Seeds: seed 0 uses the split of the config (``data.seed``); seed ``s > 0`` redraws the k shots per
+held-out class from the nodes outside the test and validation sets. The test nodes never change.
+Pre-training runs once per method (it does not see the held-out classes); adaptation runs per seed.
+
+Every (row, seed) result is stored as JSON under ``<out>/rows/`` with the hash of the resolved
+configuration; a rerun (or a killed bench) reuses finished rows unless ``force``.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from glm.core.eval.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
+from glm.core.eval.metrics import macro_f1
+from glm.core.io import atomic_write_text
+from glm.errors import GlmError
+
+GNN_LAYERS = ("gcn", "sage", "gat", "gt")
+
+
+class BenchError(GlmError, ValueError):
+    """A bench request cannot run (unknown row, too few nodes for a redraw, ...)."""
+
+
+@dataclass
+class BenchContext:
+    """Everything the rows share: config, data, the held-out task and where to write."""
+
+    config: Any
+    data: Any  # glm.core.train.pipeline.DataBundle
+    out: Path
+    progress: bool = True
+    _llm: Any = None
+
+    @property
+    def tag(self):
+        return self.data.tag
+
+    @property
+    def choices(self) -> list[str]:
+        return list(self.data.split.heldout_classes)
+
+    @property
+    def test(self) -> list[int]:
+        return list(self.data.split.test)
+
+    def label_index(self, nodes: Sequence[int]) -> list[int]:
+        names = [self.tag.class_names[int(self.tag.labels[n])] for n in nodes]
+        return [self.choices.index(n) for n in names]
+
+    def shots(self, seed: int) -> list[int]:
+        """The k-shot training nodes of ``seed`` (seed 0: the config's split)."""
+        split = self.data.split
+        if seed == 0:
+            return list(split.train)
+        taken = set(split.test) | set(split.val)
+        rng = random.Random(1_000_003 * seed + split.seed)
+        shots = []
+        for c in split.class_indices(self.tag, "heldout"):
+            pool = [int(n) for n in (self.tag.labels == c).nonzero().flatten().tolist() if int(n) not in taken]
+            if len(pool) < split.k_shot:
+                raise BenchError(f"class {self.tag.class_names[c]!r} has {len(pool)} nodes outside test/val, "
+                                 f"{split.k_shot} shots needed")
+            shots += sorted(rng.sample(pool, split.k_shot))
+        return shots
+
+    def llm(self):
+        if self._llm is None:
+            from glm.core.llm import load_llm_from_config
+
+            self._llm = load_llm_from_config(self.config.model.llm)
+        return self._llm
+
+
+# -- rows -------------------------------------------------------------------------------------------
+
+
+def _feature_row(kind: str) -> Callable[[BenchContext, int], RowResult]:
+    def run(ctx: BenchContext, seed: int) -> RowResult:
+        shots = ctx.shots(seed)
+        x = ctx.data.source.x
+        if kind == "linear_probe":
+            return linear_probe(x, shots, ctx.label_index(shots), ctx.test, seed)
+        return sgc_probe(x, ctx.tag.edge_index, shots, ctx.label_index(shots), ctx.test, seed=seed)
+    return run
+
+
+def _gnn_row(layer: str) -> Callable[[BenchContext, int], RowResult]:
+    def run(ctx: BenchContext, seed: int) -> RowResult:
+        from glm.core.encoder import build_encoder
+        from glm.core.factory import default_backend
+
+        enc = replace(ctx.config.model.encoder, layer=layer, dropout=0.0)
+        if layer == "gat":
+            enc = replace(enc, heads=1)
+        torch.manual_seed(seed)
+        encoder = build_encoder(enc, default_backend(ctx.config.backend))
+        shots = ctx.shots(seed)
+        return gnn_supervised(encoder, enc.out_dim, ctx.data.source.subgraphs(shots), ctx.label_index(shots),
+                              ctx.data.source.subgraphs(ctx.test), len(ctx.choices), seed)
+    return run
+
+
+def _text_row(icl: bool) -> Callable[[BenchContext, int], RowResult]:
+    def run(ctx: BenchContext, seed: int) -> RowResult:
+        from glm.core.eval import text_baselines as tb
+
+        llm, tok = ctx.llm()
+        words = ctx.config.data.max_text_words
+        texts = [tb.node_text(ctx.data.source, n, words) for n in ctx.test]
+        if icl:
+            shots = ctx.shots(seed)
+            demos = tb.demonstrations(ctx.data.source, shots, [ctx.choices[i] for i in ctx.label_index(shots)],
+                                      seed, words)
+            prompts = [tb.icl_prompt(demos, t, ctx.choices) for t in texts]
+            free = tb.icl_prompt(demos, tb.CONTENT_FREE, ctx.choices)
+        else:
+            prompts = [tb.zero_shot_prompt(t, ctx.choices) for t in texts]
+            free = tb.zero_shot_prompt(tb.CONTENT_FREE, ctx.choices)
+        return tb.text_row(llm, tok, prompts, free, ctx.choices, ctx.config.eval.batch_size)
+    return run
+
+
+def _method_row(method: str, pretrain: bool = True, adapt: bool = True) -> Callable[[BenchContext, int], RowResult]:
+    def run(ctx: BenchContext, seed: int) -> RowResult:
+        from glm.core.eval.method_rows import run_method
+
+        return run_method(ctx, method, seed, pretrain=pretrain, adapt=adapt)
+    return run
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    name: str
+    run: Optional[Callable[[BenchContext, int], RowResult]]
+    group: str
+    description: str
+    per_seed: bool = True
+
+
+ROWS: dict[str, RowSpec] = {r.name: r for r in [
+    RowSpec("chance", None, "trivial", "1 / n_way", per_seed=False),
+    RowSpec("majority", None, "trivial", "always the largest test class", per_seed=False),
+    RowSpec("linear_probe", _feature_row("linear_probe"), "features", "logistic regression on the node features"),
+    RowSpec("sgc", _feature_row("sgc"), "features", "2-hop SGC propagation + logistic regression"),
+    *[RowSpec(f"gnn_{layer}", _gnn_row(layer), "gnn", f"{layer} encoder + linear head on the shots' subgraphs")
+      for layer in GNN_LAYERS],
+    RowSpec("llm_zero_shot", _text_row(icl=False), "llm", "the LLM with the node text, no graph, no shots"),
+    RowSpec("llm_icl", _text_row(icl=True), "llm", "the LLM with the k shots as demonstrations"),
+    RowSpec("graphgpt", _method_row("graphgpt"), "method", "GraphGPT: pre-trained, adapted (projector)"),
+    RowSpec("llaga", _method_row("llaga"), "method", "LLaGA: pre-trained, adapted (projector)"),
+    RowSpec("graphlama_no_pretrain", _method_row("graphlama", pretrain=False), "method",
+            "GraphLAMA adapted from a random graph side (no pre-training)"),
+    RowSpec("graphlama_no_adapt", _method_row("graphlama", adapt=False), "method",
+            "GraphLAMA pre-trained, not adapted", per_seed=False),
+    RowSpec("graphlama", _method_row("graphlama"), "method", "GraphLAMA pre-trained and adapted"),
+]}
+
+
+# -- running ----------------------------------------------------------------------------------------
+
+
+def config_hash(config: Any) -> str:
+    """Hash of everything that changes a row's numbers (not where the runs are written)."""
+    data = copy.deepcopy(config.to_dict())
+    for key in ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage"):
+        data["training"].pop(key, None)
+    data["eval"].pop("output", None)
+    data["eval"].pop("adapter", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class RowSeed:
+    row: str
+    seed: int
+    accuracy: float
+    macro_f1: float
+    calibrated_accuracy: Optional[float]
+    test_nodes: int
+    trainable_params: int
+    adapter_bytes: Optional[int]
+    train_seconds: float
+    infer_seconds_per_node: float
+    predicted_share: dict[str, float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def score(ctx: BenchContext, row: str, seed: int, result: RowResult) -> RowSeed:
+    truth = ctx.label_index(ctx.test)
+    names = ctx.choices
+
+    def acc(pred: Sequence[int]) -> float:
+        return sum(int(p == t) for p, t in zip(pred, truth)) / len(truth)
+
+    counts = {c: 0 for c in names}
+    for p in result.predictions:
+        counts[names[p]] += 1
+    return RowSeed(row, seed, acc(result.predictions),
+                   macro_f1([names[p] for p in result.predictions], [names[t] for t in truth], names),
+                   None if result.calibrated is None else acc(result.calibrated), len(truth),
+                   result.trainable_params, result.adapter_bytes, result.train_seconds,
+                   result.infer_seconds / max(len(truth), 1),
+                   {c: n / len(truth) for c, n in counts.items()}, result.extra)
+
+
+def _trivial(ctx: BenchContext, row: str) -> RowSeed:
+    truth = ctx.label_index(ctx.test)
+    chance, majority = chance_and_majority(truth, len(ctx.choices))
+    value = chance if row == "chance" else majority
+    return RowSeed(row, 0, value, float("nan"), None, len(truth), 0, None, 0.0, 0.0, {}, {})
+
+
+def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = False,
+             log: Callable[[str], None] = print) -> list[RowSeed]:
+    """Compute (or reuse) every ``(row, seed)``; return them all."""
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
+    digest = config_hash(ctx.config)
+    results: list[RowSeed] = []
+    for name in rows:
+        spec = ROWS[name]
+        todo = range(seeds) if spec.per_seed else range(1)
+        bar = _progress(todo, name, ctx.progress)
+        for seed in bar:
+            path = ctx.out / "rows" / name / f"seed-{seed}.json"
+            if not force and path.is_file():
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                if saved.get("config_hash") == digest:
+                    results.append(RowSeed(**saved["result"]))
+                    continue
+            if spec.run is None:
+                found = _trivial(ctx, name)
+            else:
+                found = score(ctx, name, seed, spec.run(ctx, seed))
+            atomic_write_text(json.dumps({"config_hash": digest, "result": asdict(found)}, indent=1), path)
+            results.append(found)
+        log(f"{name}: done")
+    return results
+
+
+def _progress(items: range, desc: str, enabled: bool):
+    if not enabled:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, leave=False)
+
+
+# -- reporting --------------------------------------------------------------------------------------
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    vals = [v for v in values if v == v]  # drop NaN
+    if not vals:
+        return float("nan"), float("nan")
+    return statistics.fmean(vals), statistics.pstdev(vals) if len(vals) > 1 else 0.0
+
+
+def summarise(results: Sequence[RowSeed]) -> list[dict[str, Any]]:
+    """One summary dict per row, in :data:`ROWS` order."""
+    by_row: dict[str, list[RowSeed]] = {}
+    for r in results:
+        by_row.setdefault(r.row, []).append(r)
+    icl = by_row.get("llm_icl")
+    icl_time = statistics.fmean(r.infer_seconds_per_node for r in icl) if icl else None
+    out = []
+    for name in [n for n in ROWS if n in by_row]:
+        rs = by_row[name]
+        acc, acc_sd = _mean_std([r.accuracy for r in rs])
+        f1, f1_sd = _mean_std([r.macro_f1 for r in rs])
+        cal = [r.calibrated_accuracy for r in rs if r.calibrated_accuracy is not None]
+        cal_m, cal_sd = _mean_std(cal) if cal else (None, None)
+        per_node = statistics.fmean(r.infer_seconds_per_node for r in rs)
+        share = max((max(r.predicted_share.values()) for r in rs if r.predicted_share), default=None)
+        out.append({
+            "row": name, "description": ROWS[name].description, "seeds": len(rs),
+            "accuracy": acc, "accuracy_std": acc_sd, "macro_f1": f1, "macro_f1_std": f1_sd,
+            "calibrated_accuracy": cal_m, "calibrated_accuracy_std": cal_sd, "test_nodes": rs[0].test_nodes,
+            "trainable_params": rs[0].trainable_params, "adapter_bytes": rs[0].adapter_bytes,
+            "train_seconds": statistics.fmean(r.train_seconds for r in rs), "infer_seconds_per_node": per_node,
+            "icl_time_ratio": (icl_time / per_node) if icl_time and per_node > 0 else None,
+            "max_predicted_share": share,
+        })
+    return out
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "–"
+    return format(value, spec) if isinstance(value, (int, float)) else str(value)
+
+
+def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
+    head = ("| row | accuracy | macro-F1 | calibrated acc. | test nodes | trainable | adapter bytes | train s "
+            "| infer s/node | ICL time / row | top class share |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for s in summary:
+        pm = lambda m, sd: f"{_fmt(m)} ± {_fmt(sd)}" if m is not None and m == m else "–"  # noqa: E731
+        lines.append(
+            f"| {s['row']} | {pm(s['accuracy'], s['accuracy_std'])} | {pm(s['macro_f1'], s['macro_f1_std'])} | "
+            f"{pm(s['calibrated_accuracy'], s['calibrated_accuracy_std'])} | {s['test_nodes']} | "
+            f"{_fmt(s['trainable_params'], ',')} | {_fmt(s['adapter_bytes'], ',')} | {_fmt(s['train_seconds'], '.1f')} | "
+            f"{_fmt(s['infer_seconds_per_node'], '.4f')} | {_fmt(s['icl_time_ratio'], '.1f')} | "
+            f"{_fmt(s['max_predicted_share'], '.2f')} |")
+    return "\n".join(lines)
+
+
+def plot(summary: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
+    """Bars of mean accuracy with std error bars, one per row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [s for s in summary if s["accuracy"] == s["accuracy"]]
+    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(rows)), 4))
+    ax.bar(range(len(rows)), [s["accuracy"] for s in rows], yerr=[s["accuracy_std"] or 0 for s in rows], capsize=3)
+    ax.set_xticks(range(len(rows)), [s["row"] for s in rows], rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy (mean ± std over seeds)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> dict[str, Path]:
+    summary = summarise(results)
+    split = ctx.data.split
+    title = (f"{split.dataset}: {split.n_way}-way {split.k_shot}-shot on {', '.join(split.heldout_classes)}; "
+             f"{len(ctx.test)} test nodes, {seeds} seeds; LLM {ctx.config.model.llm.name}")
+    md = f"# Few-shot bench\n\n{title}\n\n{markdown_table(summary)}\n"
+    paths = {"markdown": ctx.out / "bench.md", "json": ctx.out / "bench.json", "png": ctx.out / "bench.png"}
+    atomic_write_text(md, paths["markdown"])
+    atomic_write_text(json.dumps({"title": title, "config_hash": config_hash(ctx.config), "summary": summary,
+                                  "results": [asdict(r) for r in results]}, indent=1, default=str), paths["json"])
+    plot(summary, paths["png"], title)
+    return paths
+
+
+def elapsed(t0: float) -> str:
+    return f"{time.perf_counter() - t0:.0f} s"

@@ -1,0 +1,83 @@
+"""Bench rows of graph-language-model methods: pre-train once per method, adapt per seed, evaluate.
+
+Runs go under ``<bench out>/methods/<method>/`` (``pretrain/``, ``adapt-seed<k>/``, ``scratch-seed<k>/``)
+through the same pipeline as ``glm pretrain`` / ``glm adapt`` (:func:`glm.core.train.pipeline.run_stage`),
+with the seed's k shots in place of the split's. Scores are ``glm eval``'s choice scoring; the
+calibrated prediction subtracts the scores of a content-free sample (no text, one zero-feature node).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from glm.core.eval.baselines import RowResult
+
+
+def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None):
+    cfg = copy.deepcopy(ctx.config)
+    cfg.model.method = method
+    spec = cfg.model.method_spec
+    cfg.training.stage = spec.pretrain_stage if stage == "pretrain" else spec.adapt_stage
+    cfg.training.output_dir = str(out)
+    cfg.training.overwrite_output_dir = True
+    cfg.training.resume = None
+    cfg.training.init_from = str(init_from) if init_from else None
+    cfg.validate("<bench>")
+    return cfg
+
+
+def pretrained(ctx: Any, method: str) -> Path:
+    """The pre-trained run of ``method`` (trained once; reused while its adapter exists)."""
+    from glm.core.train.checkpoint import ADAPTER_FILE
+    from glm.core.train.pipeline import run_stage
+
+    out = ctx.out / "methods" / method / "pretrain"
+    if not (out / ADAPTER_FILE).is_file():
+        run_stage(_config(ctx, method, "pretrain", out), progress=ctx.progress, data=ctx.data)
+    return out
+
+
+def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: bool = True) -> RowResult:
+    from glm.core.train.pipeline import apply_adapter_chain, build_model, run_stage
+
+    base = pretrained(ctx, method) if pretrain else None
+    t0 = time.perf_counter()
+    if adapt:
+        out = ctx.out / "methods" / method / (f"adapt-seed{seed}" if pretrain else f"scratch-seed{seed}")
+        data = replace(ctx.data, split=replace(ctx.data.split, train=ctx.shots(seed)))
+        cfg = _config(ctx, method, "adapt", out, base)
+        result, model, _ = run_stage(cfg, progress=ctx.progress, data=data)
+        adapter = out / "adapter_model.safetensors"
+        train_s, trainable = result.train_seconds, result.trainable_params
+    else:
+        cfg = _config(ctx, method, "pretrain", ctx.out / "methods" / method / "pretrain")
+        model = build_model(cfg)
+        apply_adapter_chain(model, base)
+        adapter, train_s, trainable = base / "adapter_model.safetensors", 0.0, 0
+    return _evaluate(ctx, cfg, model, train_s, trainable, adapter.stat().st_size if adapter.is_file() else None)
+
+
+def _evaluate(ctx: Any, cfg: Any, model: Any, train_s: float, trainable: int, adapter_bytes: Any) -> RowResult:
+    from glm.core.data import tasks as T
+    from glm.core.eval.predict import evaluate
+    from glm.core.eval.text_baselines import choose
+    from glm.core.graph import Subgraph
+    from glm.core.train.pipeline import eval_samples, make_collator
+
+    samples = eval_samples(cfg, ctx.data, "test")
+    train_c, infer_c = make_collator(cfg, model, ctx.data), make_collator(cfg, model, ctx.data, inference=True)
+    result = evaluate(model, samples, train_c, infer_c, mode="choice", batch_size=cfg.eval.batch_size)
+    free = T.node_classification(ctx.data.source, [samples[0].meta["node"]],
+                                 classes=ctx.data.split.class_indices(ctx.tag, "heldout"), include_text=False)[0]
+    blank = Subgraph(x=torch.zeros(1, ctx.data.source.x.shape[1]), edge_index=torch.zeros(2, 0, dtype=torch.long))
+    bias = evaluate(model, [replace(free, graphs=[blank])], train_c, infer_c, mode="choice").predictions[0].scores
+    scores = [p.scores or {} for p in result.predictions]
+    choices = ctx.choices
+    return RowResult(choose(scores, choices), train_s, result.seconds, trainable, adapter_bytes,
+                     choose(scores, choices, bias))

@@ -1,0 +1,115 @@
+"""``glm bench fewshot``: rows learn where they should on an easy synthetic TAG, seeds redraw the shots but
+never the test nodes, ICL never sees the test node, the table equals the JSON, finished rows are reused."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from train_helpers import glm_cmd, subprocess_env, write_tiny_config  # noqa: E402
+
+from glm.core.config import load_config  # noqa: E402
+from glm.core.eval import bench  # noqa: E402
+
+EASY = {"dataset": "synthetic", "embedder": "hashing", "fanout": [5, 5], "options": {"num_nodes": 96},
+        "n_way": 2, "k_shot": 5, "test_per_class": 10, "max_text_words": 8, "tasks": ["node_classification"],
+        "samples_per_task": 8}
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    from glm.core.train.pipeline import prepare_data
+
+    root = tmp_path_factory.mktemp("bench")
+    cfg = load_config(write_tiny_config(root, data=EASY), [f"data.cache_dir={root / 'cache'}"])
+    return bench.BenchContext(cfg, prepare_data(cfg), root / "out", progress=False)
+
+
+def test_seeds_redraw_shots_not_test_nodes(ctx):
+    test = set(ctx.test)
+    draws = [ctx.shots(s) for s in range(4)]
+    assert draws[0] == list(ctx.data.split.train)
+    assert len({tuple(d) for d in draws}) == 4
+    for d in draws:
+        assert not set(d) & test and not set(d) & set(ctx.data.split.val)
+        assert sorted(ctx.label_index(d)) == [0] * 5 + [1] * 5  # balanced k shots per class
+    assert ctx.test == list(ctx.data.split.test)
+
+
+def test_icl_demonstrations_never_hold_the_test_node(ctx, monkeypatch):
+    """The ICL row builds its demonstrations from the seed's shots only, the same for every test node
+    (so neither the test node nor its label can pick them); recorded by watching which nodes' texts are read."""
+    from glm.core.eval import text_baselines as tb
+
+    read: list[int] = []
+    real = tb.node_text
+    monkeypatch.setattr(tb, "node_text", lambda source, node, words: read.append(node) or real(source, node, words))
+    captured: list[str] = []
+    monkeypatch.setattr(tb, "text_row", lambda llm, tok, prompts, free, choices, bs: captured.extend(prompts)
+                        or tb.RowResult([0] * len(prompts)))
+    monkeypatch.setattr(ctx, "_llm", (None, None))
+    bench.ROWS["llm_icl"].run(ctx, 1)
+    shots, test = ctx.shots(1), ctx.test
+    assert read[: len(test)] == test  # the queries
+    assert sorted(read[len(test):]) == sorted(shots) and not set(read[len(test):]) & set(test)
+    demo_block = {p.split("Now the target paper:")[0] for p in captured}
+    assert len(demo_block) == 1 and next(iter(demo_block)).count("Category:") == len(shots)
+
+
+def test_feature_and_gnn_rows_learn_separable_classes(ctx):
+    rows = ["chance", "majority", "linear_probe", "sgc", "gnn_gcn", "gnn_sage", "gnn_gat", "gnn_gt"]
+    summary = {s["row"]: s for s in bench.summarise(bench.run_rows(ctx, rows, 2, force=True, log=lambda _: None))}
+    assert summary["chance"]["accuracy"] == 0.5 and summary["majority"]["accuracy"] == 0.5
+    for row in rows[2:]:
+        assert summary[row]["accuracy"] >= 0.9, (row, summary[row])
+
+
+def test_llm_rows_run_with_the_tiny_llm(ctx):
+    summary = {s["row"]: s for s in bench.summarise(
+        bench.run_rows(ctx, ["llm_zero_shot", "llm_icl"], 1, force=True, log=lambda _: None))}
+    for row in ("llm_zero_shot", "llm_icl"):
+        assert 0 <= summary[row]["accuracy"] <= 1 and summary[row]["calibrated_accuracy"] is not None
+    assert summary["llm_icl"]["icl_time_ratio"] == pytest.approx(1.0)
+
+
+def test_finished_rows_are_reused_and_force_recomputes(ctx, monkeypatch):
+    calls = []
+    real = bench.ROWS["linear_probe"]
+
+    def counting(c, seed):
+        calls.append(seed)
+        return real.run(c, seed)
+
+    monkeypatch.setitem(bench.ROWS, "linear_probe", bench.RowSpec("linear_probe", counting, "features", "x"))
+    first = bench.run_rows(ctx, ["linear_probe"], 3, force=True, log=lambda _: None)
+    again = bench.run_rows(ctx, ["linear_probe"], 3, log=lambda _: None)
+    assert calls == [0, 1, 2] and [r.accuracy for r in again] == [r.accuracy for r in first]
+    bench.run_rows(ctx, ["linear_probe"], 4, log=lambda _: None)  # one more seed: only that one runs
+    assert calls == [0, 1, 2, 3]
+
+
+def test_cli_table_equals_json_and_method_rows_run(tmp_path):
+    cfg = write_tiny_config(tmp_path, data=EASY, training={"max_steps": 2, "save_steps": 0})
+    out = tmp_path / "b"
+    cmd = glm_cmd("bench", "fewshot", str(cfg), "--seeds", "2", "--rows", "majority,linear_probe,graphlama,llaga",
+                  "--output-dir", str(out), "--no-progress")
+    done = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "bench.json").read_text())
+    table = (out / "bench.md").read_text()
+    for s in report["summary"]:
+        line = next(l for l in table.splitlines() if l.startswith(f"| {s['row']} |"))
+        assert f"{s['accuracy']:.3f}" in line
+    assert {s["row"] for s in report["summary"]} == {"majority", "linear_probe", "graphlama", "llaga"}
+    assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = {s["row"]: s for s in report["summary"]}
+    assert rows["graphlama"]["adapter_bytes"] > 0 and rows["graphlama"]["seeds"] == 2
+    rerun = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=900)
+    assert rerun.returncode == 0 and "training" not in rerun.stderr  # every row reused, nothing trained again
+    assert re.search(r"bench: 4 rows x 2 seeds", rerun.stdout)
