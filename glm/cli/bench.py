@@ -19,6 +19,8 @@ def add_commands(subparsers: Any) -> None:
     f = sub.add_parser("fewshot", help="all rows on the config's few-shot split, over seeds: markdown, JSON, PNG")
     f.add_argument("config", help="YAML run configuration (e.g. examples/demo_pretrain.yaml)")
     f.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
+    f.add_argument("--adapt-config", help="take the adaptation's training settings from this config "
+                                          "(e.g. examples/demo_adapt.yaml; default: CONFIG's)")
     f.add_argument("--seeds", type=int, default=5, help="k-shot draws (seed 0 = the config's split; default 5)")
     f.add_argument("--rows", help="comma-separated rows (default: all; `--rows list` prints them)")
     add_backend_argument(f)
@@ -48,7 +50,9 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     out = Path(args.output_dir or Path("runs") / "bench" / (Path(args.config).stem + ("-quick" if args.quick else "")))
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(ROWS)
     t0 = time.perf_counter()
-    ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out, progress=not args.no_progress)
+    adapt = load_config(args.adapt_config, overrides).training if args.adapt_config else None
+    ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
+                       progress=not args.no_progress, adapt_training=adapt)
     results = run_rows(ctx, rows, args.seeds, args.force, log=lambda line: print(line, file=sys.stderr))
     paths = write_report(ctx, results, args.seeds)
     print(paths["markdown"].read_text(encoding="utf-8"))

@@ -32,17 +32,22 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--tokenizer", default="smollm2", help="smollm2 (packaged GGUF), tiny, or a local folder")
     p.add_argument("--fanouts", type=int, nargs="+", default=[10, 10], help="neighbours per hop (default 10 10)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-text-words", type=int,
+                   help="node text budget of the prompts, as data.max_text_words (default: the config's, or 60)")
+    p.add_argument("--config", help="measure with this run config's text budget and fan-out")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_stats)
 
     p = sub.add_parser("split", help="write an N-way k-shot few-shot split manifest (JSON)")
     _dataset_args(p)
-    p.add_argument("--n-way", type=int, required=True)
-    p.add_argument("--k-shot", type=int, required=True, help="training nodes per class (paper: 1, 5, 20, 50)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--heldout", help="comma-separated held-out class names (default: drawn by seed)")
-    p.add_argument("--val-per-class", type=int, default=10)
-    p.add_argument("--test-per-class", type=int, default=100, help="0 = all remaining nodes")
+    p.add_argument("--config", help="take n_way, k_shot, seed, held-out classes and split sizes from this run config "
+                                    "(the split a training run would make); options below override it")
+    p.add_argument("--n-way", type=int, help="default: the config's data.n_way")
+    p.add_argument("--k-shot", type=int, help="training nodes per class (paper: 1, 5, 20, 50; default: data.k_shot)")
+    p.add_argument("--seed", type=int, help="default: data.seed")
+    p.add_argument("--heldout", help="comma-separated held-out class names (default: data.heldout_classes or drawn)")
+    p.add_argument("--val-per-class", type=int, help="default: data.val_per_class")
+    p.add_argument("--test-per-class", type=int, help="default: data.test_per_class; 0 = all remaining nodes")
     p.add_argument("-o", "--output", required=True, type=Path, help="manifest path (written atomically)")
     p.set_defaults(func=cmd_split)
 
@@ -62,6 +67,8 @@ def _dataset_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, help="data folder (default $GLM_DATA_DIR, then ../shared/data)")
     p.add_argument("--nodes", type=Path, help="nodes file for the tag_files dataset")
     p.add_argument("--edges", type=Path, help="edges file for the tag_files dataset")
+    p.add_argument("--dataset-name", help="name of a tag_files dataset in listings and cache keys "
+                                          "(default: the nodes file's folder, e.g. webkb for webkb/nodes.csv)")
 
 
 def _load(args: argparse.Namespace):
@@ -72,7 +79,7 @@ def _load(args: argparse.Namespace):
     if args.data_dir is not None:
         options["data_dir"] = args.data_dir
     if args.nodes is not None or args.edges is not None:
-        options.update(nodes=args.nodes, edges=args.edges)
+        options.update(nodes=args.nodes, edges=args.edges, name=args.dataset_name)
     try:
         return load_dataset(args.name, **options)
     except (DataError, RegistryError, ValueError) as exc:
@@ -105,7 +112,8 @@ def _tokenizer(name: str):
         raise CliError(f"tokenizer {name!r} could not be loaded: {exc}") from None
 
 
-def prompt_length_stats(tag, task: str, limit: int, tokenizer, fanouts, seed: int) -> dict[str, Any]:
+def prompt_length_stats(tag, task: str, limit: int, tokenizer, fanouts, seed: int,
+                        max_text_words: int = 60) -> dict[str, Any]:
     """Token-length percentiles of ``limit`` prompts of ``task`` (answers included), seeded node choice."""
     import torch
 
@@ -119,6 +127,10 @@ def prompt_length_stats(tag, task: str, limit: int, tokenizer, fanouts, seed: in
     nodes = nodes[tag.labels[nodes] >= 0]
     if task == "link_prediction":
         samples = TASKS[task](source, limit, seed=seed)
+    elif task == "node_classification":
+        samples = TASKS[task](source, nodes, max_text_words=max_text_words)
+    elif task == "title_generation":
+        samples = TASKS[task](source, nodes, max_abstract_words=max_text_words)
     elif task in TASKS:
         samples = TASKS[task](source, nodes)
     else:
@@ -137,12 +149,17 @@ def prompt_length_stats(tag, task: str, limit: int, tokenizer, fanouts, seed: in
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from glm.core.config import load_config
+
+    d = load_config(args.config).data
+    words = d.max_text_words if args.max_text_words is None else args.max_text_words
+    fanouts = list(d.fanout) if args.config else args.fanouts
     tag = _load(args)
     out = tag.summary()
     if args.limit > 0:
         out["prompt_lengths"] = prompt_length_stats(tag, args.task, args.limit, _tokenizer(args.tokenizer),
-                                                    args.fanouts, args.seed)
-        out["prompt_lengths"]["tokenizer"] = args.tokenizer
+                                                    fanouts, args.seed, words)
+        out["prompt_lengths"].update(tokenizer=args.tokenizer, max_text_words=words)
     if args.json:
         print_json(out)
         return 0
@@ -155,7 +172,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if "prompt_lengths" in out:
         pl = out["prompt_lengths"]
         toks = ", ".join(f"{k} {v}" for k, v in pl["tokens"].items())
-        print(f"{pl['task']} prompts ({pl['prompts']}, {args.tokenizer} tokens, answer included): {toks}")
+        print(f"{pl['task']} prompts ({pl['prompts']}, {args.tokenizer} tokens, answer included, node text clipped "
+              f"to {words} words): {toks}")
         print(f"  graph nodes per prompt: mean {pl['graph_nodes']['mean']}, max {pl['graph_nodes']['max']}")
     return 0
 
@@ -164,11 +182,17 @@ def cmd_split(args: argparse.Namespace) -> int:
     from glm.core.data import DataError
     from glm.core.data.splits import make_few_shot_split
 
+    from glm.core.config import load_config
+
+    d = load_config(args.config).data  # one source of defaults: the run config (or its defaults)
     tag = _load(args)
-    held = [c.strip() for c in args.heldout.split(",")] if args.heldout else None
+    held = [c.strip() for c in args.heldout.split(",")] if args.heldout else d.heldout_classes
+    test = d.test_per_class if args.test_per_class is None else (args.test_per_class or None)
+    pick = lambda given, default: default if given is None else given  # noqa: E731
     try:
-        split = make_few_shot_split(tag, args.n_way, args.k_shot, args.seed, heldout_classes=held,
-                                    val_per_class=args.val_per_class, test_per_class=args.test_per_class or None)
+        split = make_few_shot_split(tag, pick(args.n_way, d.n_way), pick(args.k_shot, d.k_shot), pick(args.seed, d.seed),
+                                    heldout_classes=held, val_per_class=pick(args.val_per_class, d.val_per_class),
+                                    test_per_class=test)
     except DataError as exc:
         raise CliError(str(exc)) from None
     split.save(args.output)

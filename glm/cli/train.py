@@ -233,7 +233,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{args.split}: {result.num_samples} nodes of {', '.join(data.split.heldout_classes)}: "
           f"accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f} ({result.mode}, {result.match}) "
           f"in {result.seconds:.1f} s; adapters: {', '.join(str(c) for c in chain)}")
+    print(_baseline_line(result, list(data.split.heldout_classes)))
     return 0
+
+
+def _baseline_line(result, classes: list[str]) -> str:
+    """Chance, majority (they differ on unbalanced test sets) and what the model answered, per class."""
+    from collections import Counter
+
+    n = max(result.num_samples, 1)
+    truth = Counter(p.label for p in result.predictions)
+    said = Counter(p.matched or p.prediction for p in result.predictions)
+    answered = ", ".join(f"{c} {said.get(c, 0)}" for c in classes)
+    other = n - sum(said.get(c, 0) for c in classes)
+    return (f"baselines: chance {1 / len(classes):.4f}, majority {max(truth.values(), default=0) / n:.4f} "
+            f"({truth.most_common(1)[0][0] if truth else '-'}); predicted: {answered}"
+            + (f", other {other}" if other else "") + f" of {n}")
 
 
 def cmd_infer(args: argparse.Namespace) -> int:

@@ -34,6 +34,45 @@ def test_data_split_writes_manifest(tmp_path, capsys):
     assert "2-way 5-shot" in capsys.readouterr().out
 
 
+def test_data_stats_uses_the_config_text_budget(tmp_path, capsys):
+    def p50(*extra):
+        assert main(["data", "stats", "synthetic", "--tokenizer", "tiny", "--limit", "12", "--json", *extra]) == 0
+        out = json.loads(capsys.readouterr().out)["prompt_lengths"]
+        return out["max_text_words"], out["tokens"]["p50"]
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {max_text_words: 3}\n")
+    words, short = p50("--config", str(cfg))
+    assert words == 3 and short < p50("--max-text-words", "40")[1]
+
+
+def test_tag_files_dataset_is_named_after_its_folder(tmp_path):
+    from glm.core.data.loaders import load_tag_files
+
+    folder = tmp_path / "webkb"
+    folder.mkdir()
+    (folder / "nodes.csv").write_text("id,text,label\na,page one,X\nb,page two,Y\n")
+    (folder / "edges.csv").write_text("source,target\na,b\n")
+    assert load_tag_files(folder / "nodes.csv", folder / "edges.csv").name == "webkb"
+    assert load_tag_files(folder / "nodes.csv", folder / "edges.csv", name="pages").name == "pages"
+
+
+def test_data_split_takes_its_defaults_from_the_run_config(tmp_path, capsys):
+    """The split a training run makes and `glm data split --config` agree (one source of defaults)."""
+    from glm.core.config import load_config
+    from glm.core.data.splits import make_few_shot_split
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("data: {dataset: synthetic, n_way: 2, k_shot: 3, seed: 4, val_per_class: 2, test_per_class: 5}\n")
+    out = tmp_path / "s.json"
+    assert main(["data", "split", "synthetic", "--config", str(cfg), "-o", str(out)]) == 0
+    d = load_config(cfg).data
+    expected = make_few_shot_split(synthetic_tag(), d.n_way, d.k_shot, d.seed, val_per_class=d.val_per_class,
+                                   test_per_class=d.test_per_class)
+    got = load_split(out, synthetic_tag())
+    assert (got.train, got.val, got.test) == (expected.train, expected.val, expected.test)
+
+
 def test_missing_data_is_one_line_error(tmp_path, capsys):
     assert main(["data", "stats", "citeseer_tag", "--data-dir", str(tmp_path), "--limit", "0"]) == 2
     err = capsys.readouterr().err

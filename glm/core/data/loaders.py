@@ -107,7 +107,8 @@ def load_tag_files(
     Args:
         nodes: ``id``, ``text``, optional ``label`` per record (an empty label = unlabelled).
         edges: ``source``, ``target`` per record (undirected; duplicates and self loops dropped).
-        name: dataset name (default: the nodes file's stem).
+        name: dataset name (default: the nodes file's stem, or its folder's name when the file is a
+            generic ``nodes.*`` -- ``webkb/nodes.csv`` is ``webkb``, not ``nodes``).
         class_names: the allowed labels, in class-index order; a label outside it raises
             :class:`UnknownLabelError`. Default: the sorted set of labels found.
         allow_empty_text: accept empty texts instead of raising :class:`EmptyTextError`.
@@ -152,7 +153,7 @@ def load_tag_files(
         dst.append(index[b])
     codes = list(class_names) if class_names is not None else sorted({l for l in labels if l is not None})
     return build_tag(
-        name or nodes.stem,
+        name or (nodes.parent.name if nodes.stem.lower() == "nodes" and nodes.parent.name else nodes.stem),
         ids,
         texts,
         labels,

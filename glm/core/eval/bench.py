@@ -47,6 +47,7 @@ class BenchContext:
     data: Any  # glm.core.train.pipeline.DataBundle
     out: Path
     progress: bool = True
+    adapt_training: Any = None  # training section for adaptation (default: the config's)
     _llm: Any = None
 
     @property
@@ -162,7 +163,8 @@ ROWS: dict[str, RowSpec] = {r.name: r for r in [
     RowSpec("sgc", _feature_row("sgc"), "features", "2-hop SGC propagation + logistic regression"),
     *[RowSpec(f"gnn_{layer}", _gnn_row(layer), "gnn", f"{layer} encoder + linear head on the shots' subgraphs")
       for layer in GNN_LAYERS],
-    RowSpec("llm_zero_shot", _text_row(icl=False), "llm", "the LLM with the node text, no graph, no shots"),
+    RowSpec("llm_zero_shot", _text_row(icl=False), "llm", "the LLM with the node text, no graph, no shots",
+            per_seed=False),
     RowSpec("llm_icl", _text_row(icl=True), "llm", "the LLM with the k shots as demonstrations"),
     RowSpec("graphgpt", _method_row("graphgpt"), "method", "GraphGPT: pre-trained, adapted (projector)"),
     RowSpec("llaga", _method_row("llaga"), "method", "LLaGA: pre-trained, adapted (projector)"),
@@ -177,11 +179,14 @@ ROWS: dict[str, RowSpec] = {r.name: r for r in [
 # -- running ----------------------------------------------------------------------------------------
 
 
-def config_hash(config: Any) -> str:
+def config_hash(config: Any, adapt_training: Any = None) -> str:
     """Hash of everything that changes a row's numbers (not where the runs are written)."""
     data = copy.deepcopy(config.to_dict())
-    for key in ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage"):
-        data["training"].pop(key, None)
+    if adapt_training is not None:
+        data["adapt_training"] = asdict(adapt_training)
+    for section in (data["training"], data.get("adapt_training") or {}):
+        for key in ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage"):
+            section.pop(key, None)
     data["eval"].pop("output", None)
     data["eval"].pop("adapter", None)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -234,7 +239,7 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
-    digest = config_hash(ctx.config)
+    digest = config_hash(ctx.config, ctx.adapt_training)
     results: list[RowSeed] = []
     for name in rows:
         spec = ROWS[name]
@@ -353,7 +358,7 @@ def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> d
     md = f"# Few-shot bench\n\n{title}\n\n{markdown_table(summary)}\n"
     paths = {"markdown": ctx.out / "bench.md", "json": ctx.out / "bench.json", "png": ctx.out / "bench.png"}
     atomic_write_text(md, paths["markdown"])
-    atomic_write_text(json.dumps({"title": title, "config_hash": config_hash(ctx.config), "summary": summary,
+    atomic_write_text(json.dumps({"title": title, "config_hash": config_hash(ctx.config, ctx.adapt_training), "summary": summary,
                                   "results": [asdict(r) for r in results]}, indent=1, default=str), paths["json"])
     plot(summary, paths["png"], title)
     return paths

@@ -21,6 +21,8 @@ from glm.core.eval.baselines import RowResult
 
 def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None):
     cfg = copy.deepcopy(ctx.config)
+    if stage != "pretrain" and ctx.adapt_training is not None:
+        cfg.training = copy.deepcopy(ctx.adapt_training)
     cfg.model.method = method
     spec = cfg.model.method_spec
     cfg.training.stage = spec.pretrain_stage if stage == "pretrain" else spec.adapt_stage
