@@ -126,6 +126,9 @@ class DataConfig:
         graph_matching_nodes: graph tokens per graph-matching sample.
         seed: seed of the split, sampling and task construction.
         options: keyword arguments for the dataset loader (e.g. ``num_nodes`` of ``synthetic``).
+        prompt: the prompts' domain words, over the dataset's own: ``graph`` (``citation graph``),
+            ``node`` / ``nodes`` (``paper`` / ``papers``), ``split_title`` (split text into Title and
+            Abstract, CiteSeer's heuristic).
     """
 
     dataset: str = "citeseer_tag"
@@ -144,6 +147,7 @@ class DataConfig:
     graph_matching_nodes: int = 8
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    prompt: dict[str, Any] = field(default_factory=dict)
 
 
 SCHEDULERS = ("cosine", "linear", "constant")

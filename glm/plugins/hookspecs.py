@@ -34,8 +34,9 @@ def register_gnn_layers(register: Callable[..., None]) -> None:
 
 @hookspec
 def register_datasets(register: Callable[..., None]) -> None:
-    """Register datasets: ``register(name, loader, description="")``; ``loader(**options)``
-    returns a :class:`glm.core.data.tag.TextAttributedGraph`."""
+    """Register datasets: ``register(name, loader, description="", prompt=None)``; ``loader(**options)``
+    returns a :class:`glm.core.data.tag.TextAttributedGraph`; ``prompt`` sets the prompts' domain words
+    (``{"graph": "web graph", "node": "page", "nodes": "pages", "split_title": False}``)."""
 
 
 @hookspec

@@ -119,10 +119,14 @@ class GnnLayerSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    """A dataset loader; ``prompt`` gives its prompts' domain words (``graph``, ``node``, ``nodes``,
+    ``split_title``; see :class:`glm.core.data.tasks.PromptTemplate`), ``None`` = a citation graph."""
+
     name: str
     loader: Callable[..., Any]
     description: str = ""
     plugin: str | None = None
+    prompt: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -208,10 +212,10 @@ class Registry:
         self._note(plugin, "gnn_layers", name)
 
     def add_dataset(self, name: str, loader: Callable[..., Any], description: str = "",
-                    plugin: str | None = None) -> None:
+                    plugin: str | None = None, prompt: dict[str, Any] | None = None) -> None:
         if name in self.datasets:
             raise self._duplicate("datasets", "dataset", name)
-        self.datasets[name] = DatasetSpec(name, loader, description, plugin)
+        self.datasets[name] = DatasetSpec(name, loader, description, plugin, dict(prompt) if prompt else None)
         self._note(plugin, "datasets", name)
 
     def add_recipe(self, name: str, source: Path | str | dict, description: str = "",

@@ -34,10 +34,11 @@ from glm.core.data.errors import (
 from glm.core.data.tag import TextAttributedGraph
 
 
-def load_dataset(name: str, **options: Any) -> TextAttributedGraph:
+def load_dataset(name: str, /, **options: Any) -> TextAttributedGraph:
     """Load a dataset registered through the ``register_datasets`` hook (built-ins and plugins).
 
-    ``options`` go to the loader (``data_dir=`` for file-backed datasets)."""
+    ``options`` go to the loader (``data_dir=`` for file-backed datasets; ``name=`` names a ``tag_files``
+    dataset)."""
     from glm.plugins.manager import get_registry
 
     tag = get_registry().dataset(name).loader(**options)

@@ -51,4 +51,5 @@ def register_datasets(register: Callable[..., None]) -> None:
     register("cora", _planetoid("cora"), description="Planetoid Cora: 2,708 nodes, bag of words (no text), 7 classes")
     register("citeseer", _planetoid("citeseer"), description="Planetoid CiteSeer: 3,327 nodes, bag of words, 6 classes")
     register("synthetic", _synthetic, description="tiny built-in synthetic TAG (48 nodes, 4 classes) for tests")
-    register("tag_files", _tag_files, description="your own TAG: nodes=PATH (id,text[,label]) edges=PATH (source,target)")
+    register("tag_files", _tag_files, description="your own TAG: nodes=PATH (id,text[,label]) edges=PATH (source,target)",
+             prompt={"graph": "graph", "node": "node", "nodes": "nodes", "split_title": False})

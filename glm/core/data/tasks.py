@@ -3,14 +3,17 @@ title generation. Each builder turns node ids into :class:`~glm.core.sample.Samp
 prompt has one ``<graph>`` placeholder per subgraph and whose answer is the supervised reply.
 
 Prompts follow GraphGPT / GraphLAMA ("... where the 0th node is the target paper ..."); the chat
-template is applied later by the collator. Node texts are cut to a word budget so that CPU demos
-keep prompts at a few hundred tokens.
+template is applied later by the collator. Their domain words come from a :class:`PromptTemplate`
+(CiteSeer's citation graph of papers by default; a dataset plugin or ``data.prompt`` sets others,
+e.g. a web graph of pages whose text is not split into title and abstract). Node texts are cut to a
+word budget so that CPU demos keep prompts at a few hundred tokens.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -23,10 +26,49 @@ from glm.core.sample import Sample
 from glm.core.tokens import GRAPH_PLACEHOLDER
 
 # Task texts fed to the task-related gate (GraphLAMA reshape_cora.py::task_text; NC texts carry the choices).
-GRAPH_MATCHING_TASK_TEXT = ("please reorder the list of papers according to the order of graph tokens "
-                            "(i.e., complete the matching of graph tokens and papers).")
 LINK_PREDICTION_TASK_TEXT = "Is there a connection between these two target nodes?"
-TITLE_GENERATION_TASK_TEXT = "Please generate a suitable title for this paper. Directly give the title."
+
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """The domain words of every task prompt.
+
+    Args:
+        graph: what the graph is (``citation graph``, ``web graph``, ...).
+        node / nodes: what a node is, singular and plural (``paper`` / ``papers``).
+        split_title: split node text into ``Title`` and ``Abstract`` (the CiteSeer heuristic of
+            :func:`split_title_abstract`); ``False`` shows it as ``Text: ...``.
+    """
+
+    graph: str = "citation graph"
+    node: str = "paper"
+    nodes: str = "papers"
+    split_title: bool = True
+
+    @classmethod
+    def from_options(cls, *layers: Optional[dict[str, Any]], where: str = "data.prompt") -> "PromptTemplate":
+        """Later layers override earlier ones; unknown keys raise ``ValueError`` naming them."""
+        merged: dict[str, Any] = {}
+        for layer in layers:
+            merged.update(layer or {})
+        unknown = sorted(set(merged) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {unknown}; valid: {sorted(cls.__dataclass_fields__)}")
+        return cls(**merged)
+
+    def graph_matching_text(self) -> str:
+        return (f"please reorder the list of {self.nodes} according to the order of graph tokens "
+                f"(i.e., complete the matching of graph tokens and {self.nodes}).")
+
+    def title_generation_text(self) -> str:
+        return f"Please generate a suitable title for this {self.node}. Directly give the title."
+
+
+CITATION = PromptTemplate()
+GENERIC = PromptTemplate(graph="graph", node="node", nodes="nodes", split_title=False)
+GRAPH_MATCHING_TASK_TEXT = CITATION.graph_matching_text()
+TITLE_GENERATION_TASK_TEXT = CITATION.title_generation_text()
 
 _TITLE_STOPWORDS = frozenset(
     "a an and or the of in on for to with by from at as into via versus vs through towards toward using "
@@ -85,15 +127,18 @@ class GraphSource:
         fanouts / seed: sampler settings (default ``[10, 10]``).
         cache_dir: where the precomputed subgraphs of all nodes are cached (``None``: default cache
             folder; ``False``: no disk cache).
+        template: the prompts' domain words (default: CiteSeer's :data:`CITATION`).
     """
 
     def __init__(self, tag: TextAttributedGraph, x: Tensor, fanouts: Sequence[int] = DEFAULT_FANOUTS,
-                 seed: int = 0, cache_dir: Optional[Path | str | bool] = None):
+                 seed: int = 0, cache_dir: Optional[Path | str | bool] = None,
+                 template: Optional[PromptTemplate] = None):
         if x.shape[0] != tag.num_nodes:
             raise GraphValidationError(f"{tag.name}: x has {x.shape[0]} rows, expected {tag.num_nodes} (one per node)")
         if not torch.isfinite(x).all():
             raise GraphValidationError(f"{tag.name}: node features contain NaN/inf")
         self.tag, self.x, self.fanouts, self.seed = tag, x, tuple(fanouts), seed
+        self.template = template or CITATION
         self.sampler = NeighborSampler(tag.edge_index, tag.num_nodes, fanouts, seed)
         self._cache_dir = cache_dir
         self._store: Optional[SampledSubgraphs] = None
@@ -125,9 +170,12 @@ class GraphSource:
         return out
 
     def text_parts(self, node: int) -> tuple[Optional[str], Optional[str]]:
-        """``(title, abstract)`` of a node; ``(None, text)`` when no title could be split off."""
+        """``(title, abstract)`` of a node; ``(None, text)`` when no title could be split off or the
+        template does not split titles."""
         if self.tag.texts is None:
             return None, None
+        if not self.template.split_title:
+            return None, self.tag.texts[node]
         return split_title_abstract(self.tag.texts[node])
 
 
@@ -140,9 +188,9 @@ def _info_block(source: GraphSource, node: int, max_words: Optional[int]) -> str
     return f"Title: {title}\nAbstract: {clip_words(abstract, max_words)}\n"
 
 
-def classification_question(choices: Sequence[str]) -> str:
-    return (f"Which of the following categories does this paper belong to: {', '.join(choices)}? "
-            "Directly give the full name of the most likely category of this paper.")
+def classification_question(choices: Sequence[str], node: str = "paper") -> str:
+    return (f"Which of the following categories does this {node} belong to: {', '.join(choices)}? "
+            f"Directly give the full name of the most likely category of this {node}.")
 
 
 def node_classification(source: GraphSource, nodes: Sequence[int] | Tensor, classes: Optional[Sequence[int]] = None,
@@ -152,7 +200,8 @@ def node_classification(source: GraphSource, nodes: Sequence[int] | Tensor, clas
     tag = source.tag
     classes = list(range(tag.num_classes)) if classes is None else [int(c) for c in classes]
     choices = [tag.class_names[c] for c in classes]
-    question = classification_question(choices)
+    t = source.template
+    question = classification_question(choices, t.node)
     nodes = [int(n) for n in torch.as_tensor(nodes).flatten().tolist()]
     samples = []
     for node, sg in zip(nodes, source.subgraphs(nodes)):
@@ -160,7 +209,7 @@ def node_classification(source: GraphSource, nodes: Sequence[int] | Tensor, clas
         if label not in classes:
             raise GraphValidationError(f"{tag.name}: node {node} has label {label}, which is not among the choices {classes}")
         info = _info_block(source, node, max_text_words) if include_text else ""
-        head = f"Given a citation graph: \n{GRAPH_PLACEHOLDER}\nwhere the 0th node is the target paper"
+        head = f"Given a {t.graph}: \n{GRAPH_PLACEHOLDER}\nwhere the 0th node is the target {t.node}"
         prompt = f"{head}, with the following information: \n{info}Question: {question}" if info else f"{head}. Question: {question}"
         samples.append(Sample(prompt=prompt, answer=tag.class_names[label], graphs=[sg], task="node_classification",
                               task_text=question, meta={"dataset": tag.name, "node": node, "node_id": tag.node_ids[node],
@@ -180,6 +229,8 @@ def graph_matching(source: GraphSource, nodes: Sequence[int] | Tensor, max_nodes
         raise ValueError(f"answer_format must be 'indices' or 'titles', got {answer_format!r}")
     g = torch.Generator().manual_seed(seed)
     nodes = [int(n) for n in torch.as_tensor(nodes).flatten().tolist()]
+    t = source.template
+    task_text = t.graph_matching_text()
     samples = []
     for node, sg in zip(nodes, source.subgraphs(nodes)):
         sg = truncate_subgraph(sg, max_nodes)
@@ -189,16 +240,17 @@ def graph_matching(source: GraphSource, nodes: Sequence[int] | Tensor, max_nodes
         listing = " ".join(f"{j + 1}. {titles[p]}" for j, p in enumerate(perm))
         paper_of = {p: j + 1 for j, p in enumerate(perm)}
         if answer_format == "indices":
-            answer = " ".join(f"Graph token {k + 1} corresponds to paper {paper_of[k]}." for k in range(len(ids)))
+            answer = " ".join(f"Graph token {k + 1} corresponds to {t.node} {paper_of[k]}." for k in range(len(ids)))
         else:
             answer = " ".join(f"Graph token {k + 1} corresponds to {titles[k]}." for k in range(len(ids)))
-        prompt = (f"Given a sequence of graph tokens {GRAPH_PLACEHOLDER} that constitute a subgraph of a citation graph, "
+        info = "the title and abstract information" if t.split_title else "the text"
+        prompt = (f"Given a sequence of graph tokens {GRAPH_PLACEHOLDER} that constitute a subgraph of a {t.graph}, "
                   "where the first token represents the central node of the subgraph, and the remaining nodes "
                   "represent the first or second order neighbors of the central node. Each graph token contains "
-                  f"the title and abstract information of the paper at this node. Here is a list of paper titles: "
-                  f"{listing}, {GRAPH_MATCHING_TASK_TEXT}")
+                  f"{info} of the {t.node} at this node. Here is a list of {t.node} titles: "
+                  f"{listing}, {task_text}")
         samples.append(Sample(prompt=prompt, answer=answer, graphs=[sg], task="graph_matching",
-                              task_text=GRAPH_MATCHING_TASK_TEXT,
+                              task_text=task_text,
                               meta={"dataset": tag.name, "node": node, "order": perm}))
     return samples
 
@@ -258,9 +310,10 @@ def link_prediction(source: GraphSource, num_pairs: int, seed: int = 0, nodes: O
         for which, node in (("first", a), ("second", b)):
             title, abstract = source.text_parts(node)
             text = title or (clip_words(abstract, title_words) if abstract else None)
-            info = f", with the following information: \nTitle: {clip_words(text, title_words)}\n" if include_text and text else ".\n"
-            parts.append(f"the {which} target paper is the 0th node of {GRAPH_PLACEHOLDER}{info}")
-        prompt = ("Given two subgraphs of a citation graph, " + parts[0] + "and " + parts[1]
+            label = "Title" if source.template.split_title else "Text"
+            info = f", with the following information: \n{label}: {clip_words(text, title_words)}\n" if include_text and text else ".\n"
+            parts.append(f"the {which} target {source.template.node} is the 0th node of {GRAPH_PLACEHOLDER}{info}")
+        prompt = (f"Given two subgraphs of a {source.template.graph}, " + parts[0] + "and " + parts[1]
                   + f"Question: {LINK_PREDICTION_TASK_TEXT} Answer yes or no.")
         samples.append(Sample(prompt=prompt, answer="yes" if int(labels[k]) else "no",
                               graphs=[graphs[2 * k], graphs[2 * k + 1]], task="link_prediction",
@@ -279,11 +332,12 @@ def title_generation(source: GraphSource, nodes: Sequence[int] | Tensor, max_abs
     samples = []
     for node, sg in zip(keep, source.subgraphs(keep)):
         title, abstract = source.text_parts(node)
-        prompt = (f"Given a citation graph: \n{GRAPH_PLACEHOLDER}\nwhere the 0th node is the target paper, with the "
+        t = source.template
+        prompt = (f"Given a {t.graph}: \n{GRAPH_PLACEHOLDER}\nwhere the 0th node is the target {t.node}, with the "
                   f"following information: \nAbstract: {clip_words(abstract, max_abstract_words)}\n"
-                  f"Question: {TITLE_GENERATION_TASK_TEXT}")
+                  f"Question: {t.title_generation_text()}")
         samples.append(Sample(prompt=prompt, answer=title, graphs=[sg], task="title_generation",
-                              task_text=TITLE_GENERATION_TASK_TEXT, meta={"dataset": tag.name, "node": node}))
+                              task_text=t.title_generation_text(), meta={"dataset": tag.name, "node": node}))
     return samples
 
 
@@ -296,14 +350,14 @@ TASKS: dict[str, TaskBuilder] = {
 }
 
 
-def task_text(task: str, choices: Optional[Sequence[str]] = None) -> str:
+def task_text(task: str, choices: Optional[Sequence[str]] = None, template: PromptTemplate = CITATION) -> str:
     """The gate's task text of a task (node classification needs its choice list)."""
     if task == "node_classification":
         if not choices:
             raise ValueError("node_classification's task text depends on the choices; pass choices=")
-        return classification_question(choices)
-    texts = {"graph_matching": GRAPH_MATCHING_TASK_TEXT, "link_prediction": LINK_PREDICTION_TASK_TEXT,
-             "title_generation": TITLE_GENERATION_TASK_TEXT}
+        return classification_question(choices, template.node)
+    texts = {"graph_matching": template.graph_matching_text(), "link_prediction": LINK_PREDICTION_TASK_TEXT,
+             "title_generation": template.title_generation_text()}
     if task not in texts:
         raise KeyError(f"unknown task {task!r}; known: {sorted(TASKS)}")
     return texts[task]

@@ -130,11 +130,13 @@ def _text_row(icl: bool) -> Callable[[BenchContext, int], RowResult]:
             shots = ctx.shots(seed)
             demos = tb.demonstrations(ctx.data.source, shots, [ctx.choices[i] for i in ctx.label_index(shots)],
                                       seed, words)
-            prompts = [tb.icl_prompt(demos, t, ctx.choices) for t in texts]
-            free = tb.icl_prompt(demos, tb.CONTENT_FREE, ctx.choices)
+            template = ctx.data.source.template
+            prompts = [tb.icl_prompt(demos, t, ctx.choices, template) for t in texts]
+            free = tb.icl_prompt(demos, tb.CONTENT_FREE, ctx.choices, template)
         else:
-            prompts = [tb.zero_shot_prompt(t, ctx.choices) for t in texts]
-            free = tb.zero_shot_prompt(tb.CONTENT_FREE, ctx.choices)
+            template = ctx.data.source.template
+            prompts = [tb.zero_shot_prompt(t, ctx.choices, template) for t in texts]
+            free = tb.zero_shot_prompt(tb.CONTENT_FREE, ctx.choices, template)
         return tb.text_row(llm, tok, prompts, free, ctx.choices, ctx.config.eval.batch_size)
     return run
 

@@ -46,19 +46,21 @@ def node_text(source, node: int, max_words: Optional[int]) -> str:
     return "\n".join(p for p in parts if p) or CONTENT_FREE
 
 
-def zero_shot_prompt(text: str, choices: Sequence[str]) -> str:
-    from glm.core.data.tasks import classification_question
+def zero_shot_prompt(text: str, choices: Sequence[str], template=None) -> str:
+    from glm.core.data.tasks import CITATION, classification_question
 
-    return f"The target paper has the following information:\n{text}\nQuestion: {classification_question(choices)}"
+    t = template or CITATION
+    return f"The target {t.node} has the following information:\n{text}\nQuestion: {classification_question(choices, t.node)}"
 
 
-def icl_prompt(demos: Sequence[tuple[str, str]], text: str, choices: Sequence[str]) -> str:
+def icl_prompt(demos: Sequence[tuple[str, str]], text: str, choices: Sequence[str], template=None) -> str:
     """``demos``: ``(node text, class name)`` pairs, in the order shown."""
-    from glm.core.data.tasks import classification_question
+    from glm.core.data.tasks import CITATION, classification_question
 
-    shown = "\n\n".join(f"Paper:\n{t}\nCategory: {c}" for t, c in demos)
-    return (f"Here are papers with their categories:\n\n{shown}\n\nNow the target paper:\n{text}\n"
-            f"Question: {classification_question(choices)}")
+    t = template or CITATION
+    shown = "\n\n".join(f"{t.node.capitalize()}:\n{d}\nCategory: {c}" for d, c in demos)
+    return (f"Here are {t.nodes} with their categories:\n\n{shown}\n\nNow the target {t.node}:\n{text}\n"
+            f"Question: {classification_question(choices, t.node)}")
 
 
 def demonstrations(source, shots: Sequence[int], labels: Sequence[str], seed: int,

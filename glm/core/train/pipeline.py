@@ -127,12 +127,24 @@ def prepare_data(config: RunConfig, progress: bool = False) -> DataBundle:
     tag = load_dataset(d.dataset, **options)
     embedder = get_embedder(d.embedder)
     x = node_features(tag, embedder, dim=config.model.encoder.in_dim, cache_dir=d.cache_dir, progress=progress)
-    source = GraphSource(tag, x, d.fanout, d.seed, cache_dir=d.cache_dir)
+    source = GraphSource(tag, x, d.fanout, d.seed, cache_dir=d.cache_dir, template=prompt_template(config))
     split = make_few_shot_split(tag, d.n_way, d.k_shot, d.seed, d.heldout_classes,
                                 val_per_class=d.val_per_class, test_per_class=d.test_per_class)
     task_dim = getattr(config.model.method_config, "task_embedding_dim", None)
     task_encoder = TaskTextEncoder(embedder, dim=task_dim) if task_dim else None
     return DataBundle(tag, source, split, task_encoder)
+
+
+def prompt_template(config: RunConfig):
+    """The dataset's prompt words (its registration), overridden by ``data.prompt``."""
+    from glm.core.data.tasks import PromptTemplate
+    from glm.plugins.manager import get_registry
+
+    spec = get_registry().datasets.get(config.data.dataset)
+    try:
+        return PromptTemplate.from_options(spec.prompt if spec else None, config.data.prompt)
+    except (TypeError, ValueError) as exc:
+        raise PipelineError(str(exc)) from None
 
 
 def _take(nodes: list[int], n: Optional[int], seed: int) -> list[int]:
