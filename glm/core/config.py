@@ -119,7 +119,11 @@ class DataConfig:
         tasks: pre-training tasks (``node_classification``, ``graph_matching``,
             ``link_prediction``); adaptation always uses node classification.
         samples_per_task: pre-training samples drawn per task (``None`` = every eligible node).
-        n_way / k_shot: few-shot split (``n_way`` held-out classes never seen in pre-training).
+        split: ``heldout`` (``n_way`` classes held out of pre-training, the rest pre-train) or
+            ``new_graph`` (a graph the pre-training never saw: every class is new, k shots of each
+            adapt, val/test from the rest; pre-train elsewhere and pass ``training.init_from``).
+        n_way / k_shot: few-shot split (``n_way`` held-out classes never seen in pre-training; with
+            ``split: new_graph`` every class).
         heldout_classes: names of the held-out classes (``None`` = drawn with ``seed``).
         val_per_class / test_per_class: split sizes per held-out class.
         max_text_words: node text in prompts is clipped to this many words.
@@ -138,6 +142,7 @@ class DataConfig:
     fanout: list[int] = field(default_factory=lambda: [10, 10])
     tasks: list[str] = field(default_factory=lambda: ["node_classification"])
     samples_per_task: Optional[int] = None
+    split: str = "heldout"
     n_way: int = 2
     k_shot: int = 5
     heldout_classes: Optional[list[str]] = None
@@ -242,6 +247,7 @@ class RunConfig:
         _choice(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})", source)
         _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
         _choice(self.eval.mode, ("choice", "generate"), "eval.mode", source)
+        _choice(self.data.split, ("heldout", "new_graph"), "data.split", source)
         _choice(self.eval.match, ("exact", "substring"), "eval.match", source)
         for key, value, low in (
             ("training.micro_batch_size", t.micro_batch_size, 1),

@@ -348,8 +348,11 @@ class Trainer:
                            "consumed_micro_batches": step * t.gradient_accumulation_steps,
                            "num_samples": len(self.dataset)},
         }
+        d = self.config.data
         meta = {"recipe": self.config.recipe,
-                "init_from": str(Path(t.init_from).resolve()) if t.init_from else None}
+                "init_from": str(Path(t.init_from).resolve()) if t.init_from else None,
+                "features": {"embedder": d.embedder, "dim": self.config.model.encoder.in_dim,
+                             "reduction": "random_projection", "dataset": d.dataset}}
         saved = ckpt.save_checkpoint(engine, out, step, state, self.config.to_yaml(), dist.rank,
                                      dist.world_size, t.save_total_limit, meta, t.stage,
                                      tuple(self.config.model.stage_extra))

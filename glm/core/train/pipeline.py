@@ -100,6 +100,26 @@ def apply_adapter_chain(model, path: str | os.PathLike, _depth: int = 0) -> list
     return loaded + [file]
 
 
+def check_feature_compatibility(config: RunConfig, init_from: str | os.PathLike) -> None:
+    """Refuse a graph side pre-trained on other node features (embedder, width): its encoder reads
+    other coordinates. Adapters written before glm recorded features are accepted."""
+    from glm.core.adapter import read_adapter
+
+    try:
+        _, meta = read_adapter(adapter_path(init_from))
+    except Exception:  # converted encoder states and the like: nothing recorded to compare
+        return
+    saved = (meta.get("extra") or {}).get("features")
+    if not saved:
+        return
+    mine = {"embedder": config.data.embedder, "dim": config.model.encoder.in_dim}
+    diffs = [f"{k}: pre-trained with {saved.get(k)!r} (on {saved.get('dataset')}), now {v!r}"
+             for k, v in mine.items() if saved.get(k) != v]
+    if diffs:
+        raise PipelineError(f"training.init_from={init_from}: node features differ ({'; '.join(diffs)}); use the "
+                            "same data.embedder and model.encoder.in_dim as the pre-training")
+
+
 # -- data -------------------------------------------------------------------------------------
 
 
@@ -128,7 +148,9 @@ def prepare_data(config: RunConfig, progress: bool = False) -> DataBundle:
     embedder = get_embedder(d.embedder)
     x = node_features(tag, embedder, dim=config.model.encoder.in_dim, cache_dir=d.cache_dir, progress=progress)
     source = GraphSource(tag, x, d.fanout, d.seed, cache_dir=d.cache_dir, template=prompt_template(config))
-    split = make_few_shot_split(tag, d.n_way, d.k_shot, d.seed, d.heldout_classes,
+    new_graph = d.split == "new_graph"  # every class is new: all of them are "held out"
+    split = make_few_shot_split(tag, tag.num_classes if new_graph else d.n_way, d.k_shot, d.seed,
+                                None if new_graph else d.heldout_classes,
                                 val_per_class=d.val_per_class, test_per_class=d.test_per_class)
     task_dim = getattr(config.model.method_config, "task_embedding_dim", None)
     task_encoder = TaskTextEncoder(embedder, dim=task_dim) if task_dim else None
@@ -171,6 +193,9 @@ def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = No
         return T.node_classification(source, split.train, classes=split.class_indices(data.tag, "heldout"),
                                      max_text_words=d.max_text_words)
     if not split.pretrain:
+        if config.data.split == "new_graph":
+            raise PipelineError(f"data.split=new_graph: {data.tag.name} has no pre-training classes (every class is "
+                                "new); pre-train on another dataset and adapt here with training.init_from")
         raise PipelineError("data.n_way leaves no pre-training classes; lower data.n_way")
     samples: list[Sample] = []
     for i, task in enumerate(spec.tasks if spec.tasks is not None else d.tasks):
@@ -221,6 +246,7 @@ def run_stage(config: RunConfig, progress: bool = True, model=None, data: Option
     if model is None:
         model = build_model(config)
     if t.init_from:
+        check_feature_compatibility(config, t.init_from)
         chain = apply_adapter_chain(model, t.init_from)
         logger.debug("initialised from %s", ", ".join(map(str, chain)))
     set_stage(model, t.stage, extra=config.model.stage_extra)
