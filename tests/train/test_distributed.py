@@ -50,4 +50,4 @@ def test_two_cpu_ranks_stay_in_sync(tmp_path):
     init_differs = any(not torch.equal(first[n], adapter[n]) for n in adapter)
     assert init_differs, "parameters did not change between step 2 and step 4"
     # one checkpoint, written once, with one RNG file per rank
-    assert (out / "checkpoint-4" / "rng_state_0.pth").is_file() and (out / "checkpoint-4" / "rng_state_1.pth").is_file()
+    assert (out / "checkpoint-4" / "rng_state_0.safetensors").is_file() and (out / "checkpoint-4" / "rng_state_1.safetensors").is_file()
