@@ -68,8 +68,8 @@ def cmd_methods(args: argparse.Namespace) -> int:
     print(f"LLM {config.model.llm.name}, encoder {config.model.encoder.layer} "
           f"{config.model.encoder.in_dim}->{config.model.encoder.out_dim}")
     for row in rows:
-        print(f"\n{row['name']} ({row['plugin']}): {row['description']}; {row['tokens']}")
-        print(f"  {row['reference']}")
+        print(f"\n{row['name']} ({row['plugin']}): {row['description']}")
+        print(f"  {row['reference'] or 'no reference given'}; soft tokens: {row['tokens']}")
         for st in row["stages"]:
             count = st.get("error") or f"{st['trainable']:,} of {st['graph_side']:,} graph-side parameters train"
             default = " [glm pretrain]" if st["stage"] == row["pretrain_stage"] else (
