@@ -125,16 +125,9 @@ def prompt_length_stats(tag, task: str, limit: int, tokenizer, fanouts, seed: in
     g = torch.Generator().manual_seed(seed)
     nodes = torch.randperm(tag.num_nodes, generator=g)[:limit]
     nodes = nodes[tag.labels[nodes] >= 0]
-    if task == "link_prediction":
-        samples = TASKS[task](source, limit, seed=seed)
-    elif task == "node_classification":
-        samples = TASKS[task](source, nodes, max_text_words=max_text_words)
-    elif task == "title_generation":
-        samples = TASKS[task](source, nodes, max_abstract_words=max_text_words)
-    elif task in TASKS:
-        samples = TASKS[task](source, nodes)
-    else:
+    if task not in TASKS:
         raise CliError(f"unknown task {task!r}; known: {', '.join(sorted(TASKS))}")
+    samples = TASKS[task](source, nodes, seed=seed, max_text_words=max_text_words)
     if not samples:
         raise CliError(f"no {task} samples could be built for {tag.name}")
     lengths = prompt_token_lengths(samples, tokenizer).float()

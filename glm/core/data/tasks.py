@@ -342,11 +342,31 @@ def title_generation(source: GraphSource, nodes: Sequence[int] | Tensor, max_abs
 
 
 TaskBuilder = Callable[..., list[Sample]]
-TASKS: dict[str, TaskBuilder] = {
-    "node_classification": node_classification,
-    "graph_matching": graph_matching,
-    "link_prediction": link_prediction,
-    "title_generation": title_generation,
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of :data:`TASKS`: its builder and which of the common options it takes.
+
+    Calling it with ``(source, nodes, **common)`` passes each common option (``classes``,
+    ``max_text_words``, ``graph_matching_nodes``, ``seed``, ``pool``) under the builder's own parameter
+    name; link prediction takes ``len(nodes)`` pairs drawn among ``pool``.
+    """
+
+    build: TaskBuilder
+    options: dict[str, str]
+    counts_pairs: bool = False
+
+    def __call__(self, source: "GraphSource", nodes: Sequence[int] | Tensor, **common: Any) -> list[Sample]:
+        kwargs = {self.options[k]: v for k, v in common.items() if k in self.options and v is not None}
+        return self.build(source, len(nodes) if self.counts_pairs else nodes, **kwargs)
+
+
+TASKS: dict[str, TaskSpec] = {  # the one task table: the pipeline, glm data and the bench build samples here
+    "node_classification": TaskSpec(node_classification, {"classes": "classes", "max_text_words": "max_text_words"}),
+    "graph_matching": TaskSpec(graph_matching, {"graph_matching_nodes": "max_nodes", "seed": "seed"}),
+    "link_prediction": TaskSpec(link_prediction, {"seed": "seed", "pool": "nodes"}, counts_pairs=True),
+    "title_generation": TaskSpec(title_generation, {"max_text_words": "max_abstract_words"}),
 }
 
 

@@ -199,18 +199,12 @@ def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = No
         raise PipelineError("data.n_way leaves no pre-training classes; lower data.n_way")
     samples: list[Sample] = []
     for i, task in enumerate(spec.tasks if spec.tasks is not None else d.tasks):
-        nodes = _take(split.pretrain, d.samples_per_task, d.seed + 17 * (i + 1))
-        if task == "node_classification":
-            samples += T.node_classification(source, nodes, classes=split.class_indices(data.tag, "pretrain"),
-                                             max_text_words=d.max_text_words)
-        elif task == "graph_matching":
-            samples += T.graph_matching(source, nodes, max_nodes=d.graph_matching_nodes, seed=d.seed)
-        elif task == "link_prediction":
-            samples += T.link_prediction(source, len(nodes), seed=d.seed, nodes=split.pretrain)
-        elif task == "title_generation":
-            samples += T.title_generation(source, nodes, max_abstract_words=d.max_text_words)
-        else:
+        if task not in T.TASKS:
             raise PipelineError(f"data.tasks: unknown task {task!r}; known: {', '.join(T.TASKS)}")
+        nodes = _take(split.pretrain, d.samples_per_task, d.seed + 17 * (i + 1))
+        samples += T.TASKS[task](source, nodes, classes=split.class_indices(data.tag, "pretrain"),
+                                 max_text_words=d.max_text_words, graph_matching_nodes=d.graph_matching_nodes,
+                                 seed=d.seed, pool=split.pretrain)
     return samples
 
 
