@@ -168,7 +168,7 @@ class TrainingConfig:
     the optimizer's ``"auto"`` params.
     """
 
-    stage: Optional[str] = None  # None = the method's pre-training stage
+    stage: Optional[str] = None  # a stage of the method; None / "pretrain" / "adapt": the method's stage of that role
     output_dir: str = "runs/glm"
     overwrite_output_dir: bool = False
     resume: Optional[str] = None  # "latest" or a checkpoint path
@@ -242,8 +242,10 @@ class RunConfig:
             spec = self.model.method_spec
         except RegistryError as exc:
             raise ConfigError(f"{source}: model.method: {exc}") from None
-        if t.stage is None:
-            t.stage = spec.pretrain_stage
+        if t.stage is None or (t.stage == "pretrain" and t.stage not in spec.stages):
+            t.stage = spec.pretrain_stage  # "pretrain" / "adapt" name the method's own stages of those roles
+        elif t.stage == "adapt" and t.stage not in spec.stages:
+            t.stage = spec.adapt_stage
         _choice(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})", source)
         _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
         _choice(self.eval.mode, ("choice", "generate"), "eval.mode", source)

@@ -37,6 +37,9 @@ def test_method_sections_and_the_legacy_graph_key(tmp_path):
         load_config(None, ["model.llaga.foo=1"])
     with pytest.raises(ConfigError, match=r"training.stage \(stages of method 'graphgpt'\) must be one of match"):
         load_config(None, ["model.method=graphgpt", "training.stage=adapt_official"])
+    # a config written for GraphLAMA names the roles: they map to the other method's stages
+    assert load_config(None, ["training.stage=pretrain", "model.method=graphgpt"]).training.stage == "task"
+    assert load_config(None, ["training.stage=adapt", "model.method=graphgpt"]).training.stage == "adapt"
 
 
 def test_yaml_plus_dotted_overrides(tmp_path):
