@@ -5,7 +5,7 @@ Workload: 256 subgraphs shaped like GraphLAMA's [10, 10] neighbour sampling (tar
 Baselines, run on the same subgraphs in the same process:
   * official-style: per sample, per frontier node, boolean masks over edge_index + Python sets
     (the algorithm of GraphLAMA's concat_position_encoding);
-  * set BFS: per sample, adjacency as Python sets (glm.core.hop.reference_hop_distances).
+  * set BFS: per sample, adjacency as Python sets (glm.core.hop_distance.reference_hop_distances).
 Prints medians over repeats and the speed-up ratios; checks that all codes are identical.
 
 Run: .venv/bin/python bench/hop.py [--repeats 7]

@@ -33,7 +33,7 @@ class Subgraph:
         edge_weight: optional, shape ``[E]``.
         node_ids: optional global ids of the nodes, shape ``[N]`` int64 (``node_ids[0]`` is the target).
         hop: optional hop distance of each node from the target, shape ``[N]`` int64
-            (0 = target; see :mod:`glm.core.hop` for how far/unreachable nodes are coded).
+            (0 = target; see :mod:`glm.core.hop_distance` for how far/unreachable nodes are coded).
     """
 
     x: Tensor

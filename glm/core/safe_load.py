@@ -32,7 +32,6 @@ import torch
 from glm.errors import GlmError
 
 RNG_FILE = "rng_state.safetensors"
-LEGACY_RNG_FILE = "rng_state.pth"
 DEEPSPEED_SAFE_GLOBALS = (
     "deepspeed.runtime.fp16.loss_scaler:LossScaler",
     "deepspeed.runtime.fp16.loss_scaler:DynamicLossScaler",
