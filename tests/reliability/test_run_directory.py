@@ -92,8 +92,10 @@ def test_output_dir_that_is_a_file(tmp_path, cfg):
 def test_sigint_says_where_to_resume(tmp_path):
     cfg = write_tiny_config(tmp_path, training={"max_steps": 400, "save_steps": 2})
     out = tmp_path / "run"
+    # a shell that runs the suite in the background ignores SIGINT, and children inherit that: restore the default
     proc = subprocess.Popen(glm_cmd("pretrain", str(cfg), "--output-dir", str(out), "--no-progress"), cwd=tmp_path,
-                            env=subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=subprocess_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while not (out / "checkpoint-2" / "trainer_state.json").exists():
         assert proc.poll() is None and time.time() < deadline
