@@ -202,9 +202,15 @@ def _write_jsonl(rows: list[dict], path: str | None) -> None:
         return
     from glm.core.io import atomic_write_text
 
-    if Path(path).is_dir():
-        raise CliError(f"--output {path!r} is a directory; give a file name (e.g. {Path(path) / 'predictions.jsonl'})")
     atomic_write_text(text, path)
+
+
+def _output_file(args: argparse.Namespace, config) -> str | None:
+    """``--output`` (else ``eval.output``), refused before any work when it names a directory."""
+    out = args.output or config.eval.output
+    if out and Path(out).is_dir():
+        raise CliError(f"--output {out!r} is a directory; give a file name (e.g. {Path(out) / 'predictions.jsonl'})")
+    return out
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -214,11 +220,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config = _load(args)
     if _maybe_print(args, config):
         return 0
+    out = _output_file(args, config)
     model, data, chain = _model_with_adapter(args, config)
     samples = eval_samples(config, data, args.split)
-    out = args.output or config.eval.output
-    if out and Path(out).is_dir():
-        raise CliError(f"--output {out!r} is a directory; give a file name (e.g. {Path(out) / 'predictions.jsonl'})")
     if not samples:
         raise CliError(f"--split {args.split}: the split has no {args.split} nodes "
                        f"(set data.{'val' if args.split == 'val' else 'test'}_per_class > 0)")
@@ -227,7 +231,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       make_collator(config, model, data, inference=True),
                       mode=args.mode or ev.mode, match=args.match or ev.match, batch_size=ev.batch_size,
                       max_new_tokens=ev.max_new_tokens)
-    out = args.output or ev.output
     if out:
         _write_jsonl([p.as_dict() for p in result.predictions], out)
     print(f"{args.split}: {result.num_samples} nodes of {', '.join(data.split.heldout_classes)}: "
@@ -259,6 +262,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     config = _load(args)
     if _maybe_print(args, config):
         return 0
+    out = _output_file(args, config)
     model, data, _ = _model_with_adapter(args, config)
     if args.nodes:
         try:
@@ -277,7 +281,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
                       make_collator(config, model, data, inference=True),
                       mode=args.mode or "generate", match=args.match or ev.match, batch_size=ev.batch_size,
                       max_new_tokens=ev.max_new_tokens)
-    _write_jsonl([p.as_dict() for p in result.predictions], args.output or ev.output)
+    _write_jsonl([p.as_dict() for p in result.predictions], out)
     return 0
 
 

@@ -250,6 +250,9 @@ class RunConfig:
         _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
         _choice(self.eval.mode, ("choice", "generate"), "eval.mode", source)
         _choice(self.data.split, ("heldout", "new_graph"), "data.split", source)
+        from glm.core.llm import DTYPES
+
+        _choice(self.model.llm.dtype, tuple(DTYPES), "model.llm.dtype", source)
         _choice(self.eval.match, ("exact", "substring"), "eval.match", source)
         for key, value, low in (
             ("training.micro_batch_size", t.micro_batch_size, 1),

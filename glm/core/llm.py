@@ -159,6 +159,14 @@ def tiny_llm(family: str = "llama", seed: int = 0, hidden_size: int = 64, num_la
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+TINY_PREFIX = "tiny-random"
+
+
+def tiny_family(name: str) -> Optional[str]:
+    """The family of a ``tiny-random[-family]`` LLM name (``llama`` by default), ``None`` for other names."""
+    if not name.startswith(TINY_PREFIX):
+        return None
+    return name.split(TINY_PREFIX + "-", 1)[1] if name.startswith(TINY_PREFIX + "-") else "llama"
 
 
 def load_llm_from_config(c: Any):
@@ -169,9 +177,8 @@ def load_llm_from_config(c: Any):
     dtype = DTYPES[c.dtype]
     if c.name in ("smollm2-135m", "smollm2") and c.path is None:
         model, tok = load_smollm2(dtype)
-    elif c.name.startswith("tiny-random"):
-        family = c.name.split("tiny-random-", 1)[1] if c.name.startswith("tiny-random-") else "llama"
-        model, tok = tiny_llm(family, **c.options)
+    elif tiny_family(c.name) is not None:
+        model, tok = tiny_llm(tiny_family(c.name), **c.options)
         model.to(dtype)
     else:
         model, tok = load_causal_lm(c.path or c.name, gguf_file=c.options.get("gguf_file"), dtype=dtype)

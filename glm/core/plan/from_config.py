@@ -16,11 +16,11 @@ from glm.core.plan.models import LLMShape, resolve_llm, shape_from_config
 
 def llm_shape_for(cfg: Any) -> tuple[LLMShape, Optional[dict[str, Any]]]:
     """The LLM shape of ``cfg.model.llm`` and, for ``tiny-random``, the tiny config dict."""
-    llm = cfg.model.llm
-    if llm.name.startswith("tiny-random") and not llm.path:
-        from glm.core.llm import tiny_llm
+    from glm.core.llm import tiny_family, tiny_llm
 
-        family = llm.name.split("tiny-random-", 1)[1] if llm.name.startswith("tiny-random-") else "llama"
+    llm = cfg.model.llm
+    family = tiny_family(llm.name)
+    if family is not None and not llm.path:
         model, _ = tiny_llm(family, **llm.options)
         data = model.config.to_dict()
         return shape_from_config(data, name="tiny-random"), data

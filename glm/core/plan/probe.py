@@ -410,6 +410,7 @@ def spec_from_config(cfg: Any, device: str = "cpu", steps: int = 2, text_tokens:
     of the shape the planner assumes for ``device`` (:func:`glm.core.plan.from_config.from_run_config`)."""
     from dataclasses import replace
 
+    from glm.core.llm import tiny_family
     from glm.core.plan.from_config import from_run_config
 
     inp = from_run_config(cfg, device=device, text_tokens=text_tokens)
@@ -418,9 +419,8 @@ def spec_from_config(cfg: Any, device: str = "cpu", steps: int = 2, text_tokens:
     name = cfg.model.llm.name
     if name in ("smollm2-135m", "smollm2") and not cfg.model.llm.path:
         llm: Any = "smollm2"
-    elif name.startswith("tiny-random"):
-        family = name.split("tiny-random-", 1)[1] if name.startswith("tiny-random-") else "llama"
-        llm = {"family": family, **cfg.model.llm.options}
+    elif tiny_family(name) is not None:
+        llm = {"family": tiny_family(name), **cfg.model.llm.options}
     else:
         llm = cfg.model.llm.path or name  # built-in config, random init (same memory as the real weights)
     return ProbeSpec(llm=llm, dtype=inp.dtype, stage=inp.stage, gradient_checkpointing=inp.gradient_checkpointing,

@@ -43,6 +43,10 @@ def _owned(child: Path) -> bool:
     return child.name in GLM_OWNED or child.name.startswith(ckpt.CHECKPOINT_PREFIX)
 
 
+def _remove(path: Path) -> None:
+    shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def check_output_dir(config: Any) -> None:
     """Raise :class:`OutputDirError` for an unusable ``output_dir`` (a file, or a non-empty folder
     without resume / overwrite); cheap, so commands call it before loading any model."""
@@ -175,8 +179,8 @@ class RunDirectory:
 
     def _rollback(self) -> None:
         for child in list(self.path.iterdir()) if self.path.is_dir() else []:
-            if _owned(child) or child.name.startswith(ckpt.CHECKPOINT_PREFIX):
-                shutil.rmtree(child) if child.is_dir() else child.unlink()
+            if _owned(child):
+                _remove(child)
         self._restore()
         if self.created and self.path.is_dir() and not any(self.path.iterdir()):
             self.path.rmdir()
@@ -188,7 +192,7 @@ class RunDirectory:
         for child in self.previous.iterdir():
             target = self.path / child.name
             if target.exists():
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
+                _remove(target)
             os.replace(child, target)
         self.previous.rmdir()
 

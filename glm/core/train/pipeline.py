@@ -37,14 +37,9 @@ class PipelineError(GlmError, ValueError):
 
 def load_llm(config: RunConfig):
     """``(model, tokenizer)`` for ``model.llm``: ``smollm2-135m``, ``tiny-random`` or a local folder."""
-    from glm.core.llm import LLMLoadError, load_llm_from_config
+    from glm.core.llm import load_llm_from_config
 
-    try:
-        return load_llm_from_config(config.model.llm)
-    except LLMLoadError as exc:
-        if "model.llm.dtype" in str(exc):
-            raise PipelineError(str(exc)) from None
-        raise
+    return load_llm_from_config(config.model.llm)
 
 
 def build_model(config: RunConfig, backend: Optional[str] = None):
@@ -103,12 +98,12 @@ def apply_adapter_chain(model, path: str | os.PathLike, _depth: int = 0) -> list
 def check_feature_compatibility(config: RunConfig, init_from: str | os.PathLike) -> None:
     """Refuse a graph side pre-trained on other node features (embedder, width): its encoder reads
     other coordinates. Adapters written before glm recorded features are accepted."""
-    from glm.core.adapter import read_adapter
+    from glm.core.adapter import AdapterFormatError, read_adapter
 
     try:
         _, meta = read_adapter(adapter_path(init_from))
-    except Exception:  # converted encoder states and the like: nothing recorded to compare
-        return
+    except (AdapterFormatError, CheckpointError, FileNotFoundError):
+        return  # a converted encoder state has nothing recorded; a missing file is named when it is loaded
     saved = (meta.get("extra") or {}).get("features")
     if not saved:
         return
