@@ -156,6 +156,7 @@ class DataConfig:
 
 
 SCHEDULERS = ("cosine", "linear", "constant")
+LOSSES = ("lm", "choice", "lm+choice")  # glm.core.model.GraphLanguageModel.train_loss
 
 
 @dataclass
@@ -184,6 +185,9 @@ class TrainingConfig:
     warmup_ratio: float = 0.03
     warmup_steps: int = 0  # > 0 overrides warmup_ratio
     lr_scheduler: str = "cosine"
+    # lm: next-token loss on the reply; choice: softmax over the candidates' first reply tokens for
+    # samples with choices (what eval's choice scoring reads), lm elsewhere; lm+choice: both
+    loss: str = "lm"
     max_grad_norm: float = 1.0
     seed: int = 42
     deterministic: bool = False
@@ -248,6 +252,7 @@ class RunConfig:
             t.stage = spec.adapt_stage
         _choice(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})", source)
         _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
+        _choice(t.loss, LOSSES, "training.loss", source)
         _choice(self.eval.mode, ("choice", "generate"), "eval.mode", source)
         _choice(self.data.split, ("heldout", "new_graph"), "data.split", source)
         from glm.core.llm import DTYPES

@@ -24,16 +24,21 @@ head cannot emit them.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from transformers.modeling_outputs import CausalLMOutput
 
 from glm.core.method import MethodError, MethodSpec, NodeTokenModule
 from glm.core.sample import GraphBatch
 from glm.core.tokens import G_END, G_PATCH, G_START, add_graph_tokens
 from glm.errors import GlmError
 
+IGNORE_INDEX = -100
+TRAIN_LOSSES = ("lm", "choice", "lm+choice")
 CORE_NAMES = ("llm", "graph_token_embeddings", "tokenizer", "method", "node_token_module")
 
 
@@ -56,6 +61,11 @@ class GraphLanguageModel(nn.Module):
             for a bare module (stage functions then need an explicit table).
         train_graph_token_rows: let the three graph-token rows train (default: the method
             config's ``train_graph_token_rows``, else ``False``).
+
+    ``train_loss`` (attribute, set by the trainer from ``training.loss``) picks the loss of a
+    forward with labels: ``None`` (default) returns the LLM's own output (logits at every
+    position); ``"lm"`` / ``"choice"`` / ``"lm+choice"`` compute the LM head only at the positions
+    the loss reads (:meth:`answer_loss`).
 
     Attributes: ``llm`` (frozen), the node-token module's submodules, ``graph_token_embeddings``
     ``[3, hidden]``, ``config`` (the method's config), ``method``.
@@ -83,6 +93,7 @@ class GraphLanguageModel(nn.Module):
         else:
             rows = weight.detach().float().mean(dim=0, keepdim=True).repeat(3, 1).cpu()
         self.graph_token_embeddings = nn.Parameter(rows, requires_grad=train_graph_token_rows)
+        self.train_loss: Optional[str] = None
 
     def _adopt(self, node_tokens: NodeTokenModule) -> None:
         """Register the module's submodules under their own names; keep the module itself unregistered."""
@@ -181,10 +192,70 @@ class GraphLanguageModel(nn.Module):
         return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
     def forward(self, batch: GraphBatch, **llm_kwargs: Any):
-        """Causal-LM forward; returns the LLM's output (``loss`` when ``batch.labels`` is set, ``logits [B, L, V]``)."""
+        """Causal-LM forward; returns the LLM's output (``loss`` when ``batch.labels`` is set, ``logits [B, L, V]``),
+        or :meth:`answer_loss`'s when ``train_loss`` is set and the batch has labels."""
         embeds = self.embed(batch)
+        if self.train_loss is not None and batch.labels is not None and not llm_kwargs:
+            return self.answer_loss(embeds, batch, self.train_loss)
         return self.llm(inputs_embeds=embeds, attention_mask=batch.attention_mask,
                         position_ids=self.position_ids(batch.attention_mask), labels=batch.labels, **llm_kwargs)
+
+    def answer_loss(self, embeds: Tensor, batch: GraphBatch, mode: str = "lm") -> CausalLMOutput:
+        r"""Training loss with the LM head evaluated only where the loss reads it.
+
+        * ``lm``: mean next-token cross-entropy over reply tokens (equals the LLM's own loss);
+        * ``choice``: for rows with candidates (``batch.choice_ids``), cross-entropy of a softmax over
+          the candidates' first reply tokens at the position before the reply -- exactly the rule of
+          choice scoring in ``glm eval`` --; rows without candidates contribute their mean
+          next-token loss; the loss is the mean over rows;
+        * ``lm+choice``: the ``lm`` loss plus the mean ``choice`` term of rows with candidates.
+
+        Shapes:
+            - **embeds:** ``[B, L, hidden]``; **batch.labels:** ``[B, L]``
+            - **output:** ``loss`` scalar, ``logits [B, K, V]`` at the ``K`` kept positions
+        """
+        if mode not in TRAIN_LOSSES:
+            raise ValueError(f"train_loss must be one of {TRAIN_LOSSES}, found {mode!r}")
+        target = batch.labels[:, 1:]
+        answer = target != IGNORE_INDEX  # [B, L-1]: position p predicts labels[p + 1]
+        if batch.choice_ids is not None and batch.choice_target is not None:
+            has_choice = batch.choice_target.to(answer.device) >= 0
+        else:
+            has_choice = torch.zeros(answer.shape[0], dtype=torch.bool, device=answer.device)
+        first = answer.int().argmax(dim=1)  # first reply position of each row
+        need = answer.clone()
+        if mode == "choice":
+            need[has_choice] = False
+            need[has_choice, first[has_choice]] = True
+        keep = need.any(dim=0).nonzero().flatten()
+        logits = self._logits_at(embeds, batch.attention_mask, keep).float()  # [B, K, V]
+        rows = torch.arange(answer.shape[0], device=answer.device)
+        token_loss = F.cross_entropy(logits.transpose(1, 2), target[:, keep], ignore_index=IGNORE_INDEX,
+                                     reduction="none")  # [B, K]
+        col = torch.searchsorted(keep, first).clamp(max=max(keep.numel() - 1, 0))
+        choice_loss = torch.zeros(first.shape, device=logits.device)
+        if mode != "lm" and bool(has_choice.any()):
+            r = rows[has_choice]
+            ids = batch.choice_ids.to(logits.device)[r]
+            picked = logits[r, col[r]].gather(-1, ids.clamp(min=0)).masked_fill(ids < 0, float("-inf"))
+            terms = F.cross_entropy(picked, batch.choice_target.to(logits.device)[r], reduction="none")
+            choice_loss = choice_loss.index_put((r,), terms)
+        if mode == "lm":
+            loss = token_loss.sum() / answer.sum().clamp(min=1)
+        elif mode == "choice":
+            counts = (target[:, keep] != IGNORE_INDEX).sum(dim=1).clamp(min=1)
+            row_lm = token_loss.sum(dim=1) / counts
+            loss = torch.where(has_choice, choice_loss, row_lm).mean()
+        else:
+            loss = token_loss.sum() / answer.sum().clamp(min=1) + choice_loss.sum() / has_choice.sum().clamp(min=1)
+        return CausalLMOutput(loss=loss, logits=logits)
+
+    def _logits_at(self, embeds: Tensor, attention_mask: Tensor, keep: Tensor) -> Tensor:
+        """LM logits at sequence positions ``keep`` only: ``[B, K, V]``."""
+        kwargs = dict(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=self.position_ids(attention_mask))
+        if _accepts_logits_to_keep(self.llm):
+            return self.llm(**kwargs, logits_to_keep=keep).logits
+        return self.llm(**kwargs).logits[:, keep]
 
     @torch.no_grad()
     def generate(self, batch: GraphBatch, **generate_kwargs: Any) -> Tensor:
@@ -212,3 +283,11 @@ class GraphLanguageModel(nn.Module):
     def graph_parameters(self) -> dict[str, nn.Parameter]:
         """All parameters outside the LLM, by name."""
         return {n: p for n, p in self.named_parameters() if not n.startswith("llm.")}
+
+
+def _accepts_logits_to_keep(llm: nn.Module) -> bool:
+    """Whether ``llm.forward`` takes ``logits_to_keep`` (transformers' causal LMs do; it may be a tensor of positions)."""
+    try:
+        return "logits_to_keep" in inspect.signature(llm.forward).parameters
+    except (TypeError, ValueError):
+        return False

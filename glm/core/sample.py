@@ -50,6 +50,10 @@ class GraphBatch:
         graphs_per_sample: ``[B]`` int64, how many of ``graphs`` belong to each sample.
         task_embedding: ``[B, D_t]`` frozen task-text embeddings for the task-related gate.
         meta: one dict per sample.
+        choice_ids: ``[B, C]`` int64, the first reply token of each candidate answer (``-1`` pads rows
+            with fewer candidates, a whole row of ``-1`` = no candidates); set by the training collator
+            for samples with ``meta["choices"]`` (node classification, link prediction).
+        choice_target: ``[B]`` int64, the index of the right candidate (``-100`` = none).
     """
 
     input_ids: Tensor
@@ -59,6 +63,8 @@ class GraphBatch:
     graphs_per_sample: Tensor
     task_embedding: Optional[Tensor] = None
     meta: list[dict[str, Any]] = field(default_factory=list)
+    choice_ids: Optional[Tensor] = None
+    choice_target: Optional[Tensor] = None
 
     def to(self, device: torch.device | str) -> "GraphBatch":
         moved = {k: v.to(device) for k, v in self.__dict__.items() if isinstance(v, Tensor)}

@@ -66,6 +66,7 @@ class GraphCollator:
         if pad is None:
             raise ValueError("the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token")
         self.pad_id = int(pad)
+        self._first_reply_token: dict[str, Optional[int]] = {}
 
     # -- rendering -------------------------------------------------------------------------------
     def _messages(self, prompt: str, answer: Optional[str]) -> list[dict]:
@@ -124,6 +125,25 @@ class GraphCollator:
                 f"never cut) and needs {need} more for the answer, but the context is {self.max_length}; "
                 "sample smaller subgraphs (fan-out) or shorten texts (max_text_words)")
 
+    def first_reply_token(self, sample: Sample, answer: str) -> Optional[int]:
+        """The first token of ``answer``'s rendered reply (cached per answer; the reply never depends on the prompt)."""
+        if answer not in self._first_reply_token:
+            _, reply = self.render(sample.prompt, answer)
+            ids = self.tokenizer(reply, add_special_tokens=False)["input_ids"]
+            self._first_reply_token[answer] = int(ids[0]) if ids else None
+        return self._first_reply_token[answer]
+
+    def choice_tokens(self, sample: Sample) -> Optional[tuple[list[int], int]]:
+        """``(first reply token of each choice, index of the answer)`` for a sample with
+        ``meta["choices"]`` whose choices start with distinct tokens; else ``None``."""
+        choices = sample.meta.get("choices")
+        if not choices or sample.answer not in choices:
+            return None
+        firsts = [self.first_reply_token(sample, c) for c in choices]
+        if None in firsts or len(set(firsts)) != len(firsts):
+            return None
+        return firsts, list(choices).index(sample.answer)  # type: ignore[return-value]
+
     # -- batching --------------------------------------------------------------------------------
     def __call__(self, samples: Sequence[Sample]) -> GraphBatch:
         if not samples:
@@ -144,6 +164,17 @@ class GraphCollator:
         task_emb = None
         if self.task_embedding is not None:
             task_emb = torch.stack([torch.as_tensor(self.task_embedding(s.task_text)) for s in samples]).float()
+        choice_ids = choice_target = None
+        if not self.inference:
+            picked = [self.choice_tokens(s) for s in samples]
+            if any(p is not None for p in picked):
+                width_c = max(len(p[0]) for p in picked if p is not None)
+                choice_ids = torch.full((b, width_c), -1, dtype=torch.long)
+                choice_target = torch.full((b,), IGNORE_INDEX, dtype=torch.long)
+                for row, p in enumerate(picked):
+                    if p is not None:
+                        choice_ids[row, : len(p[0])] = torch.tensor(p[0], dtype=torch.long)
+                        choice_target[row] = p[1]
         return GraphBatch(
             input_ids=input_ids,
             attention_mask=attention,
@@ -152,6 +183,8 @@ class GraphCollator:
             graphs_per_sample=torch.tensor([len(s.graphs) for s in samples], dtype=torch.long),
             task_embedding=task_emb,
             meta=[dict(s.meta, task=s.task, answer=s.answer) for s in samples],
+            choice_ids=choice_ids,
+            choice_target=choice_target,
         )
 
 

@@ -318,7 +318,8 @@ def link_prediction(source: GraphSource, num_pairs: int, seed: int = 0, nodes: O
         samples.append(Sample(prompt=prompt, answer="yes" if int(labels[k]) else "no",
                               graphs=[graphs[2 * k], graphs[2 * k + 1]], task="link_prediction",
                               task_text=LINK_PREDICTION_TASK_TEXT,
-                              meta={"dataset": tag.name, "pair": (a, b), "label": "yes" if int(labels[k]) else "no"}))
+                              meta={"dataset": tag.name, "pair": (a, b), "label": "yes" if int(labels[k]) else "no",
+                                    "choices": ["yes", "no"]}))
     return samples
 
 

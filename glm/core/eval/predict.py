@@ -13,7 +13,6 @@ Two modes:
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Sequence
@@ -85,14 +84,14 @@ def score_choices(model, samples: Sequence[Sample], collate: Callable[[list[Samp
 
 def _first_reply_tokens(collate, sample: Sample, choices: Sequence[str]) -> Optional[list[int]]:
     """First reply token of each choice, or ``None`` when two choices share it."""
-    firsts = []
-    for c in choices:
-        ids, labels = collate.encode(replace(sample, answer=c, meta=dict(sample.meta)))
-        answer = [i for i, lab in zip(ids, labels) if lab != -100]
-        if not answer:
-            return None
-        firsts.append(answer[0])
-    return firsts if len(set(firsts)) == len(firsts) else None
+    if hasattr(collate, "first_reply_token"):
+        firsts = [collate.first_reply_token(sample, c) for c in choices]
+    else:
+        firsts = []
+        for c in choices:
+            ids, labels = collate.encode(replace(sample, answer=c, meta=dict(sample.meta)))
+            firsts.append(next((i for i, lab in zip(ids, labels) if lab != -100), None))
+    return firsts if None not in firsts and len(set(firsts)) == len(firsts) else None
 
 
 @torch.no_grad()
@@ -126,12 +125,10 @@ def score_first_tokens(model, samples: Sequence[Sample], train_collate, infer_co
 def _last_logits_only(model) -> dict[str, Any]:
     """``{"logits_to_keep": 1}`` when the wrapped LLM accepts it (skips the LM head on all but the
     last position; a 49K-vocabulary head is a large share of a small LLM's forward), else ``{}``."""
+    from glm.core.model import _accepts_logits_to_keep
+
     llm = getattr(model, "llm", None)
-    try:
-        accepts = llm is not None and "logits_to_keep" in inspect.signature(llm.forward).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    return {"logits_to_keep": 1} if accepts else {}
+    return {"logits_to_keep": 1} if llm is not None and _accepts_logits_to_keep(llm) else {}
 
 
 @torch.no_grad()

@@ -239,6 +239,7 @@ def run_stage(config: RunConfig, progress: bool = True, model=None, data: Option
         chain = apply_adapter_chain(model, t.init_from)
         logger.debug("initialised from %s", ", ".join(map(str, chain)))
     set_stage(model, t.stage, extra=config.model.stage_extra)
+    model.train_loss = t.loss
     logger.debug("%s", format_parameter_table(trainable_parameters(model)))
     if data is None:
         data = prepare_data(config, progress=progress)
