@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 # checkouts never share (or block each other on) one build folder.
 export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch_extensions
 
-.PHONY: install demo test test-all bench clean
+.PHONY: install demo test test-all bench clean wheelhouse
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,3 +36,16 @@ test-all: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
+
+# Wheels a CUDA box without network lacks (tools/wheelhouse.txt), for Python 3.12 / manylinux x86_64.
+# DeepSpeed ships only an sdist: it is built here into a pure-Python wheel (its ops JIT-build on the box).
+WHEELHOUSE ?= .wheelhouse
+wheelhouse: $(STAMP)
+	grep -v '^deepspeed' tools/wheelhouse.txt > $(WHEELHOUSE).txt
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 \
+	  --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+	  --dest $(WHEELHOUSE) -r $(WHEELHOUSE).txt
+	DS_BUILD_OPS=0 $(BIN)/pip wheel --quiet --no-deps --no-build-isolation --wheel-dir $(WHEELHOUSE) \
+	  "$$(grep '^deepspeed' tools/wheelhouse.txt)"
+	rm -f $(WHEELHOUSE).txt
+	@du -sh $(WHEELHOUSE) && ls $(WHEELHOUSE)

@@ -6,9 +6,11 @@ does, once, and fixes four known problems of ``gammagl-pt23 0.5.0.post121`` +
 
 1. ``TL_BACKEND`` must be ``torch`` before tlx is imported (tlx defaults to TensorFlow).
    It is set if absent; any other value raises :class:`GammaglBackendError`.
-2. tlx imports ``torchvision`` at import time; PyPI's torchvision does not load beside a
-   CPU torch wheel. A stub is put in ``sys.modules`` only while tlx imports and removed right
-   after (a leftover stub breaks ``transformers``).
+2. tlx imports ``torchvision``, ``imageio`` and ``cv2`` at import time (for its vision and
+   file helpers, which glm never calls); PyPI's torchvision does not load beside a CPU torch
+   wheel, and a GPU box without network may lack the others. Each one that does not import is
+   replaced by a stub in ``sys.modules`` only while tlx imports, removed right after (a leftover
+   stub breaks ``transformers``); calling anything of a stub raises ``RuntimeError``.
 3. tlx 0.5.8 overrides ``torch.nn.Module._named_members`` without ``remove_duplicate``, which
    makes every layer forward fail on torch >= 2: the override is deleted.
 4. gammagl's C++ kernels (``gammagl.mpops.torch_ext``) need a CUDA torch 2.3 with the old ABI
@@ -116,15 +118,26 @@ def ensure_torch_backend() -> None:
         )
 
 
-def _torchvision_stub(reason: BaseException) -> dict[str, types.ModuleType]:
-    tv, ops = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops")
+# modules tlx / gammagl import for vision, file and dataset helpers glm never calls: (root, submodules it imports)
+TLX_OPTIONAL_IMPORTS: dict[str, tuple[str, ...]] = {"torchvision": ("ops",), "imageio": (), "cv2": (), "pandas": ()}
+
+
+def _unusable_stub(root: str, submodules: tuple[str, ...], reason: BaseException) -> dict[str, types.ModuleType]:
+    """Stub modules whose every attribute is a function raising ``RuntimeError(reason)``."""
 
     def unusable(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(f"torchvision is unusable in this environment: {reason}")
+        raise RuntimeError(f"{root} is unusable in this environment: {reason}")
 
-    ops.nms = ops.box_iou = ops.box_area = unusable  # type: ignore[attr-defined]
-    tv.ops = ops  # type: ignore[attr-defined]
-    return {"torchvision": tv, "torchvision.ops": ops}
+    def make(name: str) -> types.ModuleType:
+        module = types.ModuleType(name)
+        module.__getattr__ = lambda attr: unusable  # type: ignore[method-assign]  # PEP 562
+        return module
+
+    stubs = {root: make(root)}
+    for sub in submodules:
+        stubs[f"{root}.{sub}"] = make(f"{root}.{sub}")
+        setattr(stubs[root], sub, stubs[f"{root}.{sub}"])
+    return stubs
 
 
 @contextlib.contextmanager
@@ -141,22 +154,32 @@ def _quiet(what: str) -> Iterator[None]:
             raise ImportError(f"importing {what} failed: {exc}" + (f"\n{captured}" if captured else "")) from exc
 
 
+@contextlib.contextmanager
+def _optional_imports_stubbed() -> Iterator[None]:
+    """Stub the :data:`TLX_OPTIONAL_IMPORTS` that do not import, for the duration of the block only."""
+    stubbed: dict[str, types.ModuleType] = {}
+    for root, submodules in TLX_OPTIONAL_IMPORTS.items():
+        try:
+            __import__(root)
+            for sub in submodules:
+                __import__(f"{root}.{sub}")
+        except Exception as exc:  # ModuleNotFoundError, or RuntimeError (torchvision::nms) beside a CPU torch
+            for key in [k for k in sys.modules if k.split(".")[0] == root]:
+                del sys.modules[key]
+            stubs = _unusable_stub(root, submodules, exc)
+            stubbed.update(stubs)
+            sys.modules.update(stubs)
+    try:
+        yield
+    finally:
+        for key in stubbed:
+            sys.modules.pop(key, None)
+
+
 def _import_tlx() -> types.ModuleType:
     if "tensorlayerx" not in sys.modules:
-        stubbed: dict[str, types.ModuleType] = {}
-        try:
-            import torchvision  # noqa: F401
-        except Exception as exc:  # ModuleNotFoundError, or RuntimeError (torchvision::nms) beside a CPU torch
-            for key in [k for k in sys.modules if k.split(".")[0] == "torchvision"]:
-                del sys.modules[key]
-            stubbed = _torchvision_stub(exc)
-            sys.modules.update(stubbed)
-        try:
-            with _quiet("tensorlayerx"):
-                import tensorlayerx  # noqa: F401
-        finally:
-            for key in stubbed:
-                sys.modules.pop(key, None)
+        with _optional_imports_stubbed(), _quiet("tensorlayerx"):
+            import tensorlayerx  # noqa: F401
     import tensorlayerx as tlx
 
     module_cls = tlx.nn.Module
@@ -185,7 +208,7 @@ def load_gammagl() -> types.ModuleType:
         if _state["gammagl"] is None:
             ensure_torch_backend()
             _import_tlx()
-            with _quiet("gammagl"):
+            with _optional_imports_stubbed(), _quiet("gammagl"):
                 import gammagl
                 import gammagl.data  # noqa: F401
                 import gammagl.layers.conv  # noqa: F401

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "glm.cli.plan",      # plan (memory estimate, --probe)
     "glm.cli.methods",   # methods / convert
     "glm.cli.bench",     # bench fewshot
+    "glm.cli.devcheck",  # devcheck (GPU check, --dry-run on CPU)
     "glm.cli.train",     # pretrain / adapt / eval / infer / recipes / plot / demo
 )
 

@@ -87,6 +87,7 @@ class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     method: str = DEFAULT_METHOD
     stage_extra: list[str] = field(default_factory=list)
+    token_norm: str = "none"  # "embedding": soft tokens rescaled to the LLM's mean input-embedding norm
     methods: dict[str, Any] = field(default_factory=dict)  # method name -> its config (YAML: model.<name>)
 
     @property
@@ -253,6 +254,7 @@ class RunConfig:
         _choice(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})", source)
         _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
         _choice(t.loss, LOSSES, "training.loss", source)
+        _choice(self.model.token_norm, ("none", "embedding"), "model.token_norm", source)
         _choice(self.eval.mode, ("choice", "generate"), "eval.mode", source)
         _choice(self.data.split, ("heldout", "new_graph"), "data.split", source)
         from glm.core.llm import DTYPES

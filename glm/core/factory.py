@@ -83,4 +83,6 @@ def build_model(config: Any, backend: Optional[str] = None, llm: Optional[nn.Mod
         llm, tokenizer = load_llm_from_config(config.model.llm)
     torch.manual_seed(config.training.seed)
     module, spec = build_node_tokens(config, int(llm.config.hidden_size), backend, encoder)
-    return GraphLanguageModel(llm, tokenizer, module, spec)
+    model = GraphLanguageModel(llm, tokenizer, module, spec)
+    model.set_token_norm(config.model.token_norm)
+    return model

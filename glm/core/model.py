@@ -94,6 +94,7 @@ class GraphLanguageModel(nn.Module):
             rows = weight.detach().float().mean(dim=0, keepdim=True).repeat(3, 1).cpu()
         self.graph_token_embeddings = nn.Parameter(rows, requires_grad=train_graph_token_rows)
         self.train_loss: Optional[str] = None
+        self.token_norm: Optional[float] = None  # set_token_norm
 
     def _adopt(self, node_tokens: NodeTokenModule) -> None:
         """Register the module's submodules under their own names; keep the module itself unregistered."""
@@ -118,6 +119,21 @@ class GraphLanguageModel(nn.Module):
         """Default frozen task embedding for batches without ``task_embedding`` (methods with a
         task gate, e.g. ``glm.core.text.TaskTextEncoder`` output for GraphLAMA); ``None`` clears it."""
         self.node_token_module.set_task_embedding(embedding)
+
+    def set_token_norm(self, mode: Optional[str]) -> None:
+        """``"embedding"``: rescale every soft token to the mean L2 norm of the LLM's input-embedding
+        rows (soft tokens far off the scale the LLM reads are a known failure of projected tokens);
+        ``None`` / ``"none"``: leave them as the method returns them."""
+        if mode in (None, "none"):
+            self.token_norm = None
+        elif mode == "embedding":
+            weight = self.llm.get_input_embeddings().weight
+            if weight.is_meta:
+                self.token_norm = float(getattr(self.llm.config, "initializer_range", 0.02)) * weight.shape[1] ** 0.5
+            else:
+                self.token_norm = float(weight.detach().float().norm(dim=1).mean())
+        else:
+            raise ValueError(f"token_norm must be 'none' or 'embedding', found {mode!r}")
 
     @property
     def patch_token_id(self) -> int:
@@ -165,6 +181,8 @@ class GraphLanguageModel(nn.Module):
         patch = ids == tids[1]
         self._check_splice(batch, patch, ids == tids[0])
         nodes = self.node_tokens(batch.graphs, batch.graphs_per_sample, batch.task_embedding)
+        if self.token_norm is not None:
+            nodes = nodes * (self.token_norm / nodes.float().norm(dim=-1, keepdim=True).clamp(min=1e-6)).to(nodes.dtype)
         # boolean indexing is row-major: the k-th patch of row b gets the k-th soft token of sample b
         return embeds.index_put((patch,), nodes.to(embeds.device, embeds.dtype))
 

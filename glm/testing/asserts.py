@@ -324,6 +324,47 @@ def assert_gnn_layer(
     return report
 
 
+def neutral_parity(
+    layer: str,
+    backends: Sequence[str],
+    in_dim: int = 16,
+    out_dim: int = 16,
+    *,
+    options: dict[str, Any] | None = None,
+    device: str = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> dict[str, float]:
+    """Largest output difference of each of ``backends[1:]`` from ``backends[0]`` with the same
+    neutral parameters, on ``device`` in ``dtype`` (max over the unweighted and the weighted graph;
+    relative to ``max(1, max |reference output|)``). The layer is built on ``backends[0]``, its
+    ``neutral_state_dict()`` loaded into the same layer name on each other backend."""
+    cases = [resolve_layer(layer, in_dim=in_dim, out_dim=out_dim, backend=b, options=options) for b in backends]
+    graph = _graph(cases[0], weights=True).to(device, dtype)
+    graphs = (graph.with_weights(None), graph)
+    out: dict[str, float] = {}
+    try:
+        cases[0].prepare(device)
+        source = cases[0].build(seed=0)
+        state = source.neutral_state_dict()
+        with torch.no_grad():
+            expected = [_forward(cases[0], source.to(device, dtype), g, "parity") for g in graphs]
+            scale = max(1.0, max(float(e.abs().max()) for e in expected))
+            for case in cases[1:]:
+                case.prepare(device)
+                target = case.build(seed=1)
+                target.load_neutral_state_dict({k: v.clone() for k, v in state.items()})
+                target = target.to(device, dtype)
+                found = [_forward(case, target, g, "parity") for g in graphs]
+                for f, e in zip(found, expected):
+                    if f.shape != e.shape:
+                        raise _fail(case, "parity", f"shape {tuple(f.shape)}, expected {tuple(e.shape)}")
+                out[case.backend_name or case.label] = max(_max_diff(f, e) for f, e in zip(found, expected)) / scale
+    finally:
+        for case in cases:
+            case.prepare("cpu")
+    return out
+
+
 def assert_neutral_parity(
     layer: str,
     backends: Sequence[str],

@@ -76,6 +76,7 @@ def engine_for(backend: str, config: EncoderConfig, state: dict, ds_config: dict
     fallback = offload_optimizer_fallback(ds_config)
     engine, optimizer, _, _ = deepspeed.initialize(model=encoder, model_parameters=encoder.parameters(),
                                                    config=ds_config)
+    get_registry().backend(backend).load().prepare_device(engine.device)  # GammaGL's device scope (CUDA boxes)
     assert type(optimizer.optimizer).__name__ == ("AdamW" if fallback else "DeepSpeedCPUAdam")
     return engine
 
@@ -100,9 +101,10 @@ def test_deepspeed_zero2_offload_bf16_parity(gloo, backend, layer):
     ds_config = recipe_config()
     engines = [engine_for(name, config, state, ds_config) for name in (REFERENCE_BACKEND, backend)]
 
-    batch = synthetic_case("weighted", f=12).batch
+    device = engines[0].device  # DeepSpeed places the module: the CPU here, cuda:0 on a GPU box (glm devcheck)
+    batch = synthetic_case("weighted", f=12).batch.to(device)
     batch.x, batch.edge_weight = batch.x.to(torch.bfloat16), batch.edge_weight.to(torch.bfloat16)
-    target = torch.randn(batch.num_nodes, config.out_dim, generator=torch.Generator().manual_seed(5))
+    target = torch.randn(batch.num_nodes, config.out_dim, generator=torch.Generator().manual_seed(5)).to(device)
     initial = embedding_diff(engines, batch)  # bf16 forward disagreement before any step
     losses = {name: [] for name in (REFERENCE_BACKEND, backend)}
     for _ in range(STEPS):

@@ -168,7 +168,9 @@ def _build(spec: ProbeSpec):
         from transformers import AutoConfig, AutoModelForCausalLM
 
         config = AutoConfig.from_pretrained(spec.llm) if os.path.exists(spec.llm) else llm_config(spec.llm)
-        llm, tok = AutoModelForCausalLM.from_config(config), tiny_tokenizer()
+        with torch.device(spec.device):  # initialised where it runs, in its dtype (a 7B model: seconds on a GPU)
+            llm = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        tok = tiny_tokenizer()
     llm = llm.to(dtype)
     llm.set_attn_implementation(spec.attention)
     enc_cfg = EncoderConfig(**spec.encoder)
