@@ -128,6 +128,8 @@ class DataConfig:
         heldout_classes: names of the held-out classes (``None`` = drawn with ``seed``).
         val_per_class / test_per_class: split sizes per held-out class.
         max_text_words: node text in prompts is clipped to this many words.
+        node_text: show node texts in node-classification and link-prediction prompts (``False``:
+            the soft graph tokens carry the node, as in GraphLAMA's text-free ablation).
         graph_matching_nodes: graph tokens per graph-matching sample.
         seed: seed of the split, sampling and task construction.
         options: keyword arguments for the dataset loader (e.g. ``num_nodes`` of ``synthetic``).
@@ -150,6 +152,7 @@ class DataConfig:
     val_per_class: int = 0
     test_per_class: Optional[int] = 100
     max_text_words: int = 60
+    node_text: bool = True  # node texts in node-classification / link-prediction prompts (False: the graph only)
     graph_matching_nodes: int = 8
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)

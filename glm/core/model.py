@@ -95,6 +95,7 @@ class GraphLanguageModel(nn.Module):
         self.graph_token_embeddings = nn.Parameter(rows, requires_grad=train_graph_token_rows)
         self.train_loss: Optional[str] = None
         self.token_norm: Optional[float] = None  # set_token_norm
+        self.last_token_norm: Optional[float] = None  # mean soft-token norm of the last training forward
 
     def _adopt(self, node_tokens: NodeTokenModule) -> None:
         """Register the module's submodules under their own names; keep the module itself unregistered."""
@@ -181,6 +182,8 @@ class GraphLanguageModel(nn.Module):
         patch = ids == tids[1]
         self._check_splice(batch, patch, ids == tids[0])
         nodes = self.node_tokens(batch.graphs, batch.graphs_per_sample, batch.task_embedding)
+        if self.training and nodes.numel():  # for the training-health log (glm.core.train.health)
+            self.last_token_norm = float(nodes.detach().float().norm(dim=-1).mean())
         if self.token_norm is not None:
             nodes = nodes * (self.token_norm / nodes.float().norm(dim=-1, keepdim=True).clamp(min=1e-6)).to(nodes.dtype)
         # boolean indexing is row-major: the k-th patch of row b gets the k-th soft token of sample b

@@ -351,7 +351,8 @@ class TaskSpec:
 
     Calling it with ``(source, nodes, **common)`` passes each common option (``classes``,
     ``max_text_words``, ``graph_matching_nodes``, ``seed``, ``pool``) under the builder's own parameter
-    name; link prediction takes ``len(nodes)`` pairs drawn among ``pool``.
+    name (``node_text``: node texts in the prompt or only the graph); link prediction takes ``len(nodes)``
+    pairs drawn among ``pool``.
     """
 
     build: TaskBuilder
@@ -364,9 +365,11 @@ class TaskSpec:
 
 
 TASKS: dict[str, TaskSpec] = {  # the one task table: the pipeline, glm data and the bench build samples here
-    "node_classification": TaskSpec(node_classification, {"classes": "classes", "max_text_words": "max_text_words"}),
+    "node_classification": TaskSpec(node_classification, {"classes": "classes", "max_text_words": "max_text_words",
+                                                          "node_text": "include_text"}),
     "graph_matching": TaskSpec(graph_matching, {"graph_matching_nodes": "max_nodes", "seed": "seed"}),
-    "link_prediction": TaskSpec(link_prediction, {"seed": "seed", "pool": "nodes"}, counts_pairs=True),
+    "link_prediction": TaskSpec(link_prediction, {"seed": "seed", "pool": "nodes", "node_text": "include_text"},
+                                counts_pairs=True),
     "title_generation": TaskSpec(title_generation, {"max_text_words": "max_abstract_words"}),
 }
 

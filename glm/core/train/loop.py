@@ -203,6 +203,8 @@ class Trainer:
         import deepspeed
         import torch.distributed as tdist
 
+        from glm.core.train.health import TrainingHealth
+
         cfg, t = self.config, self.config.training
         if dist.rank == 0:
             save_config(cfg, out)
@@ -268,6 +270,7 @@ class Trainer:
                              desc=t.stage)
         history: list[dict[str, Any]] = list(state.get("log_history", []))
         engine.train()
+        health = TrainingHealth(self.model)
         t0 = time.perf_counter()
         window_loss, window_steps, window_samples, window_t = 0.0, 0, 0, t0
         last_loss: Optional[float] = None
@@ -276,6 +279,7 @@ class Trainer:
             for step in range(start_step + 1, total + 1):
                 step_loss = 0.0
                 grad_norm: Optional[float] = None
+                group_norms: Optional[dict[str, float]] = None
                 for k in range(accum):
                     micro_index = (step - 1) * accum + k
                     batch = self.collate_fn(self._micro_batch(micro_index, per_epoch, dist))
@@ -284,6 +288,7 @@ class Trainer:
                     engine.backward(loss)
                     if k == accum - 1 and stage == 0:
                         grad_norm = _grad_norm(trainable)
+                        group_norms = health.grad_norms()
                     engine.step()
                     step_loss += float(loss.detach()) / accum
                 if grad_norm is None:
@@ -298,6 +303,7 @@ class Trainer:
                 window_steps += 1
                 window_samples += accum * t.micro_batch_size * dist.world_size
                 logger.update(1, step_loss)
+                health.observe(group_norms)
 
                 if step % t.logging_steps == 0 or step == total:
                     now = time.perf_counter()
@@ -308,6 +314,7 @@ class Trainer:
                         "lr": scheduler.get_last_lr()[0] if scheduler is not None else t.learning_rate,
                         "grad_norm": grad_norm,
                         "throughput": round(window_samples / max(now - window_t, 1e-9), 3),
+                        **health.record(),
                     }
                     record = logger.log(record, now - t0, step - start_step)
                     history.append(record)

@@ -186,7 +186,7 @@ def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = No
     split, source = data.split, data.source
     if spec.data == "fewshot":
         return T.node_classification(source, split.train, classes=split.class_indices(data.tag, "heldout"),
-                                     max_text_words=d.max_text_words)
+                                     max_text_words=d.max_text_words, include_text=d.node_text)
     if not split.pretrain:
         if config.data.split == "new_graph":
             raise PipelineError(f"data.split=new_graph: {data.tag.name} has no pre-training classes (every class is "
@@ -199,6 +199,7 @@ def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = No
         nodes = _take(split.pretrain, d.samples_per_task, d.seed + 17 * (i + 1))
         samples += T.TASKS[task](source, nodes, classes=split.class_indices(data.tag, "pretrain"),
                                  max_text_words=d.max_text_words, graph_matching_nodes=d.graph_matching_nodes,
+                                 node_text=d.node_text,
                                  seed=d.seed, pool=split.pretrain)
     return samples
 
@@ -209,7 +210,7 @@ def eval_samples(config: RunConfig, data: DataBundle, which: str = "test") -> li
 
     nodes = data.split.test if which == "test" else data.split.val
     return T.node_classification(data.source, nodes, classes=data.split.class_indices(data.tag, "heldout"),
-                                 max_text_words=config.data.max_text_words)
+                                 max_text_words=config.data.max_text_words, include_text=config.data.node_text)
 
 
 def make_collator(config: RunConfig, model, data: Optional[DataBundle], inference: bool = False):

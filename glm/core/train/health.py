@@ -1,0 +1,104 @@
+"""Training health for the log: gradient norm per parameter group and the soft tokens' scale.
+
+Every ``logging_steps`` the trainer adds to ``trainer_log.jsonl``:
+
+* ``grad_norm/<group>``: L2 norm of the group's gradients at the last micro-batch of the step
+  (ZeRO stage 0 only: with ZeRO-1/2/3 gradients are partitioned). Groups are the method's
+  ``parameter_groups`` (``gate.task_related``, ``gate.task_invariant`` for GraphLAMA), else the
+  first component of the parameter name (``encoder``, ``hop``, ``projector``, ...);
+* ``token_norm``: mean L2 norm of the soft tokens the method produced (before ``model.token_norm``
+  rescaling) and ``token_norm_ratio``: that over the LLM's mean input-embedding norm -- soft tokens
+  far off the embedding scale (ratio far from 1 without rescaling) are a known failure.
+
+One warning per run and kind: a non-finite group norm, a group norm above 100x its running median
+(exploding) or below 1e-8 (vanishing).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+logger = logging.getLogger("glm.train")
+EXPLODE, VANISH = 100.0, 1e-8
+
+
+def parameter_groups(model: nn.Module, hints: tuple[str, ...] = ()) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    """Trainable parameters by group: the longest ``hints`` prefix that matches, else the name's first part."""
+    groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        match = max((h for h in hints if name == h or name.startswith(h + ".")), key=len, default=None)
+        groups.setdefault(match or name.split(".")[0], []).append((name, p))
+    return groups
+
+
+class TrainingHealth:
+    """Gradient norms per group and soft-token scale of ``model`` (a GraphLanguageModel or any module)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        method = getattr(model, "method", None)
+        self.model = model
+        self.groups = parameter_groups(model, tuple(getattr(method, "parameter_groups", ()) or ()))
+        self.history: dict[str, list[float]] = {g: [] for g in self.groups}
+        self.warned: set[tuple[str, str]] = set()
+        self.embedding_norm = _embedding_norm(model)
+        self.last: dict[str, float] = {}
+
+    def grad_norms(self) -> dict[str, float]:
+        out = {}
+        for group, params in self.groups.items():
+            grads = [p.grad.detach().float().norm() for _, p in params if p.grad is not None]
+            if grads:
+                out[group] = float(torch.linalg.vector_norm(torch.stack(grads)))
+        return out
+
+    def observe(self, grad_norms: Optional[dict[str, float]]) -> None:
+        """Every optimizer step: keep the norms for the next record; warn (once per kind and group) on bad ones."""
+        self.last = grad_norms or {}
+        for group, value in self.last.items():
+            self._check(group, value)
+
+    def record(self) -> dict[str, Any]:
+        """The health fields of one log record (the last observed step)."""
+        rec: dict[str, Any] = {f"grad_norm/{g}": v for g, v in self.last.items()}
+        token = getattr(self.model, "last_token_norm", None)
+        if token is not None:
+            rec["token_norm"] = round(token, 5)
+            if self.embedding_norm:
+                rec["token_norm_ratio"] = round(token / self.embedding_norm, 5)
+        return rec
+
+    def _check(self, group: str, value: float) -> None:
+        past = self.history.setdefault(group, [])
+        if not math.isfinite(value):
+            self._warn(group, "nan", f"gradient norm of {group} is {value}")
+        elif value < VANISH:
+            self._warn(group, "vanish", f"gradient norm of {group} is {value:.2e} (< {VANISH:g}): vanishing")
+        elif len(past) >= 3 and value > EXPLODE * statistics.median(past):
+            self._warn(group, "explode", f"gradient norm of {group} is {value:.3g}, over {EXPLODE:g}x its median "
+                                         f"{statistics.median(past):.3g}: exploding")
+        if math.isfinite(value):
+            past.append(value)
+
+    def _warn(self, group: str, kind: str, message: str) -> None:
+        if (group, kind) not in self.warned:
+            self.warned.add((group, kind))
+            logger.warning("training health: %s (said once per run)", message)
+
+
+def _embedding_norm(model: nn.Module) -> Optional[float]:
+    llm = getattr(model, "llm", None)
+    try:
+        weight = llm.get_input_embeddings().weight  # type: ignore[union-attr]
+    except AttributeError:
+        return None
+    if weight.is_meta or weight.numel() == 0:
+        return None
+    return float(weight.detach().float().norm(dim=1).mean())

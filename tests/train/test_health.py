@@ -1,0 +1,69 @@
+"""Training health: per-group gradient norms equal the norm over the group's gradients, the soft-token
+scale is reported against the embedding norm, and warnings fire once on planted NaN / exploding /
+vanishing gradients and never on a normal run."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from model_helpers import sample_batch, tiny_model  # noqa: E402
+
+from glm.core.stages import set_stage  # noqa: E402
+from glm.core.train.health import TrainingHealth, parameter_groups  # noqa: E402
+
+
+def _trained_once():
+    model = tiny_model("llama")
+    set_stage(model, "pretrain")
+    batch = sample_batch(model, [[5], [4, 6]], seed=3)
+    model.train()
+    model(batch).loss.backward()
+    return model
+
+
+def test_group_norms_match_a_direct_computation():
+    model = _trained_once()
+    health = TrainingHealth(model)
+    norms = health.grad_norms()
+    assert {"encoder", "gate.task_related", "gate.task_invariant", "projector"} <= set(norms)
+    for group, params in parameter_groups(model, model.method.parameter_groups).items():
+        direct = math.sqrt(sum(float(p.grad.double().pow(2).sum()) for _, p in params if p.grad is not None))
+        assert math.isclose(norms[group], direct, rel_tol=1e-5), group
+    health.observe(norms)
+    rec = health.record()
+    assert rec["grad_norm/projector"] == norms["projector"]
+    emb = float(model.llm.get_input_embeddings().weight.norm(dim=1).mean())
+    assert math.isclose(rec["token_norm_ratio"], rec["token_norm"] / emb, rel_tol=1e-3)
+
+
+def test_warnings_fire_once_on_planted_faults_and_not_on_a_normal_run(caplog):
+    model = _trained_once()
+    health = TrainingHealth(model)
+    normal = health.grad_norms()
+    with caplog.at_level(logging.WARNING, logger="glm.train"):
+        for _ in range(5):
+            health.observe(normal)
+        assert not caplog.records
+        health.observe({**normal, "projector": float("nan")})
+        health.observe({**normal, "projector": float("nan")})
+        health.observe({**normal, "encoder": normal["encoder"] * 1e6})
+        health.observe({**normal, "hop": 1e-12})
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3, messages
+    assert "projector is nan" in messages[0] and "exploding" in messages[1] and "vanishing" in messages[2]
+
+
+def test_planted_nan_gradient_is_seen_in_a_real_backward(caplog):
+    model = _trained_once()
+    health = TrainingHealth(model)
+    model.projector.net.weight.grad[0, 0] = float("nan")
+    with caplog.at_level(logging.WARNING, logger="glm.train"):
+        health.observe(health.grad_norms())
+    assert any("projector is nan" in r.getMessage() for r in caplog.records)
+    assert torch.isnan(torch.tensor(health.record()["grad_norm/projector"]))
