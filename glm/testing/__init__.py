@@ -5,6 +5,8 @@
 * :class:`MethodConformance` checks a method (stage table, token shapes, what trains, adapters,
   backend parity); :class:`BackendConformance` checks a backend against the reference backend.
 * :func:`random_graph` / :func:`empty_graph` build small inputs.
+* :func:`neutral_parity` measures backend disagreement on any device / dtype; ``glm devcheck``
+  (:mod:`glm.testing.devcheck`) runs it with the rest of the GPU check.
 * :func:`build_plugin_distribution` makes a throw-away installed plugin, to test discovery
   through a real entry point.
 """
@@ -20,6 +22,7 @@ from glm.testing.asserts import (
     ConformanceError,
     assert_gnn_layer,
     assert_neutral_parity,
+    neutral_parity,
     run_check,
 )
 from glm.testing.graphs import GraphCase, empty_graph, random_graph
@@ -28,6 +31,7 @@ from glm.testing.layer_case import LayerCase, resolve_layer
 __all__ = [
     "ALL_CHECKS",
     "NEUTRAL_KEYS",
+    "neutral_parity",
     "CheckSkipped",
     "ConformanceError",
     "BackendConformance",
