@@ -62,6 +62,7 @@ def add_commands(subparsers: Any) -> None:
     p = _parser(subparsers, "eval", help="accuracy of a base model + adapter on the held-out test nodes")
     _run_arguments(p)
     _predict_arguments(p)
+    p.add_argument("--report-dir", help="write confusion.json and confusion.png (per-class metrics, confusion matrix) here")
     p.set_defaults(func=cmd_eval)
 
     p = _parser(subparsers, "infer", help="predictions (JSONL) of a base model + adapter, batched")
@@ -237,6 +238,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
           f"accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f} ({result.mode}, {result.match}) "
           f"in {result.seconds:.1f} s; adapters: {', '.join(str(c) for c in chain)}")
     print(_baseline_line(result, list(data.split.heldout_classes)))
+    from glm.core.eval.report import class_report, format_class_report, write_confusion
+
+    report = class_report([p.matched for p in result.predictions], [p.label for p in result.predictions],
+                          list(data.split.heldout_classes))
+    print(format_class_report(report))
+    if getattr(args, "report_dir", None):
+        paths = write_confusion(report, Path(args.report_dir), f"{args.split}: {result.num_samples} nodes")
+        print(f"confusion matrix: {paths[0]}, {paths[1]}")
     return 0
 
 
@@ -273,7 +282,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
         if bad:
             raise CliError(f"--nodes: {bad[:5]} outside {data.tag.name}'s nodes 0..{data.tag.num_nodes - 1}")
         held = data.split.class_indices(data.tag, "heldout")
-        samples = T.node_classification(data.source, nodes, classes=held, max_text_words=config.data.max_text_words)
+        samples = T.node_classification(data.source, nodes, classes=held, max_text_words=config.data.max_text_words,
+                                        include_text=config.data.node_text)
     else:
         samples = eval_samples(config, data, args.split)
     ev = config.eval

@@ -52,6 +52,7 @@ class DemoResult:
     final_pretrain_loss: Optional[float]
     final_adapt_loss: Optional[float]
     cpu_seconds: Optional[float] = None  # process CPU time (all threads) of the whole row
+    confusion_png: Optional[str] = None  # per-class report of the adapted run (confusion.json beside it)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -95,6 +96,11 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
     adapt_res, model, _ = run_stage(adapt_cfg, progress=progress, model=model, data=data)
     result = evaluate(model, test, train_collate, infer_collate, mode=ev.mode, match=ev.match,
                       batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens)
+    from glm.core.eval.report import class_report, write_confusion
+
+    report = class_report([p.matched for p in result.predictions], [p.label for p in result.predictions],
+                          list(data.split.heldout_classes))
+    _, confusion_png = write_confusion(report, adapt_res.output_dir, f"{backend}: {len(test)} test nodes, adapted")
     adapter = adapt_res.output_dir / "adapter_model.safetensors"
     pre_adapter = pre_res.output_dir / "adapter_model.safetensors"
     return DemoResult(
@@ -118,6 +124,7 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
         final_pretrain_loss=pre_res.final_loss,
         final_adapt_loss=adapt_res.final_loss,
         cpu_seconds=time.process_time() - cpu_start,
+        confusion_png=str(confusion_png),
     )
 
 
@@ -144,4 +151,5 @@ def format_table(rows: Sequence[DemoResult]) -> str:
         r = rows[0]
         out.append(f"CiteSeer TAG, {len(r.heldout_classes)}-way {r.k_shot}-shot on held-out classes "
                    f"{', '.join(r.heldout_classes)}; {r.test_nodes} test nodes; accuracy by choice scoring.")
+        out += [f"confusion matrix ({x.backend}): {x.confusion_png}" for x in rows if x.confusion_png]
     return "\n".join(out)
