@@ -76,9 +76,17 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--config", help="config whose values fill the 'auto' fields")
     p.set_defaults(func=cmd_recipes)
 
-    p = subparsers.add_parser("plot", help="PNG loss / lr curves from RUN_DIR/trainer_log.jsonl")
-    p.add_argument("run_dir")
-    p.add_argument("--keys", nargs="+", default=["loss", "lr"], help="log keys to plot (default: loss lr)")
+    p = subparsers.add_parser("plot", help="PNG curves from RUN_DIR/trainer_log.jsonl; 'plot embeddings RUN_DIR "
+                                           "[RUN_DIR2]': 2-D maps of node vectors by class",
+                              usage="glm plot RUN_DIR [--keys ...] | glm plot embeddings RUN_DIR [RUN_DIR2] [options]")
+    p.add_argument("run_dir", nargs="+", help="RUN_DIR, or: embeddings RUN_DIR [RUN_DIR2] (two runs: side by side)")
+    p.add_argument("--keys", nargs="+", default=["loss", "lr"], help="log keys to plot (default: loss lr; also "
+                                                                      "grad_norm/<group>, token_norm_ratio)")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="embeddings: which held-out nodes")
+    p.add_argument("--stage", choices=("encoder", "gate", "tokens"), help="embeddings: which vectors (default: gate "
+                                                                           "if the method has one, else encoder)")
+    p.add_argument("--method", choices=("pca", "tsne", "umap"), default="pca", help="embeddings: 2-D projection")
+    p.add_argument("--output", help="embeddings: PNG path (default: LAST_RUN_DIR/embeddings_<stage>_<split>.png)")
     p.set_defaults(func=cmd_plot)
 
     p = _parser(subparsers, "demo", help="CiteSeer + SmolLM2-135M: pre-train, 5-shot adapt, evaluate, table")
@@ -317,12 +325,45 @@ def cmd_recipes(args: argparse.Namespace) -> int:
 def cmd_plot(args: argparse.Namespace) -> int:
     from glm.core.train.plot import plot_run
 
+    if args.run_dir[0] == "embeddings":
+        return _plot_embeddings(args, args.run_dir[1:])
+    if len(args.run_dir) != 1:
+        raise CliError(f"glm plot takes one RUN_DIR (or 'embeddings RUN_DIR [RUN_DIR2]'), found {args.run_dir}")
     try:
-        paths = plot_run(args.run_dir, args.keys)
+        paths = plot_run(args.run_dir[0], args.keys)
     except FileNotFoundError as exc:
         raise CliError(str(exc)) from None
     for p in paths:
         print(p)
+    return 0
+
+
+def _plot_embeddings(args: argparse.Namespace, run_dirs: list[str]) -> int:
+    from glm.core.config import load_config
+    from glm.core.eval.embeddings import embedding_panel, plot_maps
+    from glm.core.train.checkpoint import CheckpointError
+    from glm.core.train.pipeline import apply_adapter_chain, build_model, prepare_data
+
+    if not 1 <= len(run_dirs) <= 2:
+        raise CliError(f"glm plot embeddings takes one or two run folders, found {len(run_dirs)}")
+    panels = []
+    for run in map(Path, run_dirs):
+        cfg_file = run / "glm_config.yaml"
+        if not cfg_file.is_file():
+            raise CliError(f"{run}: no glm_config.yaml (not a glm run folder)")
+        config = load_config(cfg_file)
+        model = build_model(config)
+        try:
+            apply_adapter_chain(model, run)
+        except (CheckpointError, FileNotFoundError) as exc:
+            raise CliError(str(exc)) from None
+        panel = embedding_panel(model, config, prepare_data(config), args.split, args.stage, args.method, run.name)
+        print(f"{run}: {panel['stage']} silhouette ({args.split}, cosine) "
+              + ("n/a" if panel["silhouette"] is None else f"{panel['silhouette']:.4f}"))
+        panels.append(panel)
+    out = Path(args.output) if args.output else Path(run_dirs[-1]) / f"embeddings_{panels[-1]['stage']}_{args.split}.png"
+    plot_maps(panels, out)
+    print(out)
     return 0
 
 

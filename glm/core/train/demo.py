@@ -53,6 +53,9 @@ class DemoResult:
     final_adapt_loss: Optional[float]
     cpu_seconds: Optional[float] = None  # process CPU time (all threads) of the whole row
     confusion_png: Optional[str] = None  # per-class report of the adapted run (confusion.json beside it)
+    embeddings_png: Optional[str] = None  # 2-D maps of the test nodes before / after adaptation
+    silhouette_before: Optional[float] = None
+    silhouette_after: Optional[float] = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -89,6 +92,9 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
     train_collate = make_collator(adapt_cfg, model, data)
     infer_collate = make_collator(adapt_cfg, model, data, inference=True)
     ev = adapt_cfg.eval
+    from glm.core.eval.embeddings import embedding_panel, plot_maps
+
+    panel_before = embedding_panel(model, adapt_cfg, data, "test", title="pre-trained")
     before = None
     if baseline:
         before = evaluate(model, test, train_collate, infer_collate, mode="choice",
@@ -101,6 +107,9 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
     report = class_report([p.matched for p in result.predictions], [p.label for p in result.predictions],
                           list(data.split.heldout_classes))
     _, confusion_png = write_confusion(report, adapt_res.output_dir, f"{backend}: {len(test)} test nodes, adapted")
+    panel_after = embedding_panel(model, adapt_cfg, data, "test", title="adapted")
+    embeddings_png = adapt_res.output_dir / f"embeddings_{panel_after['stage']}_test.png"
+    plot_maps([panel_before, panel_after], embeddings_png, f"{backend}: GraphLAMA before / after {data.split.k_shot}-shot adaptation")
     adapter = adapt_res.output_dir / "adapter_model.safetensors"
     pre_adapter = pre_res.output_dir / "adapter_model.safetensors"
     return DemoResult(
@@ -125,6 +134,9 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
         final_adapt_loss=adapt_res.final_loss,
         cpu_seconds=time.process_time() - cpu_start,
         confusion_png=str(confusion_png),
+        embeddings_png=str(embeddings_png),
+        silhouette_before=panel_before["silhouette"],
+        silhouette_after=panel_after["silhouette"],
     )
 
 
@@ -152,4 +164,11 @@ def format_table(rows: Sequence[DemoResult]) -> str:
         out.append(f"CiteSeer TAG, {len(r.heldout_classes)}-way {r.k_shot}-shot on held-out classes "
                    f"{', '.join(r.heldout_classes)}; {r.test_nodes} test nodes; accuracy by choice scoring.")
         out += [f"confusion matrix ({x.backend}): {x.confusion_png}" for x in rows if x.confusion_png]
+        out += [f"embedding map ({x.backend}): {x.embeddings_png} (class silhouette of the test nodes "
+                f"{_num(x.silhouette_before)} before, {_num(x.silhouette_after)} after adaptation)"
+                for x in rows if x.embeddings_png]
     return "\n".join(out)
+
+
+def _num(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
