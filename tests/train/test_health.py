@@ -67,3 +67,27 @@ def test_planted_nan_gradient_is_seen_in_a_real_backward(caplog):
         health.observe(health.grad_norms())
     assert any("projector is nan" in r.getMessage() for r in caplog.records)
     assert torch.isnan(torch.tensor(health.record()["grad_norm/projector"]))
+
+
+def test_update_ratio_and_activation_statistics_match_direct_computation():
+    model = _trained_once()
+    health = TrainingHealth(model)
+    before = model.projector.net.weight.detach().clone(), model.projector.net.bias.detach().clone()
+    with torch.no_grad():
+        model.projector.net.weight.add_(0.01)
+    batch = sample_batch(model, [[5], [4, 6]], seed=4)
+    model.train()
+    model(batch)
+    rec = health.record()
+    w, b = before
+    direct = math.sqrt(float((0.01 * torch.ones_like(w)).pow(2).sum())) / math.sqrt(float(w.pow(2).sum() + b.pow(2).sum()))
+    assert math.isclose(rec["update_ratio/projector"], direct, rel_tol=1e-4)
+    assert rec["update_ratio/encoder"] == 0.0
+    with torch.no_grad():
+        enc = model.encoder(batch.graphs)
+    assert math.isclose(rec["act/encoder/mean"], float(enc.mean()), rel_tol=1e-4, abs_tol=1e-6)
+    assert math.isclose(rec["act/encoder/zero"], float((enc == 0).float().mean()), abs_tol=1e-6)
+    assert {"act/tokens/mean", "act/tokens/std", "act/tokens/zero"} <= set(rec)
+    health.close()
+    model(batch)  # hooks removed: nothing recorded any more
+    assert not model.encoder._forward_hooks

@@ -6,6 +6,11 @@ Every ``logging_steps`` the trainer adds to ``trainer_log.jsonl``:
   (ZeRO stage 0 only: with ZeRO-1/2/3 gradients are partitioned). Groups are the method's
   ``parameter_groups`` (``gate.task_related``, ``gate.task_invariant`` for GraphLAMA), else the
   first component of the parameter name (``encoder``, ``hop``, ``projector``, ...);
+* ``update_ratio/<group>``: ``|w_now - w_then| / |w_then|`` over the logging window (since the
+  previous record), the parameter-update ratio;
+* ``act/<module>/{mean,std,zero}``: mean, standard deviation and fraction of exact zeros of the
+  encoder output and the node tokens in the last training forward (forward hooks, no extra
+  forward; a fraction of zeros near 1 means dead units);
 * ``token_norm``: mean L2 norm of the soft tokens the method produced (before ``model.token_norm``
   rescaling) and ``token_norm_ratio``: that over the LLM's mean input-embedding norm -- soft tokens
   far off the embedding scale (ratio far from 1 without rescaling) are a known failure.
@@ -50,6 +55,41 @@ class TrainingHealth:
         self.warned: set[tuple[str, str]] = set()
         self.embedding_norm = _embedding_norm(model)
         self.last: dict[str, float] = {}
+        self.snapshot = self._weights()
+        self.activations: dict[str, dict[str, float]] = {}
+        self.hooks = []
+        watched = {"encoder": getattr(model, "encoder", None), "tokens": getattr(model, "node_token_module", None)}
+        for name, module in watched.items():
+            if isinstance(module, nn.Module):
+                self.hooks.append(module.register_forward_hook(self._activation_hook(name)))
+
+    def _activation_hook(self, name: str):
+        def hook(module: nn.Module, _inputs: Any, out: Any) -> None:
+            if module.training and isinstance(out, torch.Tensor) and out.numel():
+                x = out.detach().float()
+                self.activations[name] = {"mean": float(x.mean()), "std": float(x.std()) if x.numel() > 1 else 0.0,
+                                          "zero": float((x == 0).float().mean())}
+        return hook
+
+    def close(self) -> None:
+        for h in self.hooks:
+            h.remove()
+        self.hooks.clear()
+
+    def _weights(self) -> dict[str, list[torch.Tensor]]:
+        return {g: [p.detach().float().clone() for _, p in params if p.numel()] for g, params in self.groups.items()}
+
+    def update_ratios(self) -> dict[str, float]:
+        """``|w_now - w_then| / |w_then|`` per group since the last call; takes a new snapshot."""
+        now = self._weights()
+        out = {}
+        for g, then in self.snapshot.items():
+            if then and len(then) == len(now.get(g, [])):
+                delta = math.sqrt(sum(float((a - b).pow(2).sum()) for a, b in zip(now[g], then)))
+                base = math.sqrt(sum(float(b.pow(2).sum()) for b in then))
+                out[g] = delta / base if base > 0 else float("inf") if delta > 0 else 0.0
+        self.snapshot = now
+        return out
 
     def grad_norms(self) -> dict[str, float]:
         out = {}
@@ -68,6 +108,9 @@ class TrainingHealth:
     def record(self) -> dict[str, Any]:
         """The health fields of one log record (the last observed step)."""
         rec: dict[str, Any] = {f"grad_norm/{g}": v for g, v in self.last.items()}
+        rec.update({f"update_ratio/{g}": v for g, v in self.update_ratios().items()})
+        for name, stats in self.activations.items():
+            rec.update({f"act/{name}/{k}": round(v, 6) for k, v in stats.items()})
         token = getattr(self.model, "last_token_norm", None)
         if token is not None:
             rec["token_norm"] = round(token, 5)

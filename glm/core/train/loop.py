@@ -332,6 +332,7 @@ class Trainer:
             raise TrainingInterrupted(f"interrupted at step {step}; {where}") from None
         finally:
             logger.close()
+            health.close()
         elapsed = time.perf_counter() - t0
         if dist.rank == 0:
             _publish_final(out, step)
