@@ -81,7 +81,8 @@ def add_commands(subparsers: Any) -> None:
                               usage="glm plot RUN_DIR [--keys ...] | glm plot embeddings RUN_DIR [RUN_DIR2] [options]")
     p.add_argument("run_dir", nargs="+", help="RUN_DIR, or: embeddings RUN_DIR [RUN_DIR2] (two runs: side by side)")
     p.add_argument("--keys", nargs="+", default=["loss", "lr"], help="log keys to plot (default: loss lr; also "
-                                                                      "grad_norm/<group>, token_norm_ratio)")
+                                                                      "token_norm_ratio and the families grad_norm, "
+                                                                      "update_ratio, act: one PNG each)")
     p.add_argument("--split", choices=("test", "val"), default="test", help="embeddings: which held-out nodes")
     p.add_argument("--stage", choices=("encoder", "gate", "tokens"), help="embeddings: which vectors (default: gate "
                                                                            "if the method has one, else encoder)")

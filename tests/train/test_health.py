@@ -91,3 +91,20 @@ def test_update_ratio_and_activation_statistics_match_direct_computation():
     health.close()
     model(batch)  # hooks removed: nothing recorded any more
     assert not model.encoder._forward_hooks
+
+
+def test_plot_draws_one_png_per_signal_family(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from glm.core.train.plot import plot_run
+
+    records = [{"current_steps": s, "loss": 1.0 / s, "grad_norm/encoder": 0.1 * s, "grad_norm/projector": 0.2,
+                "act/tokens/mean": 0.01 * s} for s in range(1, 6)]
+    (tmp_path / "trainer_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    paths = plot_run(tmp_path, ["loss", "grad_norm", "act", "update_ratio"])
+    assert [p.name for p in paths] == ["training_loss.png", "training_grad_norm.png", "training_act.png"]
+    img = np.asarray(Image.open(paths[1]).convert("L"))
+    assert img.std() > 10
