@@ -247,10 +247,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
           f"accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f} ({result.mode}, {result.match}) "
           f"in {result.seconds:.1f} s; adapters: {', '.join(str(c) for c in chain)}")
     print(_baseline_line(result, list(data.split.heldout_classes)))
-    from glm.core.eval.report import class_report, format_class_report, write_confusion
+    from glm.core.eval.report import format_class_report, report_of, write_confusion
 
-    report = class_report([p.matched for p in result.predictions], [p.label for p in result.predictions],
-                          list(data.split.heldout_classes))
+    report = report_of(result, list(data.split.heldout_classes))
     print(format_class_report(report))
     if getattr(args, "report_dir", None):
         paths = write_confusion(report, Path(args.report_dir), f"{args.split}: {result.num_samples} nodes")

@@ -129,12 +129,18 @@ class GraphLanguageModel(nn.Module):
             self.token_norm = None
         elif mode == "embedding":
             weight = self.llm.get_input_embeddings().weight
-            if weight.is_meta:
-                self.token_norm = float(getattr(self.llm.config, "initializer_range", 0.02)) * weight.shape[1] ** 0.5
-            else:
-                self.token_norm = float(weight.detach().float().norm(dim=1).mean())
+            measured = self.embedding_norm()
+            self.token_norm = measured if measured is not None else \
+                float(getattr(self.llm.config, "initializer_range", 0.02)) * weight.shape[1] ** 0.5
         else:
             raise ValueError(f"token_norm must be 'none' or 'embedding', found {mode!r}")
+
+    def embedding_norm(self) -> Optional[float]:
+        """Mean L2 norm of the LLM's input-embedding rows (``None`` for a weight-less build)."""
+        weight = self.llm.get_input_embeddings().weight
+        if weight.is_meta or weight.numel() == 0:
+            return None
+        return float(weight.detach().float().norm(dim=1).mean())
 
     @property
     def patch_token_id(self) -> int:

@@ -162,11 +162,16 @@ def _deepspeed_parity(ctx: Context, r: StepResult) -> None:
         r.status = "failed"
 
 
-def _run_config(recipe: str, stage: str, llm: Any, device: str):
+def _run_config(recipe: str, stage: str, llm: Any):
+    """A run config for ``llm``: a built-in config name (bf16), or tiny_llm keyword arguments (``family`` + options)."""
     from glm.core.config import config_from_dict
 
-    llm_section = {"name": llm, "dtype": "bfloat16", "max_length": 4096} if isinstance(llm, str) else \
-        {"name": f"tiny-random-{llm.pop('family', 'llama')}", "dtype": "float32", "max_length": 512, "options": llm}
+    if isinstance(llm, str):
+        llm_section = {"name": llm, "dtype": "bfloat16", "max_length": 4096}
+    else:
+        options = {k: v for k, v in llm.items() if k != "family"}
+        llm_section = {"name": f"tiny-random-{llm.get('family', 'llama')}", "dtype": "float32", "max_length": 512,
+                       "options": options}
     return config_from_dict({
         "model": {"llm": llm_section, "encoder": {"layer": "gt", "in_dim": 128, "hidden_dim": 128, "out_dim": 128,
                                                   "num_layers": 2, "heads": 4}},
@@ -184,7 +189,7 @@ def step_recipes(ctx: Context, r: StepResult) -> None:
     mib = 2 ** 20
     for recipe in RECIPES:
         for stage in ("adapt", "pretrain"):
-            cfg = _run_config(recipe, stage, VICUNA, "cuda")
+            cfg = _run_config(recipe, stage, VICUNA)
             plan = estimate(from_run_config(cfg, device="cuda", text_tokens=TEXT_TOKENS))
             row: dict[str, Any] = {"recipe": recipe, "stage": stage, "llm": VICUNA,
                                    "tokens": plan.input.seq_len, "plan_peak_mb": round(plan.peak / mib)}
@@ -201,7 +206,7 @@ def step_recipes(ctx: Context, r: StepResult) -> None:
                            plan_error=round(plan.peak / max(1.0, res.reserved_peak_bytes or res.peak_bytes) - 1, 3))
             r.rows.append(row)
     # the published run offloaded the optimizer only (parameters stay on the GPUs, partitioned over 2 cards)
-    published = replace(from_run_config(_run_config("3090-zero3-offload", "pretrain", VICUNA, "cuda"), device="cuda",
+    published = replace(from_run_config(_run_config("3090-zero3-offload", "pretrain", VICUNA), device="cuda",
                                         text_tokens=TEXT_TOKENS), offload_param=False)
     zero3 = estimate(published)
     r.notes.append(f"{PUBLISHED['what']}: {PUBLISHED['measured_mb_per_card']:,} MB per card measured; glm plan for that "
@@ -214,7 +219,7 @@ def step_recipes(ctx: Context, r: StepResult) -> None:
         r.notes.append("tiny CPU recipe run skipped: deepspeed is not installed")
         return
     if ctx.device != "cuda":
-        cfg = _run_config("cpu", "adapt", {"family": "llama", "hidden_size": 64, "num_layers": 2}, "cpu")
+        cfg = _run_config("cpu", "adapt", {"family": "llama", "hidden_size": 64, "num_layers": 2})
         res = run_probe(spec_from_config(cfg, device="cpu", steps=2, text_tokens=64, runner="recipe"),
                         timeout=max(60.0, ctx.left()))
         r.rows.append({"recipe": "cpu", "stage": "adapt", "llm": "tiny-random-llama", "tokens": res.seq_len,

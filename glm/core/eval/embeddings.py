@@ -145,13 +145,11 @@ def embedding_panel(model, config, data, split: str = "test", stage: Optional[st
                     title: str = "") -> dict[str, Any]:
     """The map of ``split``'s held-out nodes plus the k shots (marked) at ``stage``; adds ``silhouette``
     (classes, shots left out) to the panel dict that :func:`plot_maps` draws."""
-    from glm.core.data import tasks as T
-    from glm.core.train.pipeline import eval_samples, make_collator
+    from glm.core.train.pipeline import eval_samples, fewshot_samples, make_collator
 
     stage = stage or default_stage(model)
     nodes = eval_samples(config, data, split)
-    shots = T.node_classification(data.source, data.split.train, classes=data.split.class_indices(data.tag, "heldout"),
-                                  max_text_words=config.data.max_text_words, include_text=config.data.node_text)
+    shots = fewshot_samples(config, data)
     samples = nodes + shots
     vectors = target_vectors(model, samples, make_collator(config, model, data), stage)
     labels = [s.answer for s in samples]

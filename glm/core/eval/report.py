@@ -31,6 +31,11 @@ def class_report(predicted: Sequence[Optional[str]], labels: Sequence[str], clas
     return {"classes": list(classes), "predicted_columns": columns, "confusion": matrix.tolist(), "per_class": per_class}
 
 
+def report_of(result: Any, classes: Sequence[str]) -> dict[str, Any]:
+    """:func:`class_report` of an :class:`~glm.core.eval.predict.EvalResult`."""
+    return class_report([p.matched for p in result.predictions], [p.label for p in result.predictions], classes)
+
+
 def format_class_report(report: dict[str, Any]) -> str:
     width = max(len(c) for c in report["classes"])
     lines = [f"{'class':<{width}}  accuracy  precision  F1     support"]

@@ -102,10 +102,9 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
     adapt_res, model, _ = run_stage(adapt_cfg, progress=progress, model=model, data=data)
     result = evaluate(model, test, train_collate, infer_collate, mode=ev.mode, match=ev.match,
                       batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens)
-    from glm.core.eval.report import class_report, write_confusion
+    from glm.core.eval.report import report_of, write_confusion
 
-    report = class_report([p.matched for p in result.predictions], [p.label for p in result.predictions],
-                          list(data.split.heldout_classes))
+    report = report_of(result, list(data.split.heldout_classes))
     _, confusion_png = write_confusion(report, adapt_res.output_dir, f"{backend}: {len(test)} test nodes, adapted")
     panel_after = embedding_panel(model, adapt_cfg, data, "test", title="adapted")
     embeddings_png = adapt_res.output_dir / f"embeddings_{panel_after['stage']}_test.png"

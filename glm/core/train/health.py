@@ -33,6 +33,11 @@ logger = logging.getLogger("glm.train")
 EXPLODE, VANISH = 100.0, 1e-8
 
 
+def total_norm(group_norms: dict[str, float]) -> Optional[float]:
+    """The global gradient norm from the group norms (the groups partition the trainable parameters)."""
+    return math.sqrt(sum(v * v for v in group_norms.values())) if group_norms else None
+
+
 def parameter_groups(model: nn.Module, hints: tuple[str, ...] = ()) -> dict[str, list[tuple[str, nn.Parameter]]]:
     """Trainable parameters by group: the longest ``hints`` prefix that matches, else the name's first part."""
     groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
@@ -51,9 +56,9 @@ class TrainingHealth:
         method = getattr(model, "method", None)
         self.model = model
         self.groups = parameter_groups(model, tuple(getattr(method, "parameter_groups", ()) or ()))
-        self.history: dict[str, list[float]] = {g: [] for g in self.groups}
+        self.history: dict[str, list[float]] = {}
         self.warned: set[tuple[str, str]] = set()
-        self.embedding_norm = _embedding_norm(model)
+        self.embedding_norm = model.embedding_norm() if hasattr(model, "embedding_norm") else None
         self.last: dict[str, float] = {}
         self.snapshot = self._weights()
         self.activations: dict[str, dict[str, float]] = {}
@@ -134,14 +139,3 @@ class TrainingHealth:
         if (group, kind) not in self.warned:
             self.warned.add((group, kind))
             logger.warning("training health: %s (said once per run)", message)
-
-
-def _embedding_norm(model: nn.Module) -> Optional[float]:
-    llm = getattr(model, "llm", None)
-    try:
-        weight = llm.get_input_embeddings().weight  # type: ignore[union-attr]
-    except AttributeError:
-        return None
-    if weight.is_meta or weight.numel() == 0:
-        return None
-    return float(weight.detach().float().norm(dim=1).mean())

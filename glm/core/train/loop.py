@@ -203,7 +203,7 @@ class Trainer:
         import deepspeed
         import torch.distributed as tdist
 
-        from glm.core.train.health import TrainingHealth
+        from glm.core.train.health import TrainingHealth, total_norm
 
         cfg, t = self.config, self.config.training
         if dist.rank == 0:
@@ -287,8 +287,8 @@ class Trainer:
                     loss = engine(batch).loss
                     engine.backward(loss)
                     if k == accum - 1 and stage == 0:
-                        grad_norm = _grad_norm(trainable)
                         group_norms = health.grad_norms()
+                        grad_norm = total_norm(group_norms)
                     engine.step()
                     step_loss += float(loss.detach()) / accum
                 if grad_norm is None:
@@ -396,13 +396,6 @@ def to_engine(batch: Any, device: torch.device, dtype: Optional[torch.dtype] = N
     if isinstance(batch, dict):
         return {k: to_engine(v, device, dtype) for k, v in batch.items()}
     return batch
-
-
-def _grad_norm(params: list[torch.Tensor]) -> Optional[float]:
-    grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
-    if not grads:
-        return None
-    return float(torch.linalg.vector_norm(torch.stack(grads)))
 
 
 def _publish_final(out: Path, step: int) -> None:

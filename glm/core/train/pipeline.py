@@ -185,8 +185,7 @@ def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = No
     spec = config.model.method_spec.stages[stage]
     split, source = data.split, data.source
     if spec.data == "fewshot":
-        return T.node_classification(source, split.train, classes=split.class_indices(data.tag, "heldout"),
-                                     max_text_words=d.max_text_words, include_text=d.node_text)
+        return fewshot_samples(config, data)
     if not split.pretrain:
         if config.data.split == "new_graph":
             raise PipelineError(f"data.split=new_graph: {data.tag.name} has no pre-training classes (every class is "
@@ -202,6 +201,14 @@ def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = No
                                  node_text=d.node_text,
                                  seed=d.seed, pool=split.pretrain)
     return samples
+
+
+def fewshot_samples(config: RunConfig, data: DataBundle) -> list[Sample]:
+    """Node-classification samples of the ``k_shot`` training nodes of the held-out classes."""
+    from glm.core.data import tasks as T
+
+    return T.node_classification(data.source, data.split.train, classes=data.split.class_indices(data.tag, "heldout"),
+                                 max_text_words=config.data.max_text_words, include_text=config.data.node_text)
 
 
 def eval_samples(config: RunConfig, data: DataBundle, which: str = "test") -> list[Sample]:
