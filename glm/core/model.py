@@ -39,7 +39,7 @@ from glm.errors import GlmError
 
 IGNORE_INDEX = -100
 TRAIN_LOSSES = ("lm", "choice", "lm+choice")
-CORE_NAMES = ("llm", "graph_token_embeddings", "tokenizer", "method", "node_token_module")
+CORE_NAMES = ("llm", "graph_token_embeddings", "tokenizer", "method", "node_token_module", "llm_tuning")
 
 
 class SpliceError(GlmError, ValueError):
@@ -94,6 +94,7 @@ class GraphLanguageModel(nn.Module):
             rows = weight.detach().float().mean(dim=0, keepdim=True).repeat(3, 1).cpu()
         self.graph_token_embeddings = nn.Parameter(rows, requires_grad=train_graph_token_rows)
         self.train_loss: Optional[str] = None
+        self.llm_tuning = None  # glm.core.tuning.LlmTuning, set by the factory (None: frozen)
         self.token_norm: Optional[float] = None  # set_token_norm
         self.last_token_norm: Optional[float] = None  # mean soft-token norm of the last training forward
 
@@ -313,8 +314,11 @@ class GraphLanguageModel(nn.Module):
 
 
 def _accepts_logits_to_keep(llm: nn.Module) -> bool:
-    """Whether ``llm.forward`` takes ``logits_to_keep`` (transformers' causal LMs do; it may be a tensor of positions)."""
+    """Whether ``llm.forward`` takes ``logits_to_keep`` (transformers' causal LMs do; it may be a tensor of
+    positions); a PEFT wrapper passes it through to the model it wraps."""
+    from glm.core.tuning import base_llm
+
     try:
-        return "logits_to_keep" in inspect.signature(llm.forward).parameters
+        return "logits_to_keep" in inspect.signature(base_llm(llm).forward).parameters
     except (TypeError, ValueError):
         return False

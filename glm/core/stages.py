@@ -52,7 +52,9 @@ def stage_patterns(model: nn.Module, stage: str, stages: Optional[StageTable] = 
     patterns = list(table[stage]) + list(extra)
     if getattr(model, "train_graph_token_rows", False):
         patterns.append(GRAPH_TOKEN_ROWS)
-    return patterns
+    from glm.core.tuning import tuning_of
+
+    return patterns + tuning_of(model).patterns(stage)
 
 
 def stage_parameter_names(model: nn.Module, stage: str, stages: Optional[StageTable] = None,
@@ -60,9 +62,13 @@ def stage_parameter_names(model: nn.Module, stage: str, stages: Optional[StageTa
     """Names of the parameters that train in ``stage``, in ``named_parameters`` order."""
     patterns = stage_patterns(model, stage, stages, extra)
     names = [n for n, _ in model.named_parameters() if any(fnmatch(n, p) for p in patterns)]
-    llm = [n for n in names if n.startswith("llm.")]
+    from glm.core.tuning import tuning_of
+
+    tuning = tuning_of(model)
+    llm = [n for n in names if n.startswith("llm.") and not tuning.allows(n)]
     if llm:
-        raise FrozenLLMError(f"stage {stage!r} would train LLM parameters (e.g. {llm[:3]}); the LLM stays frozen")
+        raise FrozenLLMError(f"stage {stage!r} would train LLM parameters (e.g. {llm[:3]}) that model.llm.tuning="
+                             f"{tuning.mode} keeps frozen")
     if not names:
         raise UnknownStageError(f"stage {stage!r}: patterns {patterns} match no parameter")
     return names

@@ -5,7 +5,8 @@
     output_dir/
       checkpoint-<step>/
         trainer_state.json          global_step, epoch, log_history, data order (HF names)
-        adapter_model.safetensors   the trainable tensors only (never the frozen LLM)
+        adapter_model.safetensors   the trainable tensors only (never the frozen LLM; LoRA under PEFT's names)
+        adapter_config.json         PEFT's LoRA config, only under model.llm.tuning=lora / qlora
         glm_config.yaml             the resolved run configuration
         rng_state.safetensors       python / numpy / torch RNG (rng_state_<rank>.safetensors with >1 rank;
                                     no pickle, see glm.core.safe_load)
@@ -246,6 +247,7 @@ def write_adapter(engine_or_module: Any, path: Path, stage: str, extra: tuple[st
             from glm.core.adapter import save_adapter
 
             save_adapter(module, path, stage, extra=extra, extra_metadata=metadata)
+            write_peft_config(module, path.parent)
         else:
             meta = {"format": "glm-tensors", **{k: str(v) for k, v in (metadata or {}).items()}}
             save_tensors({n: p.detach().to("cpu").contiguous().clone() for n, p in module.named_parameters()
@@ -253,6 +255,19 @@ def write_adapter(engine_or_module: Any, path: Path, stage: str, extra: tuple[st
     finally:
         if gather is not None:
             gather.__exit__(None, None, None)
+
+
+def write_peft_config(model: Any, folder: Path) -> Optional[Path]:
+    """``adapter_config.json`` beside the adapter when the LLM trains LoRA, so that
+    ``peft.PeftModel.from_pretrained(base, folder)`` reads ``adapter_model.safetensors``."""
+    from glm.core.io import atomic_write_text
+    from glm.core.llm import llm_identity
+    from glm.core.tuning import PEFT_CONFIG_FILE, peft_config_json, tuning_of
+
+    config = peft_config_json(tuning_of(model).settings, llm_identity(model.llm)["name_or_path"])
+    if config is None:
+        return None
+    return atomic_write_text(json.dumps(config, indent=2, sort_keys=True), folder / PEFT_CONFIG_FILE)
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str]) -> None:

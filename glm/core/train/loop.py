@@ -40,6 +40,7 @@ from glm.core.train.log import TrainLogger
 from glm.core.train.log import logger as train_logger
 from glm.core.train.log import peak_rss_mb, rank0_info, truncate_log
 from glm.core.train.outdir import OutputDirError, RunDirectory, check_output_dir  # noqa: F401  (re-exported)
+from glm.core.tuning import PEFT_CONFIG_FILE
 from glm.errors import GlmError
 
 
@@ -401,7 +402,7 @@ def to_engine(batch: Any, device: torch.device, dtype: Optional[torch.dtype] = N
 def _publish_final(out: Path, step: int) -> None:
     """Copy the final adapter and trainer state to ``output_dir`` (HF puts the final model there)."""
     final = out / f"{ckpt.CHECKPOINT_PREFIX}{step}"
-    for name in (ckpt.ADAPTER_FILE, ckpt.TRAINER_STATE):
+    for name in (ckpt.ADAPTER_FILE, ckpt.TRAINER_STATE, PEFT_CONFIG_FILE):
         src = final / name
         if src.is_file():
             with atomic_path(out / name) as tmp:
