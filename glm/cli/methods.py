@@ -1,5 +1,6 @@
 """``glm methods``: the registered methods, their stages and trainable parameters for a config;
-``glm convert official-gt``: official GraphGPT/GraphLAMA graph-transformer weights -> glm."""
+``glm convert official-gt``: official GraphGPT/GraphLAMA graph-transformer weights -> glm;
+``glm export``: an adapter's LLM part merged into a Hugging Face folder, or as a PEFT folder."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("checkpoint", help="official state dict (.safetensors, or .pt/.bin read with weights_only)")
     p.add_argument("output", help="glm encoder state (.safetensors) to write")
     p.set_defaults(func=cmd_convert)
+
+    p = subparsers.add_parser("export", help="an adapter's LLM part as a merged Hugging Face folder (or a PEFT folder)")
+    p.add_argument("adapter", help="adapter file, run folder or checkpoint folder")
+    p.add_argument("output", help="new folder to write")
+    p.add_argument("--config", help="run config naming the base LLM (default: glm_config.yaml beside the adapter)")
+    p.add_argument("--peft", action="store_true", help="write a PEFT LoRA folder instead of merging")
+    p.add_argument("--merge", action="store_true", help="merge into the base weights (the default)")
+    p.set_defaults(func=cmd_export)
 
 
 def method_rows(config: Any) -> list[dict[str, Any]]:
@@ -87,4 +96,30 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     print(f"wrote {n} tensors to {out} (glm encoder layout; load with training.init_from or "
           f"GraphEncoder.load_neutral_state_dict)")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from glm.core.adapter import AdapterFormatError
+    from glm.core.config import ConfigError, load_config
+    from glm.core.export import GRAPH_SIDE_FILE, ExportError, export_adapter
+    from glm.core.train.checkpoint import CheckpointError
+
+    if args.peft and args.merge:
+        raise CliError("glm export: give --merge or --peft, not both")
+    adapter = Path(args.adapter)
+    cfg = Path(args.config) if args.config else (adapter if adapter.is_dir() else adapter.parent) / "glm_config.yaml"
+    if not cfg.is_file():
+        raise CliError(f"glm export: no run config at {cfg}; pass --config CONFIG.yaml (it names the base LLM)")
+    try:
+        out = export_adapter(adapter, load_config(cfg), args.output, "peft" if args.peft else "merge")
+    except (ConfigError, ExportError, AdapterFormatError, CheckpointError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from None
+    if args.peft:
+        print(f"wrote {out} (PEFT LoRA folder: peft.PeftModel.from_pretrained(base, '{out}'))")
+    else:
+        print(f"wrote {out} (merged Hugging Face model; its graph side: {out / GRAPH_SIDE_FILE}, "
+              f"use it with model.llm.path={out})")
     return 0

@@ -182,6 +182,11 @@ def load_llm_from_config(c: Any):
         model.to(dtype)
     else:
         model, tok = load_causal_lm(c.path or c.name, gguf_file=c.options.get("gguf_file"), dtype=dtype)
+    if getattr(c, "attention", None):
+        try:
+            model.set_attn_implementation(c.attention)
+        except (ImportError, ValueError) as exc:
+            raise LLMLoadError(f"model.llm.attention={c.attention}: {str(exc).splitlines()[0]}") from None
     model.eval()
     return model, tok
 
