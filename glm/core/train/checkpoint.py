@@ -382,5 +382,8 @@ def load_checkpoint(engine: Any, checkpoint: str | os.PathLike, rank: int = 0,
                                           load_optimizer_states=True, load_lr_scheduler_states=True)
     if load_path is None:
         raise CheckpointError(f"{path}: DeepSpeed could not load tag {state['ds_tag']!r}")
+    from glm.core.train.ds_compat import replay_cpu_adam_steps
+
+    replay_cpu_adam_steps(getattr(engine, "optimizer", None))  # bit-exact resume under optimizer offload
     load_rng_state(path, _rng_file(rank, world_size))
     return state

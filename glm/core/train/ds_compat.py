@@ -220,6 +220,34 @@ def offload_optimizer_fallback(ds_config: dict[str, Any]) -> Optional[str]:
     return problem
 
 
+def replay_cpu_adam_steps(optimizer: Any) -> int:
+    """Make a resumed DeepSpeedCPUAdam step bit-identical to an uninterrupted run; return the steps replayed.
+
+    The C++ optimizer keeps ``beta**t`` as a running product (multiplied once per step) and only
+    recomputes it with ``pow`` when the step count jumps -- as it does on the first step after a
+    resume, so the bias correction differs in its last bits. Replaying the ``adam_update`` calls
+    of the finished steps on a one-element dummy rebuilds the same product; real tensors are untouched.
+    """
+    import torch
+
+    while type(optimizer).__name__ != "DeepSpeedCPUAdam" and getattr(optimizer, "optimizer", None) is not None:
+        optimizer = optimizer.optimizer
+    if type(optimizer).__name__ != "DeepSpeedCPUAdam":
+        return 0
+    calls = []  # (group, step) in the order step() makes them
+    steps = {id(p): int(optimizer.state[p].get("step", 0)) for g in optimizer.param_groups for p in g["params"]
+             if p in optimizer.state}
+    last = max(steps.values(), default=0)
+    for t in range(1, last + 1):
+        calls += [(g, t) for g in optimizer.param_groups for p in g["params"] if steps.get(id(p), 0) >= t]
+    p, grad, m, v = (torch.zeros(1) for _ in range(4))
+    for group, t in calls:
+        beta1, beta2 = group["betas"]
+        optimizer.ds_opt_adam.adam_update(optimizer.opt_id, t, 0.0, beta1, beta2, group["eps"], 0.0,
+                                          group["bias_correction"], p, grad, m, v)
+    return last
+
+
 def build_shm_comm() -> Optional[str]:
     """Build (or load) DeepSpeed's CPU shared-memory allreduce op, which every CPU run loads at start-up;
     ``None`` when it is ready, else why not. Its build output goes to stderr."""
