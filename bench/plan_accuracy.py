@@ -14,6 +14,9 @@ LLaMA-Factory rule of thumb, with the reason for each difference.
     python bench/plan_accuracy.py            # both parts (about 5-10 minutes on 2 cores)
     python bench/plan_accuracy.py --quick    # tiny model only + part 2
     python bench/plan_accuracy.py --quick --repeats 3 --save results.json   # median of 3 processes per row
+    python bench/plan_accuracy.py --part 3   # tuning modes (frozen, LoRA, QLoRA, last layers): tiny + SmolLM2
+
+Part 3 measures every ``model.llm.tuning`` mode the same way (issue bar: within +-5 %).
 """
 
 from __future__ import annotations
@@ -86,6 +89,42 @@ def accuracy(quick: bool, repeats: int = 1, smol_only: bool = False, save: str =
     print("libraries and buffers (CPU-Adam, gloo), allocator caches; not part of the measured growth\n")
 
 
+TUNING_ROWS = [  # (label, model.llm tuning settings)
+    ("lora r64 q/v", {"tuning": "lora", "lora": {"r": 64, "alpha": 128, "dropout": 0.05}}),
+    ("lora r16 all, no dropout", {"tuning": "lora", "lora": {"r": 16, "dropout": 0.0, "target_modules": ["all-linear"]}}),
+    ("qlora r64 all", {"tuning": "qlora", "lora": {"r": 64, "alpha": 16, "dropout": 0.1,
+                                                   "target_modules": ["all-linear"]}}),
+    ("freeze last 2", {"tuning": "freeze", "freeze": {"last_n": 2}}),
+]
+
+
+def tuning_accuracy(quick: bool, repeats: int = 1) -> list[float]:
+    """Part 3: every tuning mode, estimate vs measured growth (cpu recipe, adapt, checkpointing off)."""
+    from glm.core.plan.probe import compare, spec_from_config
+
+    tiny = {"name": "tiny-random", "options": {"hidden_size": 512, "num_layers": 4}}
+    models = [("tiny-llama h512 x4", tiny, 1792)] + ([] if quick else [("SmolLM2-135M", {"name": "smollm2-135m"}, 512)])
+    print("Part 3: tuning modes (model.llm.tuning), estimate vs measured peak growth; recipe cpu, adapt, fp32,"
+          " batch 1, checkpointing off" + (f", median of {repeats}" if repeats > 1 else ""))
+    print(f"{'model':<20} {'tuning':<26} {'seq':>5} {'LLM trainable':>14} {'estimate MiB':>13} {'measured MiB':>13} "
+          f"{'error':>7} {'s/step':>7}")
+    errors = []
+    for label, llm, text in models:
+        for name, tuning in [("frozen", {"tuning": "frozen"})] + TUNING_ROWS:
+            spec = spec_from_config(_config({**llm, **tuning}, "adapt", False, "cpu"), device="cpu", text_tokens=text)
+            r, _ = _median_probe(spec, repeats)
+            c = compare(r)
+            errors.append(abs(c["error"]))
+            from glm.core.plan.probe import plan_input_for
+
+            llm_params = plan_input_for(r).llm_trainable_params
+            print(f"{label:<20} {name:<26} {r.seq_len:>5} {llm_params:>14,} {c['estimate'] / MIB:>13.1f} "
+                  f"{c['measured'] / MIB:>13.1f} {c['error']:>+7.1%} {r.seconds / max(r.steps_run - 1, 1):>7.2f}",
+                  flush=True)
+    print(f"max |error| {max(errors):.1%}, mean |error| {sum(errors) / len(errors):.1%} over {len(errors)} rows\n")
+    return errors
+
+
 def vicuna_comparison() -> None:
     from glm.core.config import load_config
     from glm.core.plan.from_config import from_run_config
@@ -142,10 +181,12 @@ def main(argv=None) -> int:
     ap.add_argument("--smollm2", action="store_true", help="only the SmolLM2-135M rows in part 1")
     ap.add_argument("--repeats", type=int, default=1, help="fresh processes per row; the median is shown")
     ap.add_argument("--save", default="", help="write part 1's probe results to this JSON file")
-    ap.add_argument("--part", choices=["1", "2", "all"], default="all")
+    ap.add_argument("--part", choices=["1", "2", "3", "all"], default="all")
     args = ap.parse_args(argv)
     if args.part in ("1", "all"):
         accuracy(args.quick, max(1, args.repeats), args.smollm2, args.save)
+    if args.part in ("3", "all"):
+        tuning_accuracy(args.quick, max(1, args.repeats))
     if args.part in ("2", "all"):
         vicuna_comparison()
     return 0

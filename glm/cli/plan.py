@@ -77,8 +77,12 @@ def _print_human(plan, card_name: str, card: float, verdict: str, headroom: floa
     zero = f"ZeRO-{p.zero_stage}" + (" + optimizer offload" if p.offload_optimizer else "") + \
         (" + param offload" if p.offload_param else "")
     print(f"LLM {p.llm.name}: {p.llm.num_params / 1e9:.2f} B params, {p.llm.layers} layers, hidden {p.llm.hidden}, "
-          f"vocab {p.llm.vocab}; {p.dtype}" + (f", {p.quantization}" if p.quantization else ""))
-    print(f"stage {p.stage}: {p.trainable_params:,} trainable graph-side params; {zero}; "
+          f"vocab {p.llm.vocab}; {p.dtype}" + (f", {p.quant} base" if p.quant else ""))
+    tuning = {"frozen": "LLM frozen", "freeze": f"LLM: last {p.freeze_layers} layers train",
+              "lora": f"LLM: LoRA r={p.lora_r} on {'/'.join(p.targets)}",
+              "qlora": f"LLM: 4-bit base + LoRA r={p.lora_r} on {'/'.join(p.targets)}"}[p.tuning]
+    llm_params = f" + {p.llm_trainable_params:,} LLM" if p.llm_trainable_params else ""
+    print(f"stage {p.stage}: {p.trainable_params:,} trainable graph-side{llm_params} params ({tuning}); {zero}; "
           f"checkpointing {'on' if p.gradient_checkpointing else 'off'}; attention {p.attention}")
     print(f"sequence {p.seq_len} = {p.text_tokens} text + {p.graphs_per_sample} x {p.nodes_per_graph} node tokens; "
           f"micro-batch {p.micro_batch}")
@@ -123,6 +127,8 @@ def _probe(cfg, inp, args) -> dict[str, Any]:
     try:
         spec = spec_from_config(cfg, device=device, steps=args.steps, text_tokens=args.text_tokens,
                                 runner=runner, attention=args.attention)
+        if args.quantization:  # probe what is planned: a 4-bit base (8-bit is planned only)
+            spec.quantization = args.quantization
         result = run_probe(spec)
     except ProbeError as exc:
         raise CliError(str(exc)) from None

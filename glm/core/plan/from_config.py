@@ -8,6 +8,7 @@ on what trains.
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Optional
 
 from glm.core.plan.memory import PlanInput
@@ -70,6 +71,8 @@ def graph_side(cfg: Any, shape: LLMShape) -> tuple[int, int, str, bool, Optional
         except Exception as exc:  # no backend installed: count a graph transformer by formula
             encoder = _FormulaEncoder(enc.in_dim, enc.hidden_dim, enc.out_dim, enc.num_layers)
             how += f", encoder counted by formula ({type(exc).__name__}: {exc})"
+    cfg = copy.deepcopy(cfg)
+    cfg.model.llm.tuning = "frozen"  # the LLM's trainable part is counted by formula (tuning_fields)
     model = build_model(cfg, llm=_MetaLLM(shape.hidden, shape.vocab), tokenizer=tiny_tokenizer(), encoder=encoder)
     trained = set(set_stage(model, cfg.training.stage, extra=cfg.model.stage_extra))
     graph = {n: p for n, p in model.named_parameters() if not n.startswith("llm.")}
@@ -86,6 +89,19 @@ def _FormulaEncoder(in_dim: int, hidden: int, out_dim: int, layers: int):
     mods = [nn.Linear(in_dim, hidden)] + [nn.Linear(hidden, 3 * hidden, bias=False) for _ in range(layers)]
     mods += [nn.LayerNorm(hidden) for _ in range(layers)] + [nn.Linear(hidden, out_dim)]
     return nn.ModuleList(mods)
+
+
+def tuning_fields(llm: Any, stage: Optional[str] = None) -> dict[str, Any]:
+    """The :class:`PlanInput` fields of ``model.llm.tuning`` (frozen when the stage is not one of
+    ``model.llm.train_stages``)."""
+    mode = llm.tuning
+    if stage is not None and llm.train_stages is not None and stage not in llm.train_stages:
+        mode = "qlora-frozen" if mode == "qlora" else "frozen"
+    if mode == "qlora-frozen":  # a 4-bit base that does not train in this stage
+        return {"tuning": "frozen", "quantization": "4bit"}
+    return {"tuning": mode, "lora_r": int(llm.lora.r), "lora_targets": tuple(llm.lora.target_modules),
+            "lora_dropout": float(llm.lora.dropout), "freeze_layers": int(llm.freeze.last_n),
+            "double_quant": bool(llm.quant.double_quant)}
 
 
 def recipe_settings(recipe: str, device: str) -> dict[str, Any]:
@@ -134,4 +150,5 @@ def from_run_config(cfg: Any, device: str = "cuda", text_tokens: Optional[int] =
         generate_tokens=getattr(cfg.eval, "max_new_tokens", 0) if getattr(cfg.eval, "mode", "") == "generate" else 0,
         eval_batch=getattr(cfg.eval, "batch_size", 1), device=device,
         notes=[f"recipe: {rs['source']}", f"graph-side parameters: {how}"],
+        accumulation=cfg.training.gradient_accumulation_steps, **tuning_fields(cfg.model.llm, cfg.training.stage),
     )

@@ -20,7 +20,16 @@ eager                          q, repeated k and v ``3·B·L·H·d·s``, fp32 so
 =============================  =============================================================
 
 With gradient checkpointing only each layer's input ``B·L·h·s`` is kept and one layer is
-recomputed at a time. The LM head and loss add about ``B·L·V·12`` bytes at the start of backward
+recomputed at a time.
+
+When the LLM trains (``tuning``, :mod:`glm.core.tuning`), the layers that train also keep what
+their weight gradients need: LoRA keeps its input once per distinct input (``q/k/v`` share the
+attention input ``B·L·h·s``, ``gate/up`` the MLP input, ``down`` its own ``B·L·i·s``; ``o_proj``'s
+input is already saved by attention) and ``B·L·r·s`` per target for ``lora_B``; with dropout each
+target keeps its dropped input and a mask ``B·L·in·(s+1)`` instead (the CPU's mask is ``s`` bytes). A trained layer (``freeze``)
+keeps the inputs of all its linears and of its two norm weights. A 4-bit base stores
+``0.5 + 4/64`` bytes per linear weight (``+1/64 + 4/(64·256)`` with double quantisation) and
+dequantises one linear at a time to the compute dtype. The LM head and loss add about ``B·L·V·12`` bytes at the start of backward
 (fp32 log-softmax output, its gradient, the gradient of the logits and its cast). These
 numbers were checked tensor by tensor with ``torch.autograd.graph.saved_tensors_hooks``
 (``tests/plan/test_memory.py``) and against measured peaks (``bench/plan_accuracy.py``).
@@ -38,6 +47,18 @@ from glm.errors import GlmError
 DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2}
 # bytes per quantised linear weight (bitsandbytes: int8 + per-row scale; NF4 + fp32 absmax per 64)
 QUANT_BYTES = {"8bit": 1.0 + 4 / 4096, "4bit": 0.5 + 4 / 64}
+DOUBLE_QUANT_4BIT = 0.5 + 1 / 64 + 4 / (64 * 256)  # 8-bit absmax per 64 weights + fp32 scale per 256 blocks
+TUNING = ("frozen", "lora", "qlora", "freeze")
+# Llama-layout linears of one decoder layer: name -> (input, output) as functions of the shape
+LINEARS = {
+    "q_proj": lambda m: (m.hidden, m.heads * m.head_dim), "k_proj": lambda m: (m.hidden, m.kv_heads * m.head_dim),
+    "v_proj": lambda m: (m.hidden, m.kv_heads * m.head_dim), "o_proj": lambda m: (m.heads * m.head_dim, m.hidden),
+    "gate_proj": lambda m: (m.hidden, m.intermediate), "up_proj": lambda m: (m.hidden, m.intermediate),
+    "down_proj": lambda m: (m.intermediate, m.hidden),
+}
+# which saved tensor a linear's input is: shared inputs are saved once
+LINEAR_INPUT = {"q_proj": "attn_in", "k_proj": "attn_in", "v_proj": "attn_in", "o_proj": "attn_out",
+                "gate_proj": "mlp_in", "up_proj": "mlp_in", "down_proj": "mlp_act"}
 OPTIMIZER_BYTES = {"adamw": 8, "adam": 8, "adamw8bit": 2, "sgd": 0}
 ATTENTION = ("sdpa", "eager", "flash_attention_2")
 
@@ -72,6 +93,13 @@ class PlanInput:
         device: ``cuda`` (adds CUDA context and fragmentation reserve) or ``cpu``.
         cuda_context_gib: CUDA context + cuBLAS/NCCL workspaces, outside the caching allocator.
         fragmentation: reserve as a fraction of the allocated peak (reserved - allocated).
+        tuning: what of the LLM trains (``frozen``, ``lora``, ``qlora`` = 4-bit base + LoRA, ``freeze``).
+        lora_r, lora_targets, lora_dropout: LoRA rank, target linears (``all-linear`` = all seven), dropout.
+        freeze_layers: decoder layers that train under ``freeze`` (the last ones).
+        double_quant: 4-bit base with double quantisation (``qlora``).
+        accumulation: gradient accumulation steps. Without ZeRO and accumulation, the LLM's weight
+            gradients appear in backward as the trained layers free their activations and are gone
+            before the next forward; otherwise they stay resident like every gradient.
     """
 
     llm: LLMShape
@@ -99,7 +127,38 @@ class PlanInput:
     cuda_context_gib: float = 0.75
     fragmentation: float = 0.10
     stage3_max_live_params: int = 1_000_000_000
+    tuning: str = "frozen"
+    lora_r: int = 8
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    lora_dropout: float = 0.0
+    freeze_layers: int = 0
+    double_quant: bool = True
+    accumulation: int = 1
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        return tuple(LINEARS) if "all-linear" in self.lora_targets else tuple(self.lora_targets)
+
+    @property
+    def llm_trainable_params(self) -> int:
+        """LLM parameters that train: LoRA ``A``/``B`` on every layer, or the last layers."""
+        m = self.llm
+        if self.tuning in ("lora", "qlora"):
+            return m.layers * sum(self.lora_r * sum(LINEARS[t](m)) for t in self.targets)
+        if self.tuning == "freeze":
+            return self.freeze_layers * m.layer_params
+        return 0
+
+    @property
+    def trained_layers(self) -> int:
+        """Decoder layers whose weights (or LoRA) get gradients."""
+        return {"lora": self.llm.layers, "qlora": self.llm.layers, "freeze": self.freeze_layers}.get(self.tuning, 0)
+
+    @property
+    def quant(self) -> Optional[str]:
+        """The base's quantisation (``qlora`` implies 4 bit)."""
+        return "4bit" if self.tuning == "qlora" else self.quantization
 
     @property
     def node_tokens(self) -> int:
@@ -125,6 +184,13 @@ class PlanInput:
             raise PlanError(f"dtype must be one of {', '.join(DTYPE_BYTES)}; found {self.dtype!r}")
         if self.quantization not in (None, *QUANT_BYTES):
             raise PlanError(f"quantization must be none, 8bit or 4bit; found {self.quantization!r}")
+        if self.tuning not in TUNING:
+            raise PlanError(f"tuning must be one of {', '.join(TUNING)}; found {self.tuning!r}")
+        unknown = [t for t in self.targets if t not in LINEARS]
+        if self.tuning in ("lora", "qlora") and unknown:
+            raise PlanError(f"LoRA targets {unknown} are not Llama-layout linears ({', '.join(LINEARS)}, all-linear)")
+        if self.freeze_layers > self.llm.layers:
+            raise PlanError(f"freeze_layers {self.freeze_layers} > {self.llm.layers} decoder layers")
         if self.attention not in ATTENTION:
             raise PlanError(f"attention must be one of {', '.join(ATTENTION)}; found {self.attention!r}")
         if self.optimizer not in OPTIMIZER_BYTES:
@@ -170,7 +236,7 @@ class MemoryPlan:
     def peak_over_weights(self) -> float:
         """The peak minus resident weights, CUDA context and reserve: what a step adds on top of a
         loaded model (the quantity the CPU probe measures as peak-RSS growth)."""
-        skip = {"frozen LLM weights", "graph-side weights", "CUDA context", "fragmentation reserve"}
+        skip = {"frozen LLM weights", "graph-side weights", "LoRA weights", "CUDA context", "fragmentation reserve"}
         return sum(it.gpu for it in self.items if it.name not in skip and not it.name.startswith("generation"))
 
     def verdict(self, card_gib: float) -> tuple[str, float]:
@@ -202,10 +268,33 @@ class MemoryPlan:
 def weight_bytes(p: PlanInput) -> float:
     """Bytes of the frozen LLM's weights in their storage format."""
     llm, s = p.llm, p.dtype_bytes
-    if p.quantization is None:
+    if p.quant is None:
         return llm.num_params * s
     rest = llm.num_params - llm.linear_params
-    return llm.linear_params * QUANT_BYTES[p.quantization] + rest * s
+    per = DOUBLE_QUANT_4BIT if p.quant == "4bit" and p.double_quant and p.tuning == "qlora" else QUANT_BYTES[p.quant]
+    return llm.linear_params * per + rest * s
+
+
+def tuning_saved_bytes(p: PlanInput, batch: int, seq: int) -> float:
+    """Extra bytes one *trained* decoder layer keeps for its weight gradients (LoRA or full layer)."""
+    m, s, bl = p.llm, p.dtype_bytes, batch * seq
+    width = {"attn_in": m.hidden, "attn_out": 0, "mlp_in": m.hidden, "mlp_act": m.intermediate}
+    if p.tuning == "freeze":
+        return bl * s * (sum(width.values()) + 2 * m.hidden)  # linears' inputs + the two norms' normalised inputs
+    if p.tuning not in ("lora", "qlora"):
+        return 0.0
+    out = sum(bl * p.lora_r * s for _ in p.targets)  # lora_B's input A(x)
+    if p.lora_dropout > 0:  # each target keeps its own dropped input and mask (bool on CUDA, input dtype on CPU)
+        mask = 1 if p.device == "cuda" else s
+        return out + sum(bl * LINEARS[t](m)[0] * (s + mask) for t in p.targets)
+    return out + sum(bl * width[i] * s for i in {LINEAR_INPUT[t] for t in p.targets})
+
+
+def dequantised_bytes(p: PlanInput) -> float:
+    """The largest linear dequantised to the compute dtype (a 4-bit base, one layer at a time)."""
+    if p.quant != "4bit":
+        return 0.0
+    return max(i * o for i, o in (f(p.llm) for f in LINEARS.values())) * p.dtype_bytes
 
 
 def layer_saved_bytes(p: PlanInput, batch: int, seq: int) -> float:
@@ -282,23 +371,33 @@ def estimate(p: PlanInput) -> MemoryPlan:
         items.append(Item("frozen LLM weights", min(w, live), w,
                           "ZeRO-3 param offload: all on CPU, up to stage3_max_live_parameters gathered on GPU"))
     else:
-        q = f", {p.quantization} linears" if p.quantization else ""
+        q = f", {p.quant} linears" if p.quant else ""
         items.append(Item("frozen LLM weights", w, 0.0, f"{llm.num_params / 1e9:.2f} B params x {s} B{q}"))
     graph_w = (p.trainable_params + p.frozen_graph_params) * s
     items.append(Item("graph-side weights", graph_w, 0.0,
                       f"{p.trainable_params:,} trainable + {p.frozen_graph_params:,} frozen"))
+    lora = p.llm_trainable_params if p.tuning in ("lora", "qlora") else 0
+    if lora:
+        items.append(Item("LoRA weights", lora * s, 0.0, f"r={p.lora_r} on {', '.join(p.targets)}: {lora:,} params"))
 
     # trainable states
-    if trains and p.trainable_params:
-        pt = p.trainable_params
-        mixed = s != 4
-        grads = pt * s + (pt * 4 if mixed else 0)  # compute-dtype grads + fp32 grad copy (mixed precision)
+    pt = (p.trainable_params + p.llm_trainable_params) if trains else 0
+    mixed = s != 4
+    # without ZeRO and accumulation the LLM's weight gradients exist only in backward (see accumulation)
+    llm_in_backward = bool(pt and p.zero_stage == 0 and p.accumulation == 1 and p.llm_trainable_params)
+    pt_llm = p.llm_trainable_params * (s + (4 if mixed else 0)) if llm_in_backward else 0.0
+    if pt:
+        pg = pt - (p.llm_trainable_params if llm_in_backward else 0)
+        grads = pg * s + (pg * 4 if mixed else 0)  # compute-dtype grads + fp32 grad copy (mixed precision)
         states = pt * (OPTIMIZER_BYTES[p.optimizer] + (4 if mixed else 0))  # Adam m, v + fp32 master
         if p.offload_optimizer and gpu:
-            items.append(Item("gradients", pt * s, pt * 4 if mixed else pt * s, "fp32 partition on CPU (offload)"))
+            items.append(Item("gradients", pg * s, pg * 4 if mixed else pg * s, "fp32 partition on CPU (offload)"))
             items.append(Item("optimizer states", 0.0, states, f"{p.optimizer} on CPU (offload_optimizer)"))
         else:
-            items.append(Item("gradients", grads, 0.0, "compute dtype" + (" + fp32 copy" if mixed else "")))
+            note = "compute dtype" + (" + fp32 copy" if mixed else "")
+            if llm_in_backward:
+                note += f"; the LLM's ({pt_llm / 2**20:.1f} MiB) appear in backward (backward working set)"
+            items.append(Item("gradients", grads, 0.0, note))
             items.append(Item("optimizer states", states, 0.0, p.optimizer + (" + fp32 master" if mixed else "")))
 
     # activations
@@ -309,15 +408,20 @@ def estimate(p: PlanInput) -> MemoryPlan:
         # so they are inside the layer terms; the final norm's input is freed before any layer's backward
         final_norm = 4 * b * n * llm.hidden + 4 * b * n
         held, loss_peak = logits_bytes(p, b, n)
-        transient = layer_backward_transient(p, b, n)  # includes the incoming / residual gradients
+        transient = layer_backward_transient(p, b, n) + dequantised_bytes(p)  # incoming / residual gradients
+        tuned = tuning_saved_bytes(p, b, n)  # per trained layer, for its weight gradients
         if p.gradient_checkpointing:
             layers_saved = llm.layers * b * n * llm.hidden * s
-            at_layer = layers_saved + per_layer + transient + held
+            at_layer = layers_saved + per_layer + tuned + transient + held
             note = f"checkpoints {llm.layers} x B·L·h + one recomputed layer"
         else:
-            layers_saved = llm.layers * per_layer
+            layers_saved = llm.layers * per_layer + p.trained_layers * tuned
             at_layer = layers_saved + transient + held
+            if pt_llm:  # once the earliest trained layer is done: its successors' activations are gone
+                at_layer = max(at_layer, layers_saved - p.trained_layers * (per_layer + tuned) + pt_llm + transient)
             note = f"{llm.layers} layers x {per_layer / 2**20:.1f} MiB (B={b}, L={n}, {p.attention})"
+            if tuned:
+                note += f" + {p.trained_layers} trained x {tuned / 2**20:.1f} MiB ({p.tuning})"
         saved = layers_saved + final_norm
         at_loss = saved + loss_peak
         items.append(Item("activations", saved, 0.0, note))
@@ -328,7 +432,7 @@ def estimate(p: PlanInput) -> MemoryPlan:
         items.append(Item("graph-side activations", graph_side_activation_bytes(p), 0.0,
                           f"{b} x {p.node_tokens} node tokens"))
         train_act = max(at_loss, at_layer) + items[-1].gpu
-    static = sum(it.gpu for it in items if it.name in ("frozen LLM weights", "graph-side weights",
+    static = sum(it.gpu for it in items if it.name in ("frozen LLM weights", "graph-side weights", "LoRA weights",
                                                        "gradients", "optimizer states"))
     train_alloc = static + train_act
 
@@ -342,7 +446,8 @@ def estimate(p: PlanInput) -> MemoryPlan:
             prefill += p.eval_batch * llm.heads * n * n * (4 + s)
         items.append(Item("generation KV cache", kv, 0.0, f"{p.eval_batch} x {t} tokens (not at the training peak)"))
         items.append(Item("generation prefill", prefill, 0.0, "one layer's temporaries + last-token logits"))
-        gen_alloc = sum(it.gpu for it in items if it.name in ("frozen LLM weights", "graph-side weights")) + kv + prefill
+        gen_alloc = sum(it.gpu for it in items if it.name in ("frozen LLM weights", "graph-side weights",
+                                                              "LoRA weights")) + kv + prefill + dequantised_bytes(p)
 
     alloc = max(train_alloc, gen_alloc)
     if gpu:
@@ -385,9 +490,21 @@ def _knobs(p: PlanInput) -> list[tuple[str, dict[str, Any], int]]:
         knobs.append(("shorter subgraphs: fan-out [5, 5] (31 nodes per graph)", {"nodes_per_graph": 31}, 4))
     if p.text_tokens > 512:
         knobs.append(("truncate text to 512 tokens (llm.max_length)", {"text_tokens": 512}, 4))
-    if p.quantization is None:
+    if p.quant is None:
         knobs.append(("8-bit base LLM (bitsandbytes; slower, small quality cost)", {"quantization": "8bit"}, 6))
         knobs.append(("4-bit base LLM (NF4; quality cost)", {"quantization": "4bit"}, 7))
+    if p.tuning == "freeze" and p.freeze_layers > 1:
+        knobs.append((f"train 1 layer instead of {p.freeze_layers} (model.llm.freeze.last_n=1)", {"freeze_layers": 1}, 4))
+    if p.tuning == "freeze":
+        knobs.append(("LoRA r=8 on q/v instead of whole layers (model.llm.tuning=lora)",
+                      {"tuning": "lora", "lora_r": 8, "lora_targets": ("q_proj", "v_proj")}, 5))
+    if p.tuning == "lora":
+        knobs.append(("QLoRA: the same LoRA on a 4-bit base (model.llm.tuning=qlora)", {"tuning": "qlora"}, 6))
+        if p.lora_r > 8 or len(p.targets) > 2:
+            knobs.append(("LoRA r=8 on q/v only (model.llm.lora)", {"lora_r": 8, "lora_targets": ("q_proj", "v_proj")}, 4))
+    if p.tuning != "frozen":
+        knobs.append(("keep the LLM frozen (model.llm.tuning=frozen; the graph side still trains)",
+                      {"tuning": "frozen"}, 8))
     return knobs
 
 

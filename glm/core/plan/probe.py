@@ -83,6 +83,7 @@ class ProbeSpec:
     runner: str = "torch"
     config: Optional[dict[str, Any]] = None
     warmup_steps: int = 1
+    quantization: Optional[str] = None  # "4bit": a frozen 4-bit base (model.llm.tuning=qlora quantises on its own)
 
 
 @dataclass
@@ -181,10 +182,16 @@ def _build(spec: ProbeSpec):
                                "<probe>")
     encoder = build_encoder(enc_cfg, spec.backend) if run.model.method_spec.uses_encoder else None
     extra = list(run.model.stage_extra)
+    if spec.quantization == "4bit" and run.model.llm.tuning != "qlora":  # a frozen 4-bit base (glm plan --quantization)
+        from glm.core.tuning import quantize_4bit
+
+        llm = quantize_4bit(llm, double_quant=False)
+    elif spec.quantization not in (None, "4bit"):
+        raise ProbeError(f"the probe runs 4-bit bases only (bitsandbytes); {spec.quantization} is planned, not probed")
     model = build_model(run, llm=llm, tokenizer=tok, encoder=encoder)
     model.to(dtype)
     trained = set(set_stage(model, spec.stage, extra=extra))
-    n_train = sum(p.numel() for n, p in model.named_parameters() if n in trained)
+    n_train = sum(p.numel() for n, p in model.named_parameters() if n in trained and not n.startswith("llm."))
     n_graph = sum(p.numel() for n, p in model.graph_parameters().items())
     return model, tok, enc_cfg, n_train, n_graph - n_train
 
@@ -429,7 +436,8 @@ def spec_from_config(cfg: Any, device: str = "cpu", steps: int = 2, text_tokens:
                      attention=inp.attention, micro_batch=inp.micro_batch, text_tokens=inp.text_tokens,
                      graphs_per_sample=inp.graphs_per_sample, nodes_per_graph=inp.nodes_per_graph, steps=steps,
                      device=device, backend=cfg.backend or "pyg", encoder=asdict(cfg.model.encoder),
-                     runner=runner, config=cfg.to_dict() if runner == "recipe" else None)
+                     runner=runner, config=cfg.to_dict() if runner == "recipe" else None,
+                     quantization=inp.quantization)
 
 
 def plan_input_for(result: ProbeResult):
@@ -440,13 +448,21 @@ def plan_input_for(result: ProbeResult):
 
     spec = ProbeSpec(**result.spec)
     text = result.seq_len - spec.graphs_per_sample * spec.nodes_per_graph
-    zero: dict[str, Any] = {}
+    zero: dict[str, Any] = {"quantization": spec.quantization}
+    if spec.config is not None:
+        from glm.core.config import config_from_dict
+        from glm.core.plan.from_config import tuning_fields
+
+        run = config_from_dict(spec.config, "<probe config>")
+        zero.update(tuning_fields(run.model.llm, spec.stage), accumulation=run.training.gradient_accumulation_steps)
+        if spec.quantization == "4bit" and zero.get("tuning") != "qlora":
+            zero["double_quant"] = False
     if result.runner == "recipe" and result.recipe:
         from glm.core.plan.from_config import recipe_settings
 
         rs = recipe_settings(result.recipe, "cuda" if spec.device == "cuda" else "cpu")
-        zero = {"zero_stage": rs["zero_stage"], "offload_optimizer": rs["offload_optimizer"],
-                "offload_param": rs["offload_param"]}
+        zero.update(zero_stage=rs["zero_stage"], offload_optimizer=rs["offload_optimizer"],
+                    offload_param=rs["offload_param"])
     return PlanInput(
         llm=shape_from_config(result.llm_config), dtype=result.engine_dtype or spec.dtype,
         trainable_params=result.trainable_params,
