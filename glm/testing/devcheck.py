@@ -13,7 +13,9 @@ Steps, each timed and given at most its share of the budget (``--budget``, defau
    seconds per step beside ``glm plan``'s estimate for the same configuration. The planner's
    figure for a published GraphLAMA setting (2x3090, ZeRO-3 + optimizer offload: 18,642 MB per
    card measured) is printed too.
-4. ``tuning``: LoRA / QLoRA rows -- skipped until glm has tuning modes.
+4. ``tuning``: ``4090-lora`` (LoRA r=64 on q/v) and ``3090-qlora`` (4-bit NF4 base + LoRA on every
+   linear) on the same Vicuna-7B config, adapt stage, peak memory beside the planner; QLoRA needs
+   bitsandbytes (not in the wheelhouse: the row says so when it is missing).
 5. ``encoder_speed``: forward + backward time of the ``gt`` encoder on each backend (GammaGL / PyG).
 
 ``dry_run`` (or no CUDA device) runs the same steps on the CPU: parity and encoder speed for real,
@@ -37,7 +39,7 @@ from typing import Any, Callable, Optional
 import torch
 
 STEPS = ("environment", "parity", "recipes", "tuning", "encoder_speed")
-SHARES = {"environment": 0.02, "parity": 0.25, "recipes": 0.63, "tuning": 0.0, "encoder_speed": 0.1}
+SHARES = {"environment": 0.02, "parity": 0.25, "recipes": 0.43, "tuning": 0.2, "encoder_speed": 0.1}
 PACKAGES = ("torch", "transformers", "torch_geometric", "peft", "accelerate", "pluggy", "numpy",
             "deepspeed", "gammagl_pt23", "tensorlayerx", "gguf", "sentence_transformers")
 TOLERANCE = {"float32": 1e-5, "bfloat16": 1e-2}
@@ -162,8 +164,9 @@ def _deepspeed_parity(ctx: Context, r: StepResult) -> None:
         r.status = "failed"
 
 
-def _run_config(recipe: str, stage: str, llm: Any):
-    """A run config for ``llm``: a built-in config name (bf16), or tiny_llm keyword arguments (``family`` + options)."""
+def _run_config(recipe: str, stage: str, llm: Any, tuning: Optional[str] = None):
+    """A run config for ``llm``: a built-in config name (bf16), or tiny_llm keyword arguments (``family`` + options);
+    ``tuning`` overrides the recipe's ``model.llm.tuning``."""
     from glm.core.config import config_from_dict
 
     if isinstance(llm, str):
@@ -172,6 +175,8 @@ def _run_config(recipe: str, stage: str, llm: Any):
         options = {k: v for k, v in llm.items() if k != "family"}
         llm_section = {"name": f"tiny-random-{llm.get('family', 'llama')}", "dtype": "float32", "max_length": 512,
                        "options": options}
+    if tuning:
+        llm_section["tuning"] = tuning
     return config_from_dict({
         "model": {"llm": llm_section, "encoder": {"layer": "gt", "in_dim": 128, "hidden_dim": 128, "out_dim": 128,
                                                   "num_layers": 2, "heads": 4}},
@@ -227,9 +232,51 @@ def step_recipes(ctx: Context, r: StepResult) -> None:
                        "loss": round(res.loss, 4)})
 
 
+TUNING_RECIPES = ("4090-lora", "3090-qlora")
+
+
 def step_tuning(ctx: Context, r: StepResult) -> None:
-    r.status = "skipped"
-    r.notes.append("LoRA / QLoRA rows: glm has no LLM tuning modes yet (the LLM stays frozen)")
+    """LoRA (``4090-lora``) and QLoRA (``3090-qlora``) on Vicuna-7B's config, adapt stage, through the
+    real Trainer, beside the planner; on the CPU the same harness on a tiny random LLM."""
+    import importlib.util
+
+    from glm.core.plan.from_config import from_run_config
+    from glm.core.plan.memory import estimate
+    from glm.core.plan.probe import run_probe, spec_from_config
+
+    mib = 2 ** 20
+    missing = [m for m in ("peft", "bitsandbytes") if importlib.util.find_spec(m) is None]
+    for recipe in TUNING_RECIPES:
+        cfg = _run_config(recipe, "adapt", VICUNA)
+        plan = estimate(from_run_config(cfg, device="cuda", text_tokens=TEXT_TOKENS))
+        row: dict[str, Any] = {"recipe": recipe, "tuning": cfg.model.llm.tuning, "stage": "adapt", "llm": VICUNA,
+                               "llm_trainable": plan.input.llm_trainable_params, "tokens": plan.input.seq_len,
+                               "plan_peak_mb": round(plan.peak / mib)}
+        needs = ["peft"] + (["bitsandbytes"] if cfg.model.llm.tuning == "qlora" else [])
+        if [m for m in needs if m in missing]:
+            row["status"] = f"skipped: {', '.join(m for m in needs if m in missing)} not installed"
+        elif ctx.device != "cuda":
+            row["status"] = "skipped: no CUDA device (planner estimate only)"
+        elif ctx.left() < 60:
+            row["status"] = "skipped: devcheck budget spent"
+        else:
+            res = run_probe(spec_from_config(cfg, device="cuda", steps=2, text_tokens=TEXT_TOKENS, runner="recipe"),
+                            timeout=ctx.left())
+            row.update(status="ok", allocated_peak_mb=round(res.peak_bytes / mib),
+                       reserved_peak_mb=round((res.reserved_peak_bytes or 0) / mib), seconds=round(res.seconds, 1),
+                       steps=res.steps_run,
+                       plan_error=round(plan.peak / max(1.0, res.reserved_peak_bytes or res.peak_bytes) - 1, 3))
+        r.rows.append(row)
+    if ctx.device != "cuda" and "peft" not in missing and importlib.util.find_spec("deepspeed") is not None:
+        modes = ["lora"] + ([] if "bitsandbytes" in missing else ["qlora"])
+        for mode in modes:  # the same harness on a tiny random LLM on the CPU
+            cfg = _run_config("cpu", "adapt", {"family": "llama", "hidden_size": 64, "num_layers": 2},
+                              tuning=mode)
+            res = run_probe(spec_from_config(cfg, device="cpu", steps=2, text_tokens=64, runner="recipe"),
+                            timeout=max(60.0, ctx.left()))
+            r.rows.append({"recipe": "cpu", "tuning": mode, "stage": "adapt", "llm": "tiny-random-llama",
+                           "tokens": res.seq_len, "status": "ok", "seconds": round(res.seconds, 1),
+                           "loss": round(res.loss, 4)})
 
 
 def step_encoder_speed(ctx: Context, r: StepResult, repeats: int = 10) -> None:

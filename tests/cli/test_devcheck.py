@@ -44,7 +44,11 @@ def test_dry_run_writes_a_report_with_every_step(tmp_path):
     assert "18,642 MB" in " ".join(steps["recipes"]["notes"])
     tiny = [r for r in steps["recipes"]["rows"] if r["llm"] == "tiny-random-llama"]
     assert tiny and tiny[0]["status"] == "ok" and tiny[0]["loss"] > 0
-    assert steps["tuning"]["status"] == "skipped" and steps["tuning"]["notes"]
+    tuning = {(r["recipe"], r["llm"]): r for r in steps["tuning"]["rows"]}
+    lora, qlora = tuning[("4090-lora", "vicuna-7b-v1.5-16k")], tuning[("3090-qlora", "vicuna-7b-v1.5-16k")]
+    assert lora["status"].startswith("skipped") and lora["llm_trainable"] == 32 * 2 * 64 * (4096 + 4096)
+    assert qlora["plan_peak_mb"] < lora["plan_peak_mb"]  # the 4-bit base
+    assert [r["status"] for r in steps["tuning"]["rows"] if r["llm"] == "tiny-random-llama"][:1] == ["ok"]
     md = (tmp_path / "dc" / "devcheck.md").read_text()
     assert "## recipes" in md and "| recipe |" in md
 
