@@ -98,6 +98,8 @@ class LlmConfig:
             base, ``quant``; needs ``pip install -e ".[quant]"``), ``freeze`` (the last layers,
             ``freeze``).
         train_stages: the stages in which the LLM part trains (``None``: every stage).
+        learning_rate: the LLM part's learning rate (LoRA likes ~1e-4, a gate ~1e-2); ``None``:
+            ``training.learning_rate``.
         options: extra keyword arguments for the loader (e.g. tiny-random sizes).
     """
 
@@ -109,6 +111,7 @@ class LlmConfig:
     attention: Optional[str] = None
     tuning: str = "frozen"
     train_stages: Optional[list[str]] = None
+    learning_rate: Optional[float] = None
     lora: LoraSettings = field(default_factory=LoraSettings)
     quant: QuantSettings = field(default_factory=QuantSettings)
     freeze: FreezeSettings = field(default_factory=FreezeSettings)
@@ -351,6 +354,8 @@ class RunConfig:
         _choice(llm.quant.type, ("nf4", "fp4"), "model.llm.quant.type", source)
         for stage in llm.train_stages or ():
             _choice(stage, tuple(spec.stages), f"model.llm.train_stages (stages of method {spec.name!r})", source)
+        if llm.learning_rate is not None and llm.learning_rate <= 0:
+            raise ConfigError(f"{source}: model.llm.learning_rate must be > 0 or null, found {llm.learning_rate}")
         if llm.lora.r < 1:
             raise ConfigError(f"{source}: model.llm.lora.r must be >= 1, found {llm.lora.r}")
         if not 0 <= llm.lora.dropout < 1:

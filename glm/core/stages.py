@@ -113,11 +113,18 @@ def trainable_parameters(model: nn.Module, stage: Optional[str] = None, stages: 
     for n, p in model.named_parameters():
         row = rows.setdefault(_module_of(n, groups), [0, 0])
         is_trained = (n in trained) if trained is not None else p.requires_grad
-        row[0] += p.numel() if is_trained else 0
-        row[1] += p.numel()
+        numel = _logical_numel(p)
+        row[0] += numel if is_trained else 0
+        row[1] += numel
     out = [ParameterCount(m, t, tot) for m, (t, tot) in rows.items()]
     out.append(ParameterCount("total", sum(r.trainable for r in out), sum(r.total for r in out)))
     return out
+
+
+def _logical_numel(p: nn.Parameter) -> int:
+    """Weights of a parameter; a 4-bit one (bitsandbytes packs two per byte) counts its unpacked shape."""
+    state = getattr(p, "quant_state", None)
+    return int(state.shape.numel()) if state is not None and hasattr(state, "shape") else p.numel()
 
 
 def format_parameter_table(rows: Sequence[ParameterCount]) -> str:

@@ -264,3 +264,17 @@ def test_recipe_carries_tuning_defaults_and_the_config_wins(tmp_path):
     data["recipe"] = "3090-qlora"
     data["model"]["llm"]["tuning"] = "frozen"
     assert config_from_dict(data, "<t>").model.llm.tuning == "frozen"
+
+
+def test_llm_learning_rate_puts_the_llm_part_in_its_own_group(tmp_path):
+    from glm.core.train.loop import parameter_groups
+
+    config = tiny(tmp_path, tuning="lora")
+    model = build_model(config)
+    set_stage(model, "adapt")
+    flat = parameter_groups(model, None)
+    assert len(flat) == sum(p.requires_grad for p in model.parameters())
+    graph, llm = parameter_groups(model, 1e-4)
+    lora = {id(p) for n, p in model.named_parameters() if ".lora_" in n}
+    assert llm["lr"] == 1e-4 and {id(p) for p in llm["params"]} == lora
+    assert not lora & {id(p) for p in graph["params"]} and graph["params"]

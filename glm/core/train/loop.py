@@ -245,7 +245,7 @@ class Trainer:
         try:
             engine, _, _, scheduler = deepspeed.initialize(
                 model=self.model,
-                model_parameters=trainable,
+                model_parameters=parameter_groups(self.model, cfg.model.llm.learning_rate),
                 config=ds_config,
                 lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
                 dist_init_required=False,
@@ -370,6 +370,16 @@ class Trainer:
                                      tuple(self.config.model.stage_extra))
         self._run_dir.commit()
         return saved
+
+
+def parameter_groups(model: torch.nn.Module, llm_lr: Optional[float]) -> list[Any]:
+    """The trainable parameters; with ``model.llm.learning_rate`` set, the LLM's (LoRA, last layers) in
+    a group of their own at that rate (the schedule scales both groups alike)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    llm = [p for n, p in named if n.startswith("llm.")]
+    if llm_lr is None or not llm:
+        return [p for _, p in named]
+    return [{"params": [p for n, p in named if not n.startswith("llm.")]}, {"params": llm, "lr": float(llm_lr)}]
 
 
 def _engine_dtype(engine) -> Optional[torch.dtype]:
