@@ -251,6 +251,12 @@ class TrainingConfig:
     save_steps: int = 500  # 0 = only at the end
     save_total_limit: Optional[int] = 3
     plot_loss: bool = False
+    # validation while training (HF names): every eval_steps optimizer steps and at the end, choice-scored
+    # accuracy and loss on eval.val_samples validation nodes; 0 = off
+    eval_steps: int = 0
+    metric_for_best_model: str = "eval_accuracy"  # or eval_loss (lower is better)
+    load_best_model_at_end: bool = False  # the final adapter holds the best evaluation's tensors
+    early_stopping_patience: Optional[int] = None  # stop after this many evaluations without improvement
 
 
 @dataclass
@@ -265,6 +271,8 @@ class EvalConfig:
         max_new_tokens: generation budget in ``generate`` mode.
         adapter: adapter or checkpoint to apply on top of the base model.
         output: JSONL file for predictions (``None`` = print).
+        val_samples: validation nodes scored while training (``training.eval_steps``), drawn once
+            with ``data.seed``; ``None`` = all of them.
     """
 
     mode: str = "choice"
@@ -273,6 +281,7 @@ class EvalConfig:
     max_new_tokens: int = 16
     adapter: Optional[str] = None
     output: Optional[str] = None
+    val_samples: Optional[int] = None
 
 
 @dataclass
@@ -333,6 +342,18 @@ class RunConfig:
         ):
             if value < low:
                 raise ConfigError(f"{source}: {key} must be >= {low}, found {value}")
+        _choice(t.metric_for_best_model, ("eval_accuracy", "eval_loss"), "training.metric_for_best_model", source)
+        if t.eval_steps < 0:
+            raise ConfigError(f"{source}: training.eval_steps must be >= 0 (0 = no validation), found {t.eval_steps}")
+        for key, on in (("load_best_model_at_end", t.load_best_model_at_end),
+                        ("early_stopping_patience", t.early_stopping_patience is not None)):
+            if on and t.eval_steps == 0:
+                raise ConfigError(f"{source}: training.{key} needs validation while training; set training.eval_steps > 0")
+        if t.early_stopping_patience is not None and t.early_stopping_patience < 1:
+            raise ConfigError(f"{source}: training.early_stopping_patience must be >= 1 or null, "
+                              f"found {t.early_stopping_patience}")
+        if self.eval.val_samples is not None and self.eval.val_samples < 1:
+            raise ConfigError(f"{source}: eval.val_samples must be >= 1 or null, found {self.eval.val_samples}")
         if t.learning_rate <= 0:
             raise ConfigError(f"{source}: training.learning_rate must be > 0, found {t.learning_rate}")
         if t.save_total_limit is not None and t.save_total_limit < 1:
@@ -513,7 +534,7 @@ def config_from_dict(data: dict[str, Any] | None, source: str = "<dict>") -> Run
 def with_recipe_defaults(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` over the config defaults its recipe carries (``"_glm": {"config": {...}}``, e.g.
     ``4090-lora``: LoRA r=64, micro-batch 1, accumulation 16); what ``data`` sets wins."""
-    from glm.core.train.dsconfig import RecipeError, load_recipe, recipe_hints
+    from glm.core.recipe import RecipeError, load_recipe, recipe_hints
 
     try:
         raw, _ = load_recipe(str(data.get("recipe") or RunConfig.recipe))

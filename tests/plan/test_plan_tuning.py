@@ -101,3 +101,21 @@ def test_glm_plan_vicuna_under_the_24gb_recipes(tmp_path, recipe, words):
                           capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert words in proc.stdout and "-> FITS" in proc.stdout
+
+
+def test_probe_runs_a_4bit_base_when_asked():
+    pytest.importorskip("bitsandbytes", reason='bitsandbytes is not installed: pip install -e ".[quant]"')
+    pytest.importorskip("deepspeed", reason="DeepSpeed is not installed")
+    from glm.core.config import config_from_dict
+    from glm.core.plan.probe import compare, plan_input_for, run_probe, spec_from_config
+
+    cfg = config_from_dict({"model": {"llm": {"name": "tiny-random", "options": {"hidden_size": 256, "num_layers": 2},
+                                              "max_length": 2048}},
+                            "data": {"fanout": [10, 10]}, "training": {"stage": "adapt"}, "recipe": "cpu",
+                            "backend": "pyg"}, "<t>")
+    spec = spec_from_config(cfg, device="cpu", text_tokens=1024)
+    spec.quantization = "4bit"
+    result = run_probe(spec)
+    assert plan_input_for(result).quant == "4bit"
+    c = compare(result)
+    assert abs(c["error"]) < 0.10, c

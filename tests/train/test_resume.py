@@ -7,16 +7,14 @@ real samplers/tasks/collator, a real DeepSpeed engine (CPU, gloo), deterministic
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-from train_helpers import glm_cmd, subprocess_env, write_tiny_config
+from train_helpers import glm_cmd, sigkill_at, subprocess_env, write_tiny_config
 
 STEPS = 12
 
@@ -34,18 +32,9 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-3000:]
 
-    proc = subprocess.Popen(glm_cmd("pretrain", str(cfg), f"training.output_dir={killed}", "--no-progress"),
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 600
-        while not (killed / "checkpoint-4" / "trainer_state.json").exists():
-            assert proc.poll() is None, "training ended before checkpoint-4 appeared"
-            assert time.time() < deadline
-            time.sleep(0.02)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
+    code = sigkill_at(glm_cmd("pretrain", str(cfg), f"training.output_dir={killed}", "--no-progress"),
+                      killed / "checkpoint-4" / "trainer_state.json", tmp_path, env, poll=0.02)
+    assert code == -signal.SIGKILL
     assert not (killed / f"checkpoint-{STEPS}").exists(), "the kill came too late to interrupt training"
 
     # debris a crash can leave: a half-written checkpoint and one whose state file never came

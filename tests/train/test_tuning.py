@@ -278,3 +278,20 @@ def test_llm_learning_rate_puts_the_llm_part_in_its_own_group(tmp_path):
     lora = {id(p) for n, p in model.named_parameters() if ".lora_" in n}
     assert llm["lr"] == 1e-4 and {id(p) for p in llm["params"]} == lora
     assert not lora & {id(p) for p in graph["params"]} and graph["params"]
+
+
+def test_health_log_has_a_lora_group(tmp_path):
+    from glm.core.train.health import TrainingHealth
+
+    config = tiny(tmp_path, tuning="lora", lora={"r": 4, "dropout": 0.0})
+    model = build_model(config)
+    batch = batch_of(config, model)
+    set_stage(model, "adapt")
+    health = TrainingHealth(model)
+    model(batch).loss.backward()
+    norms = health.grad_norms()
+    health.close()
+    lora = [p.grad for n, p in model.named_parameters() if ".lora_" in n]
+    assert "lora" in norms and not [k for k in norms if k.startswith("llm")]
+    assert norms["lora"] == pytest.approx(float(torch.linalg.vector_norm(torch.stack(
+        [torch.linalg.vector_norm(g) for g in lora]))), rel=1e-5)

@@ -6,16 +6,14 @@ LoRA tensors, graph side, losses. Only trainable tensors reach the optimizer and
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import time
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from train_helpers import glm_cmd, subprocess_env, write_tiny_config
+from train_helpers import glm_cmd, sigkill_at, subprocess_env, write_tiny_config
 
 pytest.importorskip("peft", reason='PEFT is not installed: pip install -e ".[quant]"')
 STEPS = 6
@@ -36,17 +34,9 @@ def test_4090_lora_recipe_kill9_resume_is_bit_exact(tmp_path):
     assert ref.returncode == 0, ref.stderr[-3000:]
     assert "recipe 4090-lora (ZeRO-2)" in ref.stderr and "accumulation 16" in ref.stderr
 
-    proc = subprocess.Popen(glm_cmd("pretrain", str(cfg), f"training.output_dir={killed}", "--no-progress"),
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 600
-        while not (killed / "checkpoint-2" / "trainer_state.json").exists():
-            assert proc.poll() is None, "training ended before checkpoint-2 appeared"
-            assert time.time() < deadline
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=60)
+    code = sigkill_at(glm_cmd("pretrain", str(cfg), f"training.output_dir={killed}", "--no-progress"),
+                      killed / "checkpoint-2" / "trainer_state.json", tmp_path, env, poll=0.01)
+    assert code == -signal.SIGKILL
     assert not (killed / f"checkpoint-{STEPS}").exists(), "the kill came too late to interrupt training"
     res = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={killed}", "--resume", "--no-progress"),
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -68,3 +58,44 @@ def test_4090_lora_recipe_kill9_resume_is_bit_exact(tmp_path):
     base = [k for k in ds["module"] if k.startswith("llm.") and ".lora_" not in k]
     assert ds["module"] and not base, base[:3]
     assert (full / "adapter_config.json").is_file()
+
+
+def test_lora_under_zero3_offload_gathers_the_lora_tensors(tmp_path):
+    from safetensors import safe_open
+
+    cfg = write_tiny_config(tmp_path, recipe="3090-zero3-offload",
+                            training={"max_steps": 2, "save_steps": 2, "learning_rate": 1e-2})
+    run = tmp_path / "run"
+    r = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={run}", "model.llm.tuning=lora",
+                               "model.llm.lora.r=4", "--no-progress"),
+                       cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "(ZeRO-3)" in r.stderr
+    with safe_open(str(run / "adapter_model.safetensors"), "pt") as f:
+        b = [f.get_tensor(k) for k in f.keys() if ".lora_B." in k]
+        a = [f.get_tensor(k) for k in f.keys() if ".lora_A." in k]
+    assert a and b and all(t.shape[1] == 4 for t in b) and all(t.shape[0] == 4 for t in a)  # gathered, not partitions
+    assert any(float(t.abs().max()) > 0 for t in b), "LoRA B did not train under ZeRO-3"
+
+
+def test_qlora_with_zero3_is_a_named_error(tmp_path):
+    pytest.importorskip("bitsandbytes", reason='bitsandbytes is not installed: pip install -e ".[quant]"')
+    cfg = write_tiny_config(tmp_path, recipe="3090-zero3-offload", training={"max_steps": 1})
+    r = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={tmp_path / 'q'}",
+                               "model.llm.tuning=qlora", "--no-progress"),
+                       cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2
+    assert "ZeRO-3, which cannot partition a 4-bit base" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "q" / "adapter_model.safetensors").exists()
+
+
+def test_export_of_a_frozen_run_is_a_named_error(tmp_path):
+    cfg = write_tiny_config(tmp_path, training={"max_steps": 1, "save_steps": 1})
+    run = tmp_path / "run"
+    r = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={run}", "--no-progress"),
+                       cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(glm_cmd("export", str(run), str(tmp_path / "out")), cwd=tmp_path, env=subprocess_env(tmp_path),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "nothing to merge" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.tmp").exists()

@@ -63,3 +63,22 @@ def run_glm(tmp_path: Path, *args: str, timeout: float = 300) -> subprocess.Comp
     return subprocess.run(glm_cmd(*args), cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True,
                           text=True, timeout=timeout)
 
+
+
+def sigkill_at(cmd: list[str], marker: Path, cwd: Path, env: dict[str, str], poll: float = 0.01) -> int:
+    """Start ``cmd``, SIGKILL it as soon as ``marker`` exists (e.g. a checkpoint's trainer_state.json);
+    return its exit code (``-SIGKILL``). Fails if it ends first or takes over 10 minutes."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 600
+        while not marker.exists():
+            assert proc.poll() is None, f"the run ended before {marker} appeared"
+            assert time.time() < deadline, f"{marker} did not appear within 10 minutes"
+            time.sleep(poll)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    return proc.returncode

@@ -39,12 +39,15 @@ def total_norm(group_norms: dict[str, float]) -> Optional[float]:
 
 
 def parameter_groups(model: nn.Module, hints: tuple[str, ...] = ()) -> dict[str, list[tuple[str, nn.Parameter]]]:
-    """Trainable parameters by group: the longest ``hints`` prefix that matches, else the name's first part."""
+    """Trainable parameters by group: the longest ``hints`` prefix that matches, else the name's first part;
+    the LLM's trained tensors (``model.llm.tuning``) are ``lora`` or ``llm``."""
     groups: dict[str, list[tuple[str, nn.Parameter]]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         match = max((h for h in hints if name == h or name.startswith(h + ".")), key=len, default=None)
+        if match is None and name.startswith("llm."):
+            match = "lora" if ".lora_" in name else "llm"
         groups.setdefault(match or name.split(".")[0], []).append((name, p))
     return groups
 

@@ -132,6 +132,9 @@ class TrainLogger:
             msg = (f"step {step}/{self.total_steps} loss {record.get('loss', float('nan')):.4f}"
                    f" lr {record.get('lr', 0):.3g} grad_norm {record.get('grad_norm') or 0:.3g}"
                    f" rss {record['rss_mb']:.0f} MiB eta {record['remaining_time']}")
+            if "eval_accuracy" in record:
+                msg += (f" | eval accuracy {record['eval_accuracy']:.4f} loss {record['eval_loss']:.4f}"
+                        + (" (best)" if record.get("is_best") else ""))
             logger.info(msg)
         return record
 

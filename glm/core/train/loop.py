@@ -40,6 +40,7 @@ from glm.core.train.log import TrainLogger
 from glm.core.train.log import logger as train_logger
 from glm.core.train.log import peak_rss_mb, rank0_info, truncate_log
 from glm.core.train.outdir import OutputDirError, RunDirectory, check_output_dir  # noqa: F401  (re-exported)
+from glm.core.train.validation import BestTracker
 from glm.core.tuning import PEFT_CONFIG_FILE
 from glm.errors import GlmError
 
@@ -163,17 +164,21 @@ class Trainer:
         collate_fn: ``list[sample] -> GraphBatch``.
         progress: show a tqdm bar on rank 0.
         hidden_size: LLM hidden size, used to fill ZeRO bucket sizes.
+        validator: ``(module, device, dtype) -> {"eval_accuracy", "eval_loss", ...}``, run every
+            ``training.eval_steps`` steps and at the end (:class:`glm.core.train.validation.Validator`).
     """
 
     def __init__(self, config: RunConfig, model: torch.nn.Module, dataset: Sequence[Any],
                  collate_fn: Callable[[list[Any]], Any], progress: bool = True,
-                 hidden_size: Optional[int] = None) -> None:
+                 hidden_size: Optional[int] = None, validator: Optional[Callable[..., dict[str, float]]] = None) -> None:
         self.config = config
         self.model = model
         self.dataset = dataset
         self.collate_fn = collate_fn
         self.progress = progress
         self.hidden_size = hidden_size
+        self.validator = validator
+        self.tracker = None
 
     # -- data order ---------------------------------------------------------------------
     def _permutation(self, epoch: int) -> list[int]:
@@ -262,11 +267,15 @@ class Trainer:
 
         state: dict[str, Any] = {"log_history": []}
         start_step = 0
+        validate = self.validator is not None and t.eval_steps > 0
+        tracker = self.tracker = BestTracker(t.metric_for_best_model, t.load_best_model_at_end) if validate else None
         if resume is not None:
             state = ckpt.load_checkpoint(engine, resume, dist.rank, dist.world_size)
             start_step = int(state["global_step"])
             if dist.rank == 0:
                 truncate_log(out, start_step)
+            if tracker is not None:
+                tracker.load_state(state, out)
             rank0_info("resumed from %s (step %d)", resume, start_step)
 
         self._perm, self._perm_epoch = [], -1
@@ -308,8 +317,14 @@ class Trainer:
                 window_samples += accum * t.micro_batch_size * dist.world_size
                 logger.update(1, step_loss)
                 health.observe(group_norms)
+                evaluated: dict[str, Any] = {}
+                if tracker is not None and (step % t.eval_steps == 0 or step == total):
+                    evaluated = self.validator(engine.module, engine.device, input_dtype)
+                    evaluated["is_best"] = tracker.update(step, evaluated, engine)
+                    engine.train()
+                stop = tracker is not None and tracker.should_stop(t.early_stopping_patience)
 
-                if step % t.logging_steps == 0 or step == total:
+                if step % t.logging_steps == 0 or step == total or evaluated:
                     now = time.perf_counter()
                     record = {
                         "current_steps": step,
@@ -319,13 +334,18 @@ class Trainer:
                         "grad_norm": grad_norm,
                         "throughput": round(window_samples / max(now - window_t, 1e-9), 3),
                         **health.record(),
+                        **evaluated,
                     }
                     record = logger.log(record, now - t0, step - start_step)
                     history.append(record)
                     window_loss, window_steps, window_samples, window_t = 0.0, 0, 0, now
 
-                if (t.save_steps and step % t.save_steps == 0) or step == total:
+                if (t.save_steps and step % t.save_steps == 0) or step == total or stop:
                     self._save(engine, out, step, total, per_epoch, history, dist)
+                if stop:
+                    rank0_info("early stopping at step %d: %s has not improved for %d evaluations (best %.4f at "
+                               "step %d)", step, tracker.metric, tracker.since_best, tracker.best, tracker.best_step)
+                    break
         except KeyboardInterrupt:
             if dist.rank == 0:
                 for tmp in out.glob(f"{ckpt.CHECKPOINT_PREFIX}*.tmp"):  # a save cut short
@@ -337,6 +357,11 @@ class Trainer:
         finally:
             logger.close()
             health.close()
+        if tracker is not None and t.load_best_model_at_end and tracker.best_step not in (None, step):
+            if tracker.restore(engine):  # the final adapter holds the best evaluation's tensors
+                self._save(engine, out, step, total, per_epoch, history, dist, loaded_best=True)
+                rank0_info("loaded the best model at the end: %s %.4f at step %d", tracker.metric, tracker.best,
+                           tracker.best_step)
         elapsed = time.perf_counter() - t0
         if dist.rank == 0:
             _publish_final(out, step)
@@ -345,7 +370,7 @@ class Trainer:
         return TrainResult(out, step, last_loss, elapsed, peak_rss_mb(), history, resume, n_trainable)
 
     def _save(self, engine, out: Path, step: int, total: int, per_epoch: int,
-              history: list[dict[str, Any]], dist: DistInfo) -> Path:
+              history: list[dict[str, Any]], dist: DistInfo, loaded_best: bool = False) -> Path:
         t = self.config.training
         state = {
             "epoch": step * t.gradient_accumulation_steps / per_epoch,
@@ -359,6 +384,8 @@ class Trainer:
             "data_order": {"seed": t.seed, "micro_batches_per_epoch": per_epoch,
                            "consumed_micro_batches": step * t.gradient_accumulation_steps,
                            "num_samples": len(self.dataset)},
+            **(self.tracker.state() if self.tracker is not None else {}),
+            **({"loaded_best_model_at_end": True} if loaded_best else {}),
         }
         d = self.config.data
         meta = {"recipe": self.config.recipe,

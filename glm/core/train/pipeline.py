@@ -254,5 +254,20 @@ def run_stage(config: RunConfig, progress: bool = True, model=None, data: Option
     samples = stage_samples(config, data)
     collator = make_collator(config, model, data)
     trainer = Trainer(config, model, samples, collator, progress=progress,
-                      hidden_size=int(model.llm.config.hidden_size))
+                      hidden_size=int(model.llm.config.hidden_size), validator=make_validator(config, model, data))
     return trainer.train(), model, data
+
+
+def make_validator(config: RunConfig, model, data: DataBundle):
+    """The :class:`~glm.core.train.validation.Validator` of ``training.eval_steps`` (``None`` when off):
+    ``eval.val_samples`` validation nodes of the held-out classes, drawn once with ``data.seed``."""
+    from glm.core.train.validation import Validator
+
+    if config.training.eval_steps <= 0:
+        return None
+    samples = eval_samples(config, data, "val")
+    if not samples:
+        raise PipelineError("training.eval_steps: the split has no validation nodes; set data.val_per_class > 0")
+    samples = _take(samples, config.eval.val_samples, config.data.seed)
+    return Validator(samples, make_collator(config, model, data), make_collator(config, model, data, inference=True),
+                     batch_size=config.eval.batch_size)
