@@ -240,8 +240,12 @@ def precompute_subgraphs(
         cached = load_cached(path)
         if isinstance(cached, dict) and torch.equal(cached.get("targets", torch.empty(0)), tg):
             return SampledSubgraphs(**cached)
+    from tqdm.auto import tqdm
+
     sampler = NeighborSampler(edge_index, num_nodes, fanouts, seed)
-    parts = [sampler.sample(tg[i:i + batch_size], salt=salt) for i in range(0, tg.numel(), batch_size)]
+    starts = range(0, tg.numel(), batch_size)
+    bar = tqdm(starts, desc="sampling subgraphs", unit="batch", leave=False, disable=None if len(starts) > 4 else True)
+    parts = [sampler.sample(tg[i:i + batch_size], salt=salt) for i in bar]
     out = concat_sampled(parts) if parts else sampler.sample(tg, salt=salt)
     if path is not None:
         atomic_torch_save(out.as_dict(), path)

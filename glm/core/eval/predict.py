@@ -58,8 +58,15 @@ def _choices(sample: Sample) -> list[str]:
 
 
 @torch.no_grad()
+def _batches(n: int, batch_size: int, progress: bool, desc: str):
+    """Batch start offsets, with a tqdm bar (stderr, only on a terminal) when ``progress``."""
+    from tqdm.auto import tqdm
+
+    return tqdm(range(0, n, batch_size), desc=desc, unit="batch", leave=False, disable=None if progress else True)
+
+
 def score_choices(model, samples: Sequence[Sample], collate: Callable[[list[Sample]], Any],
-                  batch_size: int = 8) -> list[dict[str, float]]:
+                  batch_size: int = 8, progress: bool = False) -> list[dict[str, float]]:
     """Sum of answer-token log-probabilities for every choice of every sample."""
     expanded: list[tuple[int, str, Sample]] = []
     for i, s in enumerate(samples):
@@ -67,7 +74,7 @@ def score_choices(model, samples: Sequence[Sample], collate: Callable[[list[Samp
             expanded.append((i, c, replace(s, answer=c, meta=dict(s.meta))))
     scores: list[dict[str, float]] = [{} for _ in samples]
     device = next(p for p in model.parameters()).device
-    for start in range(0, len(expanded), batch_size):
+    for start in _batches(len(expanded), batch_size, progress, "scoring choices"):
         chunk = expanded[start:start + batch_size]
         batch = collate([s for _, _, s in chunk]).to(device)
         labels = batch.labels
@@ -96,7 +103,7 @@ def _first_reply_tokens(collate, sample: Sample, choices: Sequence[str]) -> Opti
 
 @torch.no_grad()
 def score_first_tokens(model, samples: Sequence[Sample], train_collate, infer_collate,
-                       batch_size: int = 8) -> Optional[list[dict[str, float]]]:
+                       batch_size: int = 8, progress: bool = False) -> Optional[list[dict[str, float]]]:
     """Log-probability of each choice's first reply token after the prompt (one forward per
     sample), or ``None`` if some sample's choices share a first token."""
     firsts = []
@@ -111,7 +118,7 @@ def score_first_tokens(model, samples: Sequence[Sample], train_collate, infer_co
     order = sorted(range(len(samples)), key=lambda i: -lengths[i])
     extra = _last_logits_only(model)
     scores: list[Optional[dict[str, float]]] = [None] * len(samples)
-    for start in range(0, len(order), batch_size):
+    for start in _batches(len(order), batch_size, progress, "scoring"):
         rows = order[start:start + batch_size]
         chunk = [samples[i] for i in rows]
         batch = infer_collate(chunk).to(device)  # left padded: the last position predicts the reply
@@ -133,11 +140,11 @@ def _last_logits_only(model) -> dict[str, Any]:
 
 @torch.no_grad()
 def generate_answers(model, samples: Sequence[Sample], collate: Callable[[list[Sample]], Any],
-                     batch_size: int = 8, max_new_tokens: int = 16) -> list[str]:
+                     batch_size: int = 8, max_new_tokens: int = 16, progress: bool = False) -> list[str]:
     """Greedy continuations (``collate`` must be an inference collator, left padding)."""
     device = next(p for p in model.parameters()).device
     texts: list[str] = []
-    for start in range(0, len(samples), batch_size):
+    for start in _batches(len(samples), batch_size, progress, "generating"):
         batch = collate(list(samples[start:start + batch_size])).to(device)
         ids = model.generate(batch, max_new_tokens=max_new_tokens, do_sample=False)
         texts += model.tokenizer.batch_decode(ids, skip_special_tokens=True)
@@ -145,8 +152,8 @@ def generate_answers(model, samples: Sequence[Sample], collate: Callable[[list[S
 
 
 def evaluate(model, samples: Sequence[Sample], train_collate, infer_collate=None, mode: str = "choice",
-             match: str = "exact", batch_size: int = 8, max_new_tokens: int = 16) -> EvalResult:
-    """Accuracy and macro-F1 of ``model`` on classification ``samples``."""
+             match: str = "exact", batch_size: int = 8, max_new_tokens: int = 16, progress: bool = False) -> EvalResult:
+    """Accuracy and macro-F1 of ``model`` on classification ``samples`` (``progress``: a bar per pass, on a terminal)."""
     was_training = model.training
     model.eval()
     t0 = time.perf_counter()
@@ -155,16 +162,17 @@ def evaluate(model, samples: Sequence[Sample], train_collate, infer_collate=None
         if mode == "choice":
             scores = None
             if infer_collate is not None and hasattr(train_collate, "encode"):
-                scores = score_first_tokens(model, samples, train_collate, infer_collate, batch_size)
+                scores = score_first_tokens(model, samples, train_collate, infer_collate, batch_size, progress)
             if scores is None:
-                scores = score_choices(model, samples, train_collate, batch_size)
+                scores = score_choices(model, samples, train_collate, batch_size, progress)
             for s, sc in zip(samples, scores):
                 best = max(sc, key=sc.get)
                 preds.append(Prediction(s.meta.get("node"), s.answer, best, best, best == s.answer, sc))
         elif mode == "generate":
             if infer_collate is None:
                 raise ValueError("generate mode needs an inference collator (left padding)")
-            for s, text in zip(samples, generate_answers(model, samples, infer_collate, batch_size, max_new_tokens)):
+            texts = generate_answers(model, samples, infer_collate, batch_size, max_new_tokens, progress)
+            for s, text in zip(samples, texts):
                 choices = _choices(s)
                 preds.append(Prediction(s.meta.get("node"), s.answer, text, match_class(text, choices, match),
                                         is_correct(text, s.answer, choices, match)))
