@@ -3,9 +3,10 @@
 Every ``logging_steps`` the trainer adds to ``trainer_log.jsonl``:
 
 * ``grad_norm/<group>``: L2 norm of the group's gradients at the last micro-batch of the step
-  (ZeRO stage 0 only: with ZeRO-1/2/3 gradients are partitioned). Groups are the method's
+  (under ZeRO-1/2/3 the partitioned gradients are assembled first). Groups are the method's
   ``parameter_groups`` (``gate.task_related``, ``gate.task_invariant`` for GraphLAMA), else the
-  first component of the parameter name (``encoder``, ``hop``, ``projector``, ...);
+  first component of the parameter name (``encoder``, ``hop``, ``projector``, ...; the LLM's
+  trained tensors: ``lora`` or ``llm``);
 * ``update_ratio/<group>``: ``|w_now - w_then| / |w_then|`` over the logging window (since the
   previous record), the parameter-update ratio;
 * ``act/<module>/{mean,std,zero}``: mean, standard deviation and fraction of exact zeros of the
@@ -99,10 +100,16 @@ class TrainingHealth:
         self.snapshot = now
         return out
 
-    def grad_norms(self) -> dict[str, float]:
+    def grad_norms(self, partitioned: bool = False) -> dict[str, float]:
+        """L2 norm of each group's gradients. ``partitioned`` (ZeRO-1/2/3): the full gradients are
+        assembled with DeepSpeed's ``safe_get_full_grad`` -- a collective: every rank must call this,
+        after backward and before the optimizer step."""
+        if partitioned:
+            from deepspeed.utils import safe_get_full_grad
         out = {}
         for group, params in self.groups.items():
-            grads = [p.grad.detach().float().norm() for _, p in params if p.grad is not None]
+            full = [safe_get_full_grad(p) if partitioned else p.grad for _, p in params]
+            grads = [g.detach().float().norm() for g in full if g is not None]
             if grads:
                 out[group] = float(torch.linalg.vector_norm(torch.stack(grads)))
         return out

@@ -299,8 +299,8 @@ class Trainer:
                     batch = to_engine(batch, engine.device, input_dtype)
                     loss = engine(batch).loss
                     engine.backward(loss)
-                    if k == accum - 1 and stage == 0:
-                        group_norms = health.grad_norms()
+                    if k == accum - 1:
+                        group_norms = health.grad_norms(partitioned=stage > 0)
                         grad_norm = total_norm(group_norms)
                     engine.step()
                     step_loss += float(loss.detach()) / accum
