@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from glm.cli.common import print_json
@@ -129,6 +130,8 @@ def _probe(cfg, inp, args) -> dict[str, Any]:
                                 runner=runner, attention=args.attention)
         if args.quantization:  # probe what is planned: a 4-bit base (8-bit is planned only)
             spec.quantization = args.quantization
+        print(f"probe: {spec.warmup_steps} warm-up + {spec.steps} measured steps of the {runner} runner on {device} "
+              f"in a fresh process (the model loads first) ...", file=sys.stderr, flush=True)
         result = run_probe(spec)
     except ProbeError as exc:
         raise CliError(str(exc)) from None

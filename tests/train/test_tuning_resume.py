@@ -99,3 +99,15 @@ def test_export_of_a_frozen_run_is_a_named_error(tmp_path):
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "nothing to merge" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.tmp").exists()
+
+
+def test_overwriting_a_lora_run_with_a_frozen_one_leaves_no_peft_config(tmp_path):
+    cfg = write_tiny_config(tmp_path, training={"max_steps": 1, "save_steps": 1})
+    run, env = tmp_path / "run", subprocess_env(tmp_path)
+    r = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={run}", "model.llm.tuning=lora",
+                               "--no-progress"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and (run / "adapter_config.json").is_file(), r.stderr[-3000:]
+    r = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={run}", "--overwrite", "--no-progress"),
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not (run / "adapter_config.json").exists()  # PEFT would otherwise look for LoRA tensors that are gone

@@ -28,11 +28,12 @@ from typing import Any, Optional
 from glm.core.config import CONFIG_FILENAME
 from glm.core.train import checkpoint as ckpt
 from glm.core.train.log import LOG_FILENAME
+from glm.core.tuning import PEFT_CONFIG_FILE
 from glm.errors import GlmError
 
 logger = logging.getLogger("glm.train")
 
-GLM_OWNED = (LOG_FILENAME, CONFIG_FILENAME, ckpt.TRAINER_STATE, ckpt.ADAPTER_FILE)
+GLM_OWNED = (LOG_FILENAME, CONFIG_FILENAME, ckpt.TRAINER_STATE, ckpt.ADAPTER_FILE, PEFT_CONFIG_FILE)
 
 
 class OutputDirError(GlmError, RuntimeError):
