@@ -383,11 +383,25 @@ class RunConfig:
             raise ConfigError(f"{source}: model.llm.lora.dropout must be in [0, 1), found {llm.lora.dropout}")
         if not llm.lora.target_modules:
             raise ConfigError(f"{source}: model.llm.lora.target_modules is empty; name modules or use [all-linear]")
+        if llm.tuning == "qlora" and _recipe_zero_stage(self.recipe) == 3:
+            raise ConfigError(f"{source}: recipe {self.recipe!r} uses ZeRO-3, which cannot partition a 4-bit base "
+                              "(model.llm.tuning=qlora); use a ZeRO-0/1/2 recipe, e.g. recipe=3090-qlora")
         if llm.tuning == "freeze" and llm.freeze.last_n < 0:
             raise ConfigError(f"{source}: model.llm.freeze.last_n must be >= 0, found {llm.freeze.last_n}")
         if llm.tuning == "freeze" and llm.freeze.last_n == 0 and not llm.freeze.modules:
             raise ConfigError(f"{source}: model.llm.tuning=freeze trains nothing of the LLM; "
                               "set model.llm.freeze.last_n >= 1 or model.llm.freeze.modules")
+
+
+def _recipe_zero_stage(recipe: str) -> Optional[int]:
+    """The ZeRO stage of a recipe, ``None`` when it cannot be read (named when the run resolves it)."""
+    from glm.core.recipe import RecipeError, load_recipe
+
+    try:
+        raw, _ = load_recipe(recipe)
+    except RecipeError:
+        return None
+    return int((raw.get("zero_optimization") or {}).get("stage", 0))
 
 
 def _choice(value: str, choices: Sequence[str], key: str, source: str) -> None:

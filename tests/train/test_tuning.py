@@ -295,3 +295,31 @@ def test_health_log_has_a_lora_group(tmp_path):
     assert "lora" in norms and not [k for k in norms if k.startswith("llm")]
     assert norms["lora"] == pytest.approx(float(torch.linalg.vector_norm(torch.stack(
         [torch.linalg.vector_norm(g) for g in lora]))), rel=1e-5)
+
+
+def test_qlora_with_a_zero3_recipe_is_a_named_config_error(tmp_path):
+    data = yaml.safe_load(yaml.safe_dump(TINY_CONFIG))
+    data["model"]["llm"]["tuning"] = "qlora"
+    data["recipe"] = "3090-zero3-offload"
+    with pytest.raises(ConfigError, match="ZeRO-3, which cannot partition a 4-bit base"):
+        config_from_dict(data, "<t>")
+
+
+def test_export_cli_names_what_is_wrong(tmp_path, capsys):
+    from glm.cli.main import main
+    from glm.core.adapter import save_adapter
+
+    config = tiny(tmp_path)
+    model = build_model(config)
+    set_stage(model, "adapt")
+    run = tmp_path / "run"
+    run.mkdir()
+    save_adapter(model, run / "adapter_model.safetensors", "adapt")
+    assert main(["export", str(run), str(tmp_path / "out")]) == 2
+    assert "no run config" in capsys.readouterr().err
+    (run / "glm_config.yaml").write_text(config.to_yaml())
+    assert main(["export", str(run), str(tmp_path / "out")]) == 2
+    assert "nothing to merge" in capsys.readouterr().err
+    assert main(["export", str(run), str(tmp_path / "out"), "--peft"]) == 2
+    assert "no LoRA tensors" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.tmp").exists()

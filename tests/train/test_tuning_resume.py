@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from train_helpers import glm_cmd, sigkill_at, subprocess_env, write_tiny_config
 
 pytest.importorskip("peft", reason='PEFT is not installed: pip install -e ".[quant]"')
-STEPS = 6
+STEPS = 4
 
 
 def _losses(run):
@@ -76,29 +76,6 @@ def test_lora_under_zero3_offload_gathers_the_lora_tensors(tmp_path):
         a = [f.get_tensor(k) for k in f.keys() if ".lora_A." in k]
     assert a and b and all(t.shape[1] == 4 for t in b) and all(t.shape[0] == 4 for t in a)  # gathered, not partitions
     assert any(float(t.abs().max()) > 0 for t in b), "LoRA B did not train under ZeRO-3"
-
-
-def test_qlora_with_zero3_is_a_named_error(tmp_path):
-    pytest.importorskip("bitsandbytes", reason='bitsandbytes is not installed: pip install -e ".[quant]"')
-    cfg = write_tiny_config(tmp_path, recipe="3090-zero3-offload", training={"max_steps": 1})
-    r = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={tmp_path / 'q'}",
-                               "model.llm.tuning=qlora", "--no-progress"),
-                       cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=600)
-    assert r.returncode == 2
-    assert "ZeRO-3, which cannot partition a 4-bit base" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "q" / "adapter_model.safetensors").exists()
-
-
-def test_export_of_a_frozen_run_is_a_named_error(tmp_path):
-    cfg = write_tiny_config(tmp_path, training={"max_steps": 1, "save_steps": 1})
-    run = tmp_path / "run"
-    r = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={run}", "--no-progress"),
-                       cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-3000:]
-    r = subprocess.run(glm_cmd("export", str(run), str(tmp_path / "out")), cwd=tmp_path, env=subprocess_env(tmp_path),
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 2 and "nothing to merge" in r.stderr and "Traceback" not in r.stderr
-    assert not (tmp_path / "out").exists() and not (tmp_path / "out.tmp").exists()
 
 
 def test_overwriting_a_lora_run_with_a_frozen_one_leaves_no_peft_config(tmp_path):

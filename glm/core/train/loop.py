@@ -240,9 +240,6 @@ class Trainer:
 
         schedule = lr_lambda(t.lr_scheduler, warmup, total)
         stage = zero_stage(ds_config)
-        if stage == 3 and cfg.model.llm.tuning == "qlora":
-            raise RecipeError(f"recipe {cfg.recipe!r} uses ZeRO-3, which cannot partition a 4-bit base "
-                              "(model.llm.tuning=qlora); use ZeRO-0/1/2, e.g. recipe=3090-qlora")
         problem = offload_optimizer_fallback(ds_config)
         if problem and dist.rank == 0:
             train_logger.warning("optimizer offload uses torch AdamW instead of DeepSpeedCPUAdam (slower steps): %s",
