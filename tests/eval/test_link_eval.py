@@ -14,7 +14,7 @@ from glm.core.eval.link import link_report, pair_distances
 from glm.core.eval.predict import EvalResult, Prediction
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
-from train_helpers import TINY_CONFIG, run_glm, write_tiny_config  # noqa: E402
+from train_helpers import write_tiny_config  # noqa: E402
 
 
 def test_pair_distances_on_a_path_and_a_separate_component():
@@ -41,19 +41,28 @@ def test_link_report_matches_direct_counts():
     assert by["1"]["linked"] == 3 and by["2"]["said_yes"] == pytest.approx(0.5) and by[">=3"]["accuracy"] == 1.0
 
 
-def test_cli_link_prediction_eval(tmp_path):
-    cfg = write_tiny_config(tmp_path, training={**TINY_CONFIG["training"], "max_steps": 2, "save_steps": 2})
+def test_cli_link_prediction_eval(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from glm.cli.main import main
+    from glm.core.adapter import save_adapter
+    from glm.core.config import config_from_dict
+    from glm.core.train.pipeline import build_model
+
+    monkeypatch.setenv("GLM_CACHE_DIR", str(tmp_path / "cache"))
+    cfg = write_tiny_config(tmp_path)
+    config = config_from_dict(yaml.safe_load(cfg.read_text()), str(cfg))
     run = tmp_path / "run"
-    r = run_glm(tmp_path, "adapt", str(cfg), "--output-dir", str(run), "--no-progress")
-    assert r.returncode == 0, r.stderr[-3000:]
+    run.mkdir()
+    save_adapter(build_model(config), run / "adapter_model.safetensors", "adapt")  # an untrained graph side
     out, rep = tmp_path / "lp.jsonl", tmp_path / "rep"
-    r = run_glm(tmp_path, "eval", str(cfg), "--adapter", str(run), "--task", "link_prediction", "--pairs", "16",
-                "--output", str(out), "--report-dir", str(rep))
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert "link prediction: 16 pairs, AUC" in r.stdout and "hop distance" in r.stdout
+    assert main(["eval", str(cfg), "--adapter", str(run), "--task", "link_prediction", "--pairs", "16",
+                 "--output", str(out), "--report-dir", str(rep)]) == 0
+    printed = capsys.readouterr().out
+    assert "link prediction: 16 pairs, AUC" in printed and "hop distance" in printed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 16 and all((row["hop_distance"] == 1) == (row["label"] == "yes") for row in rows)
     report = json.loads((rep / "link_report.json").read_text())
     assert sum(v["pairs"] for v in report["by_distance"].values()) == 16
-    r = run_glm(tmp_path, "eval", str(cfg), "--adapter", str(run), "--task", "link_prediction", "--pairs", "1")
-    assert r.returncode == 2 and "--pairs must be >= 2" in r.stderr
+    assert main(["eval", str(cfg), "--adapter", str(run), "--task", "link_prediction", "--pairs", "1"]) == 2
+    assert "--pairs must be >= 2" in capsys.readouterr().err

@@ -109,24 +109,3 @@ def test_plot_draws_one_png_per_signal_family(tmp_path):
     img = np.asarray(Image.open(paths[1]).convert("L"))
     assert img.std() > 10
 
-
-def test_group_norms_under_zero2_and_zero3_offload_equal_stage0(tmp_path):
-    """Partitioned gradients are assembled (DeepSpeed's safe_get_full_grad): the first step's group norms
-    under the 3090 offload recipes equal the ZeRO-0 run's (fp32 on CPU, same weights, same batch)."""
-    import json
-
-    from train_helpers import TINY_CONFIG, run_glm, write_tiny_config
-
-    cfg = write_tiny_config(tmp_path, training={**TINY_CONFIG["training"], "max_steps": 1, "logging_steps": 1})
-    norms = {}
-    for recipe in ("cpu", "3090-zero2-offload", "3090-zero3-offload"):
-        out = tmp_path / recipe
-        r = run_glm(tmp_path, "pretrain", str(cfg), "--output-dir", str(out), "--recipe", recipe, "--no-progress")
-        assert r.returncode == 0, r.stderr[-3000:]
-        record = json.loads((out / "trainer_log.jsonl").read_text().splitlines()[0])
-        norms[recipe] = {k: v for k, v in record.items() if k.startswith("grad_norm/")}
-    assert len(norms["cpu"]) >= 3
-    for recipe in ("3090-zero2-offload", "3090-zero3-offload"):
-        assert norms[recipe].keys() == norms["cpu"].keys()
-        for k, v in norms["cpu"].items():
-            assert math.isclose(norms[recipe][k], v, rel_tol=1e-5), (recipe, k, norms[recipe][k], v)

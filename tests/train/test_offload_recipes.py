@@ -71,3 +71,7 @@ def test_3090_offload_recipe_trains_the_graph_side_only(tmp_path, name, stage, c
         == set(r["trainable"])
     assert r["adapter_mismatch"] == []
     assert r["ds_module_keys"] and not any(k.startswith("llm.") for k in r["ds_module_keys"])
+    # training health under the partitioned, offloaded gradients: every group's norm, finite
+    first = json.loads((out / "trainer_log.jsonl").read_text().splitlines()[0])
+    groups = {k: v for k, v in first.items() if k.startswith("grad_norm/")}
+    assert len(groups) >= 3 and all(math.isfinite(v) and v > 0 for v in groups.values()), groups

@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from glm.cli.main import main
 from glm.core.config import ConfigError, config_from_dict
 from glm.core.train.validation import BestTracker, _choice_loss
 
@@ -24,7 +25,7 @@ def _log(run):
     return [json.loads(line) for line in (run / "trainer_log.jsonl").read_text().splitlines() if line.strip()]
 
 
-def test_eval_records_match_glm_eval_and_the_best_step_is_kept(tmp_path):
+def test_eval_records_match_glm_eval_and_the_best_step_is_kept(tmp_path, capsys, monkeypatch):
     cfg = write_tiny_config(tmp_path, data={**TINY_CONFIG["data"], **VAL},
                             training={**TINY_CONFIG["training"], "max_steps": 6, "eval_steps": 2, "save_steps": 2,
                                       "save_total_limit": 5, "load_best_model_at_end": True, "logging_steps": 3})
@@ -39,9 +40,9 @@ def test_eval_records_match_glm_eval_and_the_best_step_is_kept(tmp_path):
     assert state["best_global_step"] == best["current_steps"] and state["best_metric"] == best["eval_accuracy"]
     # the eval record at a step is what glm eval --split val says of that step's checkpoint
     step = evals[0]["current_steps"]
-    r = run_glm(tmp_path, "eval", str(cfg), "--adapter", str(run / f"checkpoint-{step}"), "--split", "val")
-    assert r.returncode == 0, r.stderr[-3000:]
-    assert f"accuracy {evals[0]['eval_accuracy']:.4f}" in r.stdout
+    monkeypatch.setenv("GLM_CACHE_DIR", str(tmp_path / "cache"))  # the cache the run used (run_glm's)
+    assert main(["eval", str(cfg), "--adapter", str(run / f"checkpoint-{step}"), "--split", "val"]) == 0
+    assert f"accuracy {evals[0]['eval_accuracy']:.4f}" in capsys.readouterr().out
     # load_best_model_at_end: the final adapter holds the best step's tensors
     final = load_file(str(run / "adapter_model.safetensors"))
     kept = load_file(str(run / f"checkpoint-{state['best_global_step']}" / "adapter_model.safetensors"))
@@ -87,7 +88,10 @@ def test_bad_validation_settings_are_named(training, match):
         config_from_dict({"training": training}, "<t>")
 
 
-def test_eval_steps_without_validation_nodes_is_a_named_error(tmp_path):
+def test_eval_steps_without_validation_nodes_is_a_named_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GLM_CACHE_DIR", str(tmp_path / "cache"))
     cfg = write_tiny_config(tmp_path, training={**TINY_CONFIG["training"], "eval_steps": 2})
-    r = run_glm(tmp_path, "adapt", str(cfg), "--output-dir", str(tmp_path / "run"), "--no-progress")
-    assert r.returncode == 2 and "data.val_per_class > 0" in r.stderr and "Traceback" not in r.stderr
+    assert main(["adapt", str(cfg), "--output-dir", str(tmp_path / "run"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "data.val_per_class > 0" in err and "Traceback" not in err
+    assert not (tmp_path / "run" / "adapter_model.safetensors").exists()

@@ -1,5 +1,5 @@
-"""ZeRO-2 and ZeRO-3 (no offload, torch AdamW) on CPU reach the stage-0 loss, save adapters
-with the model's own tensor shapes and resume."""
+"""ZeRO-2 and ZeRO-3 (no offload, torch AdamW) on CPU reach the stage-0 loss and gradient-norm
+groups, save adapters with the model's own tensor shapes and resume."""
 
 from __future__ import annotations
 
@@ -29,6 +29,11 @@ def test_zero_stage_matches_stage0_and_resumes(tmp_path, stage):
     r = run_glm(tmp_path, "pretrain", str(cfg), "--output-dir", str(zero), "--recipe", str(recipe), "--no-progress")
     assert r.returncode == 0, r.stderr[-3000:]
     assert _final_loss(zero) == pytest.approx(_final_loss(base), rel=1e-5)
+    # training health: the group norms of the partitioned gradients (assembled) equal stage 0's
+    norms = [[{k: v for k, v in rec.items() if k.startswith("grad_norm/")} for rec in map(json.loads, lines)]
+             for lines in ((run / "trainer_log.jsonl").read_text().splitlines() for run in (base, zero))]
+    assert norms[0] and all(len(r) >= 3 for r in norms[0]) and [r.keys() for r in norms[1]] == [r.keys() for r in norms[0]]
+    assert all(b[k] == pytest.approx(a[k], rel=1e-5) for a, b in zip(*norms) for k in a)
 
     from glm.core.adapter import read_adapter
 
