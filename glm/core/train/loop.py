@@ -164,7 +164,8 @@ class Trainer:
         collate_fn: ``list[sample] -> GraphBatch``.
         progress: show a tqdm bar on rank 0.
         hidden_size: LLM hidden size, used to fill ZeRO bucket sizes.
-        validator: ``(module, device, dtype) -> {"eval_accuracy", "eval_loss", ...}``, run every
+        validator: ``(module, place) -> {"eval_accuracy", "eval_loss", ...}`` (``place`` moves a batch to the
+            engine's device and dtype), run every
             ``training.eval_steps`` steps and at the end (:class:`glm.core.train.validation.Validator`).
     """
 
@@ -316,7 +317,7 @@ class Trainer:
                 health.observe(group_norms)
                 evaluated: dict[str, Any] = {}
                 if tracker is not None and (step % t.eval_steps == 0 or step == total):
-                    evaluated = self.validator(engine.module, engine.device, input_dtype)
+                    evaluated = self.validator(engine.module, lambda b: to_engine(b, engine.device, input_dtype))
                     evaluated["is_best"] = tracker.update(step, evaluated, engine)
                     engine.train()
                 stop = tracker is not None and tracker.should_stop(t.early_stopping_patience)

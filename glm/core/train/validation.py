@@ -22,15 +22,13 @@ from glm.core.train.log import logger
 
 
 class _OnDevice:
-    """A collator whose batches arrive on the engine's device and dtype (``encode`` passed through)."""
+    """A collator whose batches go through ``place`` (the engine's device and dtype; ``encode`` passed through)."""
 
-    def __init__(self, collate: Callable, device: torch.device, dtype: Optional[torch.dtype]) -> None:
-        self.collate, self.device, self.dtype = collate, device, dtype
+    def __init__(self, collate: Callable, place: Callable[[Any], Any]) -> None:
+        self.collate, self.place = collate, place
 
     def __call__(self, samples: list) -> Any:
-        from glm.core.train.loop import to_engine
-
-        return to_engine(self.collate(samples), self.device, self.dtype)
+        return self.place(self.collate(samples))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.collate, name)
@@ -50,13 +48,13 @@ class Validator:
         self.samples, self.batch_size = list(samples), batch_size
         self.train_collate, self.infer_collate = train_collate, infer_collate
 
-    def __call__(self, model: torch.nn.Module, device: torch.device,
-                 dtype: Optional[torch.dtype] = None) -> dict[str, float]:
+    def __call__(self, model: torch.nn.Module, place: Callable[[Any], Any] = lambda batch: batch) -> dict[str, float]:
+        """Scores of ``model``; ``place`` puts a batch where the model is (the trainer: device and dtype)."""
         from glm.core.eval.predict import evaluate
 
         t0 = time.perf_counter()
-        result = evaluate(model, self.samples, _OnDevice(self.train_collate, device, dtype),
-                          _OnDevice(self.infer_collate, device, dtype), "choice", batch_size=self.batch_size)
+        result = evaluate(model, self.samples, _OnDevice(self.train_collate, place),
+                          _OnDevice(self.infer_collate, place), "choice", batch_size=self.batch_size)
         losses = [_choice_loss(p.scores, p.label) for p in result.predictions if p.scores]
         return {"eval_accuracy": result.accuracy, "eval_loss": sum(losses) / len(losses) if losses else float("nan"),
                 "eval_samples": len(self.samples), "eval_seconds": round(time.perf_counter() - t0, 3)}
