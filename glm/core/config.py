@@ -395,13 +395,13 @@ class RunConfig:
 
 def _recipe_zero_stage(recipe: str) -> Optional[int]:
     """The ZeRO stage of a recipe, ``None`` when it cannot be read (named when the run resolves it)."""
-    from glm.core.recipe import RecipeError, load_recipe
+    from glm.core.recipe import RecipeError, load_recipe, zero_stage
 
     try:
         raw, _ = load_recipe(recipe)
     except RecipeError:
         return None
-    return int((raw.get("zero_optimization") or {}).get("stage", 0))
+    return zero_stage(raw)
 
 
 def _choice(value: str, choices: Sequence[str], key: str, source: str) -> None:

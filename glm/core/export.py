@@ -37,30 +37,24 @@ def _split(tensors: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], d
 def merged_llm(config: Any, tensors: dict[str, torch.Tensor], meta: dict[str, Any]):
     """``(llm, tokenizer)``: the base LLM with the adapter's LLM tensors merged in."""
     from glm.core.llm import load_llm_from_config
-    from glm.core.tuning import attach_lora
+    from glm.core.tuning import attach_lora, from_saved_name
 
     lora, layers = _split(tensors)
     if not lora and not layers:
         raise ExportError("the adapter holds no LLM tensors (model.llm.tuning was frozen): nothing to merge")
-    llm_cfg = config.model.llm
-    llm, tok = load_llm_from_config(llm_cfg)  # unquantised even for a qlora run: merging needs dense weights
+    llm, tok = load_llm_from_config(config.model.llm)  # unquantised even for a qlora run: merging needs dense weights
     if layers:
         missing = llm.load_state_dict(layers, strict=False).unexpected_keys
         if missing:
             raise ExportError(f"adapter LLM tensors not in the base: {missing[:3]}")
     if lora:
         peft = attach_lora(llm, (meta.get("llm_tuning") or {}).get("peft_config") or {})
-        result = peft.load_state_dict({_peft_param(k): v for k, v in lora.items()}, strict=False)
+        # PEFT names -> the wrapped model's own (glm's names without the leading "llm.")
+        result = peft.load_state_dict({from_saved_name(k)[len("llm."):]: v for k, v in lora.items()}, strict=False)
         if result.unexpected_keys:
             raise ExportError(f"LoRA tensors that fit no module: {result.unexpected_keys[:3]}")
         llm = peft.merge_and_unload()
     return llm, tok
-
-
-def _peft_param(name: str) -> str:
-    from glm.core.tuning import ADAPTER_NAME
-
-    return name.replace(".lora_A.", f".lora_A.{ADAPTER_NAME}.").replace(".lora_B.", f".lora_B.{ADAPTER_NAME}.")
 
 
 def chain_tensors(adapter: Union[str, Path]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

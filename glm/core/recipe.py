@@ -48,3 +48,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 def recipe_hints(recipe: dict[str, Any]) -> dict[str, Any]:
     """The glm-side ``"_glm"`` section of a recipe (``{}`` if absent)."""
     return dict(recipe.get("_glm", {}))
+
+
+def zero_stage(recipe: dict[str, Any]) -> int:
+    """The ZeRO stage of a recipe or a resolved DeepSpeed config (0 when it has no ``zero_optimization``)."""
+    return int((recipe.get("zero_optimization") or {}).get("stage", 0))

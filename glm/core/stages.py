@@ -16,6 +16,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from torch import nn
 
+from glm.core.tuning import tuning_of
 from glm.errors import GlmError
 
 StageTable = Mapping[str, Sequence[str]]
@@ -52,8 +53,6 @@ def stage_patterns(model: nn.Module, stage: str, stages: Optional[StageTable] = 
     patterns = list(table[stage]) + list(extra)
     if getattr(model, "train_graph_token_rows", False):
         patterns.append(GRAPH_TOKEN_ROWS)
-    from glm.core.tuning import tuning_of
-
     return patterns + tuning_of(model).patterns(stage)
 
 
@@ -62,8 +61,6 @@ def stage_parameter_names(model: nn.Module, stage: str, stages: Optional[StageTa
     """Names of the parameters that train in ``stage``, in ``named_parameters`` order."""
     patterns = stage_patterns(model, stage, stages, extra)
     names = [n for n, _ in model.named_parameters() if any(fnmatch(n, p) for p in patterns)]
-    from glm.core.tuning import tuning_of
-
     tuning = tuning_of(model)
     llm = [n for n in names if n.startswith("llm.") and not tuning.allows(n)]
     if llm:

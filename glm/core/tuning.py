@@ -114,11 +114,10 @@ def attach_lora(llm: nn.Module, peft_config: dict[str, Any], seed: int = 0) -> n
     """Wrap ``llm`` in a PEFT LoRA model (``peft_config``: ``peft.LoraConfig`` fields); LoRA ``A`` is
     initialised from ``seed`` (``B`` is zero: the wrapped model computes what ``llm`` did)."""
     try:
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
     except ImportError:
         raise TuningError('model.llm.tuning=lora needs PEFT: pip install -e ".[quant]"') from None
-    known = {k: v for k, v in peft_config.items() if k in LoraConfig.__dataclass_fields__}
-    config = LoraConfig(**known)
+    config = lora_config(peft_config)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
         torch.manual_seed(seed)
@@ -221,11 +220,15 @@ def peft_config_json(settings: dict[str, Any], base_name: str) -> Optional[dict[
     cfg = settings.get("peft_config")
     if not cfg:
         return None
+    out = lora_config(cfg, base_model_name_or_path=base_name).to_dict()
+    return {k: (sorted(v) if isinstance(v, set) else v) for k, v in out.items()}
+
+
+def lora_config(peft_config: dict[str, Any], **extra: Any):
+    """A ``peft.LoraConfig`` from recorded fields (fields this PEFT version does not know are dropped)."""
     from peft import LoraConfig
 
-    known = {k: v for k, v in cfg.items() if k in LoraConfig.__dataclass_fields__}
-    out = LoraConfig(**known, base_model_name_or_path=base_name).to_dict()
-    return {k: (sorted(v) if isinstance(v, set) else v) for k, v in out.items()}
+    return LoraConfig(**{k: v for k, v in peft_config.items() if k in LoraConfig.__dataclass_fields__}, **extra)
 
 
 def base_llm(llm: nn.Module) -> nn.Module:

@@ -189,27 +189,12 @@ def _run_config(recipe: str, stage: str, llm: Any, tuning: Optional[str] = None)
 def step_recipes(ctx: Context, r: StepResult) -> None:
     from glm.core.plan.from_config import from_run_config
     from glm.core.plan.memory import estimate
-    from glm.core.plan.probe import run_probe, spec_from_config
 
     mib = 2 ** 20
     for recipe in RECIPES:
         for stage in ("adapt", "pretrain"):
             cfg = _run_config(recipe, stage, VICUNA)
-            plan = estimate(from_run_config(cfg, device="cuda", text_tokens=TEXT_TOKENS))
-            row: dict[str, Any] = {"recipe": recipe, "stage": stage, "llm": VICUNA,
-                                   "tokens": plan.input.seq_len, "plan_peak_mb": round(plan.peak / mib)}
-            if ctx.device != "cuda":
-                row["status"] = "skipped: no CUDA device (planner estimate only)"
-            elif ctx.left() < 60:
-                row["status"] = "skipped: devcheck budget spent"
-            else:
-                spec = spec_from_config(cfg, device="cuda", steps=2, text_tokens=TEXT_TOKENS, runner="recipe")
-                res = run_probe(spec, timeout=ctx.left())
-                row.update(status="ok", allocated_peak_mb=round(res.peak_bytes / mib),
-                           reserved_peak_mb=round((res.reserved_peak_bytes or 0) / mib),
-                           seconds=round(res.seconds, 1), steps=res.steps_run,
-                           plan_error=round(plan.peak / max(1.0, res.reserved_peak_bytes or res.peak_bytes) - 1, 3))
-            r.rows.append(row)
+            r.rows.append(_measured_vs_plan(ctx, cfg, {"recipe": recipe, "stage": stage, "llm": VICUNA})[0])
     # the published run offloaded the optimizer only (parameters stay on the GPUs, partitioned over 2 cards)
     published = replace(from_run_config(_run_config("3090-zero3-offload", "pretrain", VICUNA), device="cuda",
                                         text_tokens=TEXT_TOKENS), offload_param=False)
@@ -224,12 +209,45 @@ def step_recipes(ctx: Context, r: StepResult) -> None:
         r.notes.append("tiny CPU recipe run skipped: deepspeed is not installed")
         return
     if ctx.device != "cuda":
-        cfg = _run_config("cpu", "adapt", {"family": "llama", "hidden_size": 64, "num_layers": 2})
-        res = run_probe(spec_from_config(cfg, device="cpu", steps=2, text_tokens=64, runner="recipe"),
-                        timeout=max(60.0, ctx.left()))
-        r.rows.append({"recipe": "cpu", "stage": "adapt", "llm": "tiny-random-llama", "tokens": res.seq_len,
-                       "status": "ok", "seconds": round(res.seconds, 1),
-                       "loss": round(res.loss, 4)})
+        r.rows.append(_tiny_cpu_run(ctx, {"recipe": "cpu", "stage": "adapt"}))
+
+
+def _measured_vs_plan(ctx: Context, cfg: Any, row: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """``(row, plan)``: ``row`` with the planner's CUDA peak for ``cfg`` and, on a CUDA box with budget
+    left, the peaks measured through the real Trainer (``plan_error`` = plan / measured - 1); a row whose
+    ``status`` is already set (e.g. a package missing) is not measured."""
+    from glm.core.plan.from_config import from_run_config
+    from glm.core.plan.memory import estimate
+    from glm.core.plan.probe import run_probe, spec_from_config
+
+    mib = 2 ** 20
+    plan = estimate(from_run_config(cfg, device="cuda", text_tokens=TEXT_TOKENS))
+    row.update(tokens=plan.input.seq_len, plan_peak_mb=round(plan.peak / mib))
+    if "status" in row:
+        return row, plan
+    if ctx.device != "cuda":
+        row["status"] = "skipped: no CUDA device (planner estimate only)"
+    elif ctx.left() < 60:
+        row["status"] = "skipped: devcheck budget spent"
+    else:
+        res = run_probe(spec_from_config(cfg, device="cuda", steps=2, text_tokens=TEXT_TOKENS, runner="recipe"),
+                        timeout=ctx.left())
+        row.update(status="ok", allocated_peak_mb=round(res.peak_bytes / mib),
+                   reserved_peak_mb=round((res.reserved_peak_bytes or 0) / mib),
+                   seconds=round(res.seconds, 1), steps=res.steps_run,
+                   plan_error=round(plan.peak / max(1.0, res.reserved_peak_bytes or res.peak_bytes) - 1, 3))
+    return row, plan
+
+
+def _tiny_cpu_run(ctx: Context, row: dict[str, Any], tuning: Optional[str] = None) -> dict[str, Any]:
+    """``row`` + a few steps of the recipe harness on a tiny random LLM on the CPU (proves the path runs here)."""
+    from glm.core.plan.probe import run_probe, spec_from_config
+
+    cfg = _run_config(row["recipe"], row["stage"], {"family": "llama", "hidden_size": 64, "num_layers": 2}, tuning)
+    res = run_probe(spec_from_config(cfg, device="cpu", steps=2, text_tokens=64, runner="recipe"),
+                    timeout=max(60.0, ctx.left()))
+    return {**row, "llm": "tiny-random-llama", "tokens": res.seq_len, "status": "ok",
+            "seconds": round(res.seconds, 1), "loss": round(res.loss, 4)}
 
 
 TUNING_RECIPES = ("4090-lora", "3090-qlora")
@@ -240,42 +258,18 @@ def step_tuning(ctx: Context, r: StepResult) -> None:
     real Trainer, beside the planner; on the CPU the same harness on a tiny random LLM."""
     import importlib.util
 
-    from glm.core.plan.from_config import from_run_config
-    from glm.core.plan.memory import estimate
-    from glm.core.plan.probe import run_probe, spec_from_config
-
-    mib = 2 ** 20
     missing = [m for m in ("peft", "bitsandbytes") if importlib.util.find_spec(m) is None]
     for recipe in TUNING_RECIPES:
         cfg = _run_config(recipe, "adapt", VICUNA)
-        plan = estimate(from_run_config(cfg, device="cuda", text_tokens=TEXT_TOKENS))
-        row: dict[str, Any] = {"recipe": recipe, "tuning": cfg.model.llm.tuning, "stage": "adapt", "llm": VICUNA,
-                               "llm_trainable": plan.input.llm_trainable_params, "tokens": plan.input.seq_len,
-                               "plan_peak_mb": round(plan.peak / mib)}
-        needs = ["peft"] + (["bitsandbytes"] if cfg.model.llm.tuning == "qlora" else [])
-        if [m for m in needs if m in missing]:
-            row["status"] = f"skipped: {', '.join(m for m in needs if m in missing)} not installed"
-        elif ctx.device != "cuda":
-            row["status"] = "skipped: no CUDA device (planner estimate only)"
-        elif ctx.left() < 60:
-            row["status"] = "skipped: devcheck budget spent"
-        else:
-            res = run_probe(spec_from_config(cfg, device="cuda", steps=2, text_tokens=TEXT_TOKENS, runner="recipe"),
-                            timeout=ctx.left())
-            row.update(status="ok", allocated_peak_mb=round(res.peak_bytes / mib),
-                       reserved_peak_mb=round((res.reserved_peak_bytes or 0) / mib), seconds=round(res.seconds, 1),
-                       steps=res.steps_run,
-                       plan_error=round(plan.peak / max(1.0, res.reserved_peak_bytes or res.peak_bytes) - 1, 3))
-        r.rows.append(row)
+        row: dict[str, Any] = {"recipe": recipe, "tuning": cfg.model.llm.tuning, "stage": "adapt", "llm": VICUNA}
+        absent = [m for m in ["peft"] + (["bitsandbytes"] if cfg.model.llm.tuning == "qlora" else []) if m in missing]
+        if absent:
+            row["status"] = f"skipped: {', '.join(absent)} not installed"
+        row, plan = _measured_vs_plan(ctx, cfg, row)
+        r.rows.append({**row, "llm_trainable": plan.input.llm_trainable_params})
     if ctx.device != "cuda" and "peft" not in missing and importlib.util.find_spec("deepspeed") is not None:
-        for mode in ("lora",):  # the same harness on a tiny random LLM on the CPU (qlora: tests/train/test_tuning.py)
-            cfg = _run_config("cpu", "adapt", {"family": "llama", "hidden_size": 64, "num_layers": 2},
-                              tuning=mode)
-            res = run_probe(spec_from_config(cfg, device="cpu", steps=2, text_tokens=64, runner="recipe"),
-                            timeout=max(60.0, ctx.left()))
-            r.rows.append({"recipe": "cpu", "tuning": mode, "stage": "adapt", "llm": "tiny-random-llama",
-                           "tokens": res.seq_len, "status": "ok", "seconds": round(res.seconds, 1),
-                           "loss": round(res.loss, 4)})
+        # qlora's CPU run: tests/train/test_tuning.py
+        r.rows.append(_tiny_cpu_run(ctx, {"recipe": "cpu", "tuning": "lora", "stage": "adapt"}, tuning="lora"))
 
 
 def step_encoder_speed(ctx: Context, r: StepResult, repeats: int = 10) -> None:

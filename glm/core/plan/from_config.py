@@ -106,7 +106,7 @@ def tuning_fields(llm: Any, stage: Optional[str] = None) -> dict[str, Any]:
 
 def recipe_settings(recipe: str, device: str) -> dict[str, Any]:
     """ZeRO stage, offload flags, precision and checkpointing hint of a recipe name or JSON path."""
-    from glm.core.train.dsconfig import load_recipe, recipe_hints
+    from glm.core.recipe import load_recipe, recipe_hints, zero_stage
 
     raw, source = load_recipe(recipe)
     zero = raw.get("zero_optimization", {}) or {}
@@ -119,7 +119,7 @@ def recipe_settings(recipe: str, device: str) -> dict[str, Any]:
         return device == "cuda" if value == "auto" else bool(value)  # "auto": bf16 on a CUDA card
 
     dtype = "bfloat16" if enabled("bf16") else "float16" if enabled("fp16") else None
-    return {"zero_stage": int(zero.get("stage", 0)), "offload_optimizer": on("offload_optimizer"),
+    return {"zero_stage": zero_stage(raw), "offload_optimizer": on("offload_optimizer"),
             "offload_param": on("offload_param"), "dtype": dtype,
             "gradient_checkpointing": bool(recipe_hints(raw).get("gradient_checkpointing", False)),
             "source": source}

@@ -25,7 +25,7 @@ import copy
 from typing import Any, Optional
 
 from glm.core.config import RunConfig
-from glm.core.recipe import RecipeError, load_recipe, recipe_hints  # noqa: F401  (re-exported)
+from glm.core.recipe import RecipeError, load_recipe, recipe_hints, zero_stage  # noqa: F401  (re-exported)
 
 
 def _bf16_supported(device_type: str) -> bool:
@@ -91,7 +91,3 @@ def _find_auto(node: Any, prefix: str = "") -> list[str]:
             out += _find_auto(v, f"{prefix}.{k}" if prefix else k)
         return out
     return [prefix] if node == "auto" else []
-
-
-def zero_stage(ds_config: dict[str, Any]) -> int:
-    return int(ds_config.get("zero_optimization", {}).get("stage", 0))
