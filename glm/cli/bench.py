@@ -11,6 +11,7 @@ from typing import Any
 from glm.cli.common import CliError, add_backend_argument
 
 QUICK = ("training.max_steps=8", "data.test_per_class=10")
+QUICK_SEEDS = 3
 
 
 def add_commands(subparsers: Any) -> None:
@@ -21,13 +22,18 @@ def add_commands(subparsers: Any) -> None:
     f.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
     f.add_argument("--adapt-config", help="take the adaptation's training settings from this config "
                                           "(e.g. examples/demo_adapt.yaml; default: CONFIG's)")
-    f.add_argument("--seeds", type=int, default=5, help="k-shot draws (seed 0 = the config's split; default 5)")
+    f.add_argument("--pretrain-config", help="pre-train the methods with this config, on its own graph (the transfer "
+                                             "setting: CONFIG has data.split=new_graph; e.g. "
+                                             "examples/transfer_pretrain.yaml)")
+    f.add_argument("--seeds", type=int, default=None,
+                   help=f"k-shot draws (seed 0 = the config's split; default 5, {QUICK_SEEDS} with --quick)")
     f.add_argument("--rows", help="comma-separated rows (default: all; `--rows list` prints them)")
     add_backend_argument(f)
     f.add_argument("--output-dir", help="where runs, row results and the report go (default runs/bench/<config>)")
     f.add_argument("--force", action="store_true", help="recompute rows already computed for this config")
     f.add_argument("--quick", action="store_true",
-                   help=f"a short version ({' '.join(QUICK)}) to check the set-up, not to compare")
+                   help=f"a short version ({' '.join(QUICK)}, {QUICK_SEEDS} seeds) to check the set-up, "
+                        "not to compare")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_fewshot)
 
@@ -41,6 +47,8 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
         for name, spec in ROWS.items():
             print(f"{name:<22} {spec.description}")
         return 0
+    if args.seeds is None:
+        args.seeds = QUICK_SEEDS if args.quick else 5
     if args.seeds < 1:
         raise CliError(f"--seeds must be >= 1, found {args.seeds}")
     overrides = list(args.overrides) + (list(QUICK) if args.quick else [])
@@ -51,8 +59,13 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(ROWS)
     t0 = time.perf_counter()
     adapt = load_config(args.adapt_config, overrides).training if args.adapt_config else None
+    pretrain = load_config(args.pretrain_config, overrides) if args.pretrain_config else None
+    needs_pretraining = [r for r in rows if ROWS[r].pretrains]
+    if config.data.split == "new_graph" and pretrain is None and needs_pretraining:
+        raise CliError(f"{args.config}: data.split is new_graph, so rows {needs_pretraining} cannot pre-train on it; "
+                       f"pass --pretrain-config with a config of the pre-training graph")
     ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
-                       progress=not args.no_progress, adapt_training=adapt)
+                       progress=not args.no_progress, adapt_training=adapt, pretrain_config=pretrain)
     results = run_rows(ctx, rows, args.seeds, args.force, log=lambda line: print(line, file=sys.stderr))
     paths = write_report(ctx, results, args.seeds)
     print(paths["markdown"].read_text(encoding="utf-8"))

@@ -16,7 +16,7 @@ PERCENTILES = (50, 90, 95, 99)
 
 
 def add_commands(subparsers: Any) -> None:
-    data = subparsers.add_parser("data", help="datasets: list, stats, split, prepare")
+    data = subparsers.add_parser("data", help="datasets: list, stats, split, prepare, export")
     sub = data.add_subparsers(dest="data_command", metavar="ACTION")
     data.set_defaults(func=lambda args: (data.print_help(), 0)[1])
 
@@ -60,6 +60,15 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache-dir", type=Path, help="default $GLM_CACHE_DIR or ~/.cache/glm")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("export", help="write a dataset (or the induced subgraph of some classes) as user TAG files "
+                                      "nodes.csv + edges.csv")
+    _dataset_args(p)
+    p.add_argument("--classes", help="comma-separated class names to keep (default: all)")
+    p.add_argument("--exclude-classes", help="comma-separated class names to drop")
+    p.add_argument("-o", "--output", required=True, type=Path, help="folder for nodes.csv and edges.csv")
+    p.add_argument("--overwrite", action="store_true", help="replace the files of an earlier export")
+    p.set_defaults(func=cmd_export)
 
 
 def _dataset_args(p: argparse.ArgumentParser) -> None:
@@ -215,4 +224,18 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     print(f"{tag.name}: features {tuple(x.shape)} via {getattr(embedder, 'id', 'native features')} + {args.method} "
           f"in {t1 - t0:.2f}s; {len(subgraphs)} subgraphs (fan-out {args.fanouts}, mean {sizes.mean():.1f} nodes, "
           f"max {int(sizes.max())}) in {t2 - t1:.2f}s")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from glm.core.data.export import ExportError, export_tag_files
+
+    names = lambda text: [c.strip() for c in text.split(",") if c.strip()] if text else None  # noqa: E731
+    tag = _load(args)
+    try:
+        counts = export_tag_files(tag, args.output, names(args.classes), names(args.exclude_classes), args.overwrite)
+    except ExportError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{tag.name}: {counts['nodes']} nodes, {counts['edges']} edges, {counts['classes']} classes "
+          f"-> {args.output / 'nodes.csv'}, {args.output / 'edges.csv'}")
     return 0

@@ -174,7 +174,9 @@ class DataConfig:
         samples_per_task: pre-training samples drawn per task (``None`` = every eligible node).
         split: ``heldout`` (``n_way`` classes held out of pre-training, the rest pre-train) or
             ``new_graph`` (a graph the pre-training never saw: every class is new, k shots of each
-            adapt, val/test from the rest; pre-train elsewhere and pass ``training.init_from``).
+            adapt, val/test from the rest; pre-train elsewhere and pass ``training.init_from``) or
+            ``pretrain_graph`` (every class pre-trains, nothing is held out: the pre-training side of
+            a transfer).
         n_way / k_shot: few-shot split (``n_way`` held-out classes never seen in pre-training; with
             ``split: new_graph`` every class).
         heldout_classes: names of the held-out classes (``None`` = drawn with ``seed``).
@@ -257,6 +259,9 @@ class TrainingConfig:
     metric_for_best_model: str = "eval_accuracy"  # or eval_loss (lower is better)
     load_best_model_at_end: bool = False  # the final adapter holds the best evaluation's tensors
     early_stopping_patience: Optional[int] = None  # stop after this many evaluations without improvement
+    # own learning rates for graph-side parameters: {fnmatch pattern over parameter names: lr}, first
+    # match wins, e.g. {"projector.*": 1e-3}; the schedule scales every group alike
+    lr_groups: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -320,7 +325,7 @@ class RunConfig:
         _choice(t.loss, LOSSES, "training.loss", source)
         _choice(self.model.token_norm, ("none", "embedding"), "model.token_norm", source)
         _choice(self.eval.mode, ("choice", "generate"), "eval.mode", source)
-        _choice(self.data.split, ("heldout", "new_graph"), "data.split", source)
+        _choice(self.data.split, ("heldout", "new_graph", "pretrain_graph"), "data.split", source)
         from glm.core.llm import DTYPES
 
         _choice(self.model.llm.dtype, tuple(DTYPES), "model.llm.dtype", source)
@@ -356,6 +361,19 @@ class RunConfig:
             raise ConfigError(f"{source}: eval.val_samples must be >= 1 or null, found {self.eval.val_samples}")
         if t.learning_rate <= 0:
             raise ConfigError(f"{source}: training.learning_rate must be > 0, found {t.learning_rate}")
+        if not isinstance(t.lr_groups, dict):
+            raise ConfigError(f"{source}: training.lr_groups must be a mapping pattern -> learning rate, "
+                              f"found {type(t.lr_groups).__name__}")
+        for pattern, lr in list(t.lr_groups.items()):
+            if pattern.startswith("llm."):
+                raise ConfigError(f"{source}: training.lr_groups[{pattern!r}]: the LLM part's rate is "
+                                  f"model.llm.learning_rate")
+            try:  # YAML reads 1e-3 as a string
+                t.lr_groups[pattern] = rate = float(lr) if not isinstance(lr, bool) else -1.0
+            except (TypeError, ValueError):
+                rate = -1.0
+            if not rate > 0:
+                raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a learning rate > 0, found {lr!r}")
         if t.save_total_limit is not None and t.save_total_limit < 1:
             raise ConfigError(f"{source}: training.save_total_limit must be >= 1 or null, found {t.save_total_limit}")
         if t.max_steps <= 0 and t.num_epochs <= 0:

@@ -89,3 +89,36 @@ def test_tag_files_via_cli(tmp_path, capsys):
     assert main(["data", "stats", "tag_files", "--nodes", str(tmp_path / "n.csv"), "--edges", str(tmp_path / "e.csv"),
                  "--limit", "0"]) == 2
     assert "e.csv:2: field 'target'" in capsys.readouterr().err
+
+
+def test_data_export_writes_the_induced_subgraph_of_some_classes(tmp_path, capsys):
+    import torch
+
+    from glm.core.data import load_dataset
+    from glm.core.data.loaders import load_tag_files
+
+    tag = load_dataset("synthetic")
+    keep = tag.class_names[:2]
+    out = tmp_path / "part"
+    assert main(["data", "export", "synthetic", "--classes", ",".join(keep), "-o", str(out)]) == 0
+    part = load_tag_files(out / "nodes.csv", out / "edges.csv")
+    assert part.name == "part" and part.class_names == sorted(keep)
+    kept = [i for i in range(tag.num_nodes) if tag.class_names[int(tag.labels[i])] in keep]
+    assert part.node_ids == [tag.node_ids[i] for i in kept] and part.texts == [tag.texts[i] for i in kept]
+    ids = set(part.node_ids)
+    induced = {(tag.node_ids[s], tag.node_ids[t]) for s, t in tag.edge_index.t().tolist()
+               if tag.node_ids[s] in ids and tag.node_ids[t] in ids}
+    assert {(part.node_ids[s], part.node_ids[t]) for s, t in part.edge_index.t().tolist()} == induced
+    assert 0 < part.num_edges < tag.num_edges and torch.equal(part.labels.unique(), torch.tensor([0, 1]))
+
+    rest = tmp_path / "rest"
+    assert main(["data", "export", "synthetic", "--exclude-classes", ",".join(keep), "-o", str(rest)]) == 0
+    assert not ids & set(load_tag_files(rest / "nodes.csv", rest / "edges.csv").node_ids)  # disjoint graphs
+
+    before = (out / "nodes.csv").read_bytes()
+    capsys.readouterr()
+    assert main(["data", "export", "synthetic", "-o", str(out)]) == 2  # an earlier export is not replaced
+    assert "--overwrite" in capsys.readouterr().err and (out / "nodes.csv").read_bytes() == before
+    assert main(["data", "export", "synthetic", "--classes", "Nope", "-o", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "['Nope'] are not classes" in err and not (tmp_path / "x").exists()

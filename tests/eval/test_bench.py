@@ -113,3 +113,14 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     rerun = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0 and "training" not in rerun.stderr  # every row reused, nothing trained again
     assert re.search(r"bench: 4 rows x 2 seeds", rerun.stdout)
+
+
+def test_icl_time_ratio_only_for_llm_rows():
+    def seed(row, per_node):
+        return bench.RowSeed(row, 0, 0.5, 0.5, None, 10, 0, None, 0.0, per_node, {})
+
+    summary = {s["row"]: s for s in bench.summarise(
+        [seed("linear_probe", 1e-5), seed("llm_icl", 2.0), seed("graphlama", 0.25)])}
+    assert summary["linear_probe"]["icl_time_ratio"] is None  # microsecond rows: a 10^5 ratio says nothing
+    assert summary["graphlama"]["icl_time_ratio"] == pytest.approx(8.0)
+    assert summary["llm_icl"]["icl_time_ratio"] == pytest.approx(1.0)

@@ -34,3 +34,37 @@ def test_pretrain_on_one_graph_adapt_on_another(tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert "node features differ (embedder: pre-trained with 'hashing' (on synthetic), now 'hashing-other')" \
         in done.stderr
+
+
+def test_pretrain_graph_split_and_the_transfer_bench(tmp_path):
+    import json
+
+    import yaml
+
+    cfg = write_tiny_config(tmp_path, training={"max_steps": 2, "save_steps": 0},
+                            data={"split": "pretrain_graph", "test_per_class": 3})
+    pre_cfg = tmp_path / "pre.yaml"
+    cfg.rename(pre_cfg)
+    new = write_tiny_config(tmp_path, training={"max_steps": 2, "save_steps": 0},
+                            data={"split": "new_graph", "options": {"seed": 1, "num_nodes": 40, "num_classes": 3},
+                                  "k_shot": 2, "test_per_class": 3})
+    # every class pre-trains; nothing is held out, so there is nothing to adapt to on that graph
+    done = _run(tmp_path, "pretrain", str(pre_cfg), "--output-dir", str(tmp_path / "pre"), "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads((tmp_path / "pre" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2
+    done = _run(tmp_path, "adapt", str(pre_cfg), "--output-dir", str(tmp_path / "a"), "--no-progress",
+                f"training.init_from={tmp_path / 'pre'}")
+    assert done.returncode == 2 and "holds no class out" in done.stderr
+
+    out = tmp_path / "bench"
+    rows = ["--rows", "linear_probe,graphlama", "--seeds", "1", "--output-dir", str(out), "--no-progress"]
+    done = _run(tmp_path, "bench", "fewshot", str(new), *rows)
+    assert done.returncode == 2 and "--pretrain-config" in done.stderr  # a new graph cannot pre-train itself
+    done = _run(tmp_path, "bench", "fewshot", str(new), "--pretrain-config", str(pre_cfg), *rows)
+    assert done.returncode == 0, done.stderr[-3000:]
+    pretrained = yaml.safe_load((out / "methods" / "graphlama" / "pretrain" / "glm_config.yaml").read_text())
+    assert pretrained["data"]["split"] == "pretrain_graph" and pretrained["data"]["options"].get("seed") is None
+    report = json.loads((out / "bench.json").read_text())
+    assert "(methods pre-trained on synthetic)" in report["title"]
+    assert {s["row"]: s["test_nodes"] for s in report["summary"]} == {"linear_probe": 9, "graphlama": 9}

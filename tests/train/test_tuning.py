@@ -6,6 +6,7 @@ samplers and collator, real PEFT and bitsandbytes (4-bit layers on the CPU)."""
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
@@ -278,6 +279,32 @@ def test_llm_learning_rate_puts_the_llm_part_in_its_own_group(tmp_path):
     lora = {id(p) for n, p in model.named_parameters() if ".lora_" in n}
     assert llm["lr"] == 1e-4 and {id(p) for p in llm["params"]} == lora
     assert not lora & {id(p) for p in graph["params"]} and graph["params"]
+
+
+def test_lr_groups_give_graph_side_patterns_their_own_rate(tmp_path):
+    from glm.core.train.loop import LrGroupError, parameter_groups
+
+    config = tiny(tmp_path, tuning="lora")
+    model = build_model(config)
+    set_stage(model, "adapt", extra=["projector.*"])
+    rest, proj, llm = parameter_groups(model, 1e-4, {"projector.*": 1e-3})
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert proj["lr"] == 1e-3 and {names[id(p)] for p in proj["params"]} == {
+        n for n, p in model.named_parameters() if n.startswith("projector.")}
+    assert "lr" not in rest and all(names[id(p)].startswith("gate.") for p in rest["params"])
+    assert llm["lr"] == 1e-4 and all(".lora_" in names[id(p)] for p in llm["params"])
+    with pytest.raises(LrGroupError, match=r"\['encoder\.\*'\] match no trainable parameter"):
+        parameter_groups(model, None, {"encoder.*": 1e-3})  # the encoder is frozen in adaptation
+
+    base = yaml.safe_load(yaml.safe_dump(TINY_CONFIG))
+    base["training"]["lr_groups"] = {"projector.*": "1e-3"}  # YAML reads 1e-3 as a string
+    assert config_from_dict(copy.deepcopy(base), "<t>").training.lr_groups == {"projector.*": 1e-3}
+    for bad, message in (({"projector.*": 0}, "must be a learning rate > 0, found 0"),
+                         ({"projector.*": "fast"}, "found 'fast'"),
+                         ({"llm.*": 1e-3}, "model.llm.learning_rate")):
+        base["training"]["lr_groups"] = bad
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            config_from_dict(copy.deepcopy(base), "<t>")
 
 
 def test_health_log_has_a_lora_group(tmp_path):

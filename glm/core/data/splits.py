@@ -84,13 +84,13 @@ def make_few_shot_split(
 
     Args:
         n_way: number of held-out classes (``<= num_classes``; ``== num_classes`` leaves nothing for
-            pre-training, allowed for zero-pretrain experiments).
+            pre-training -- a new graph --, ``0`` holds nothing out -- a pre-training graph).
         k_shot: training nodes per held-out class (the paper uses 1/5/20/50; any positive value works).
         heldout_classes: names or indices of the held-out classes (default: ``n_way`` drawn by seed).
         val_per_class / test_per_class: sizes per class (``test_per_class=None``: all remaining nodes).
     """
-    if not 1 <= n_way <= tag.num_classes:
-        raise DataValidationError(None, None, "data.n_way", f"1..{tag.num_classes} ({tag.name} has {tag.num_classes} classes)", n_way)
+    if not 0 <= n_way <= tag.num_classes:
+        raise DataValidationError(None, None, "data.n_way", f"0..{tag.num_classes} ({tag.name} has {tag.num_classes} classes)", n_way)
     if k_shot < 1:
         raise DataValidationError(None, None, "data.k_shot", "a positive number (1/5/20/50)", k_shot)
     g = torch.Generator().manual_seed(seed)

@@ -48,6 +48,7 @@ class BenchContext:
     out: Path
     progress: bool = True
     adapt_training: Any = None  # training section for adaptation (default: the config's)
+    pretrain_config: Any = None  # pre-train the methods on this config's graph (transfer; default: the config)
     _llm: Any = None
 
     @property
@@ -156,6 +157,7 @@ class RowSpec:
     group: str
     description: str
     per_seed: bool = True
+    pretrains: bool = False  # runs a method's pre-training
 
 
 ROWS: dict[str, RowSpec] = {r.name: r for r in [
@@ -168,29 +170,36 @@ ROWS: dict[str, RowSpec] = {r.name: r for r in [
     RowSpec("llm_zero_shot", _text_row(icl=False), "llm", "the LLM with the node text, no graph, no shots",
             per_seed=False),
     RowSpec("llm_icl", _text_row(icl=True), "llm", "the LLM with the k shots as demonstrations"),
-    RowSpec("graphgpt", _method_row("graphgpt"), "method", "GraphGPT: pre-trained, adapted (projector)"),
-    RowSpec("llaga", _method_row("llaga"), "method", "LLaGA: pre-trained, adapted (projector)"),
+    RowSpec("graphgpt", _method_row("graphgpt"), "method", "GraphGPT: pre-trained, adapted (projector)",
+            pretrains=True),
+    RowSpec("llaga", _method_row("llaga"), "method", "LLaGA: pre-trained, adapted (projector)", pretrains=True),
     RowSpec("graphlama_no_pretrain", _method_row("graphlama", pretrain=False), "method",
             "GraphLAMA adapted from a random graph side (no pre-training)"),
     RowSpec("graphlama_no_adapt", _method_row("graphlama", adapt=False), "method",
-            "GraphLAMA pre-trained, not adapted", per_seed=False),
-    RowSpec("graphlama", _method_row("graphlama"), "method", "GraphLAMA pre-trained and adapted"),
+            "GraphLAMA pre-trained, not adapted", per_seed=False, pretrains=True),
+    RowSpec("graphlama", _method_row("graphlama"), "method", "GraphLAMA pre-trained and adapted", pretrains=True),
 ]}
 
 
 # -- running ----------------------------------------------------------------------------------------
 
 
-def config_hash(config: Any, adapt_training: Any = None) -> str:
+RUN_KEYS = ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage")
+
+
+def config_hash(config: Any, adapt_training: Any = None, pretrain_config: Any = None) -> str:
     """Hash of everything that changes a row's numbers (not where the runs are written)."""
-    data = copy.deepcopy(config.to_dict())
+    def settings(cfg: Any) -> dict[str, Any]:
+        data = copy.deepcopy(cfg.to_dict())
+        data["training"] = {k: v for k, v in data["training"].items() if k not in RUN_KEYS}
+        data["eval"] = {k: v for k, v in data["eval"].items() if k not in ("output", "adapter")}
+        return data
+
+    data = settings(config)
     if adapt_training is not None:
-        data["adapt_training"] = asdict(adapt_training)
-    for section in (data["training"], data.get("adapt_training") or {}):
-        for key in ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage"):
-            section.pop(key, None)
-    data["eval"].pop("output", None)
-    data["eval"].pop("adapter", None)
+        data["adapt_training"] = {k: v for k, v in asdict(adapt_training).items() if k not in RUN_KEYS}
+    if pretrain_config is not None:
+        data["pretrain_config"] = settings(pretrain_config)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -241,7 +250,7 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
-    digest = config_hash(ctx.config, ctx.adapt_training)
+    digest = config_hash(ctx.config, ctx.adapt_training, ctx.pretrain_config)
     results: list[RowSeed] = []
     for name in rows:
         spec = ROWS[name]
@@ -304,7 +313,9 @@ def summarise(results: Sequence[RowSeed]) -> list[dict[str, Any]]:
             "calibrated_accuracy": cal_m, "calibrated_accuracy_std": cal_sd, "test_nodes": rs[0].test_nodes,
             "trainable_params": rs[0].trainable_params, "adapter_bytes": rs[0].adapter_bytes,
             "train_seconds": statistics.fmean(r.train_seconds for r in rs), "infer_seconds_per_node": per_node,
-            "icl_time_ratio": (icl_time / per_node) if icl_time and per_node > 0 else None,
+            # an LLM row's inference time against ICL's (feature and GNN rows take microseconds: no ratio)
+            "icl_time_ratio": (icl_time / per_node) if icl_time and per_node > 0 and ROWS[name].group in
+            ("llm", "method") else None,
             "max_predicted_share": share,
         })
     return out
@@ -355,12 +366,15 @@ def plot(summary: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
 def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> dict[str, Path]:
     summary = summarise(results)
     split = ctx.data.split
-    title = (f"{split.dataset}: {split.n_way}-way {split.k_shot}-shot on {', '.join(split.heldout_classes)}; "
+    pre = "" if ctx.pretrain_config is None else (
+        f" (methods pre-trained on {ctx.pretrain_config.data.options.get('name') or ctx.pretrain_config.data.dataset})")
+    title = (f"{split.dataset}: {split.n_way}-way {split.k_shot}-shot on {', '.join(split.heldout_classes)}{pre}; "
              f"{len(ctx.test)} test nodes, {seeds} seeds; LLM {ctx.config.model.llm.name}")
     md = f"# Few-shot bench\n\n{title}\n\n{markdown_table(summary)}\n"
     paths = {"markdown": ctx.out / "bench.md", "json": ctx.out / "bench.json", "png": ctx.out / "bench.png"}
     atomic_write_text(md, paths["markdown"])
-    atomic_write_text(json.dumps({"title": title, "config_hash": config_hash(ctx.config, ctx.adapt_training), "summary": summary,
+    atomic_write_text(json.dumps({"title": title, "config_hash": config_hash(ctx.config, ctx.adapt_training, ctx.pretrain_config),
+                                  "summary": summary,
                                   "results": [asdict(r) for r in results]}, indent=1, default=str), paths["json"])
     plot(summary, paths["png"], title)
     return paths

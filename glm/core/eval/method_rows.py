@@ -1,5 +1,8 @@
 """Bench rows of graph-language-model methods: pre-train once per method, adapt per seed, evaluate.
 
+With a pre-training config (``glm bench fewshot --pretrain-config``, the transfer setting) the
+pre-training runs on that config's graph and the adaptation on the bench's.
+
 Runs go under ``<bench out>/methods/<method>/`` (``pretrain/``, ``adapt-seed<k>/``, ``scratch-seed<k>/``)
 through the same pipeline as ``glm pretrain`` / ``glm adapt`` (:func:`glm.core.train.pipeline.run_stage`),
 with the seed's k shots in place of the split's. Scores are ``glm eval``'s choice scoring; the
@@ -20,7 +23,8 @@ from glm.core.eval.baselines import RowResult
 
 
 def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None):
-    cfg = copy.deepcopy(ctx.config)
+    source = ctx.pretrain_config if stage == "pretrain" and ctx.pretrain_config is not None else ctx.config
+    cfg = copy.deepcopy(source)
     if stage != "pretrain" and ctx.adapt_training is not None:
         cfg.training = copy.deepcopy(ctx.adapt_training)
     cfg.model.method = method
@@ -40,8 +44,9 @@ def pretrained(ctx: Any, method: str) -> Path:
     from glm.core.train.pipeline import run_stage
 
     out = ctx.out / "methods" / method / "pretrain"
-    if not (out / ADAPTER_FILE).is_file():
-        run_stage(_config(ctx, method, "pretrain", out), progress=ctx.progress, data=ctx.data)
+    if not (out / ADAPTER_FILE).is_file():  # on another graph with a pre-training config: its own data
+        data = ctx.data if ctx.pretrain_config is None else None
+        run_stage(_config(ctx, method, "pretrain", out), progress=ctx.progress, data=data)
     return out
 
 

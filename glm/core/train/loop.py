@@ -25,6 +25,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -248,7 +249,8 @@ class Trainer:
         try:
             engine, _, _, scheduler = deepspeed.initialize(
                 model=self.model,
-                model_parameters=parameter_groups(self.model, cfg.model.llm.learning_rate),
+                model_parameters=parameter_groups(self.model, cfg.model.llm.learning_rate,
+                                                   cfg.training.lr_groups),
                 config=ds_config,
                 lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
                 dist_init_required=False,
@@ -397,14 +399,33 @@ class Trainer:
         return saved
 
 
-def parameter_groups(model: torch.nn.Module, llm_lr: Optional[float]) -> list[Any]:
-    """The trainable parameters; with ``model.llm.learning_rate`` set, the LLM's (LoRA, last layers) in
-    a group of their own at that rate (the schedule scales both groups alike)."""
+class LrGroupError(GlmError, ValueError):
+    """A ``training.lr_groups`` pattern matches no trainable parameter."""
+
+
+def parameter_groups(model: torch.nn.Module, llm_lr: Optional[float],
+                     lr_groups: Optional[dict[str, float]] = None) -> list[Any]:
+    """The trainable parameters in optimizer groups: one per ``training.lr_groups`` pattern (graph-side
+    parameters, first matching pattern wins) and, with ``model.llm.learning_rate`` set, the LLM's (LoRA,
+    last layers) at that rate; the rest at ``training.learning_rate``. The schedule scales every group alike."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    llm = [p for n, p in named if n.startswith("llm.")]
-    if llm_lr is None or not llm:
+    groups: dict[Optional[str], list[torch.nn.Parameter]] = {}
+    for n, p in named:
+        if n.startswith("llm."):
+            key = "llm." if llm_lr is not None else None
+        else:
+            key = next((pat for pat in (lr_groups or {}) if fnmatch(n, pat)), None)
+        groups.setdefault(key, []).append(p)
+    unused = [pat for pat in (lr_groups or {}) if pat not in groups]
+    if unused:
+        raise LrGroupError(f"training.lr_groups: {unused} match no trainable parameter of this stage "
+                           f"(trainable: {sorted({n.rsplit('.', 1)[0] for n, _ in named})[:8]})")
+    if set(groups) <= {None}:
         return [p for _, p in named]
-    return [{"params": [p for n, p in named if not n.startswith("llm.")]}, {"params": llm, "lr": float(llm_lr)}]
+    rates = {**(lr_groups or {}), "llm.": llm_lr}
+    order = [None, *(lr_groups or {}), "llm."]  # the default group first, the LLM's last, as before lr_groups
+    return [{"params": groups[k]} if k is None else {"params": groups[k], "lr": float(rates[k])}
+            for k in order if k in groups]
 
 
 def _engine_dtype(engine) -> Optional[torch.dtype]:

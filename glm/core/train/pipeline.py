@@ -143,9 +143,9 @@ def prepare_data(config: RunConfig, progress: bool = False) -> DataBundle:
     embedder = get_embedder(d.embedder)
     x = node_features(tag, embedder, dim=config.model.encoder.in_dim, cache_dir=d.cache_dir, progress=progress)
     source = GraphSource(tag, x, d.fanout, d.seed, cache_dir=d.cache_dir, template=prompt_template(config))
-    new_graph = d.split == "new_graph"  # every class is new: all of them are "held out"
-    split = make_few_shot_split(tag, tag.num_classes if new_graph else d.n_way, d.k_shot, d.seed,
-                                None if new_graph else d.heldout_classes,
+    # new_graph: every class is new (all "held out"); pretrain_graph: every class pre-trains (none held out)
+    n_way = {"new_graph": tag.num_classes, "pretrain_graph": 0}.get(d.split, d.n_way)
+    split = make_few_shot_split(tag, n_way, d.k_shot, d.seed, None if d.split != "heldout" else d.heldout_classes,
                                 val_per_class=d.val_per_class, test_per_class=d.test_per_class)
     task_dim = getattr(config.model.method_config, "task_embedding_dim", None)
     task_encoder = TaskTextEncoder(embedder, dim=task_dim) if task_dim else None
@@ -203,10 +203,17 @@ def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = No
     return samples
 
 
+def _held_out(config: RunConfig, data: DataBundle) -> None:
+    if not data.split.heldout_classes:
+        raise PipelineError(f"data.split={config.data.split}: {data.tag.name} holds no class out, so there is "
+                            "nothing to adapt to or evaluate; adapt on another graph (data.split=new_graph)")
+
+
 def fewshot_samples(config: RunConfig, data: DataBundle) -> list[Sample]:
     """Node-classification samples of the ``k_shot`` training nodes of the held-out classes."""
     from glm.core.data import tasks as T
 
+    _held_out(config, data)
     return T.node_classification(data.source, data.split.train, classes=data.split.class_indices(data.tag, "heldout"),
                                  max_text_words=config.data.max_text_words, include_text=config.data.node_text)
 
@@ -215,6 +222,7 @@ def eval_samples(config: RunConfig, data: DataBundle, which: str = "test") -> li
     """Node-classification samples of the held-out classes' ``test`` (or ``val``) nodes."""
     from glm.core.data import tasks as T
 
+    _held_out(config, data)
     nodes = data.split.test if which == "test" else data.split.val
     return T.node_classification(data.source, nodes, classes=data.split.class_indices(data.tag, "heldout"),
                                  max_text_words=config.data.max_text_words, include_text=config.data.node_text)
