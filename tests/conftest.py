@@ -26,5 +26,5 @@ def free_port() -> int:
 def shared_dir() -> Path:
     """The read-only data folder beside the project; tests needing it skip when it is absent."""
     if not (SHARED / "data").is_dir():
-        pytest.skip(f"shared data folder not found at ../shared/data (real-data test)")
+        pytest.skip("shared data folder not found at ../shared/data (real-data test)")
     return SHARED

@@ -34,6 +34,9 @@ def add_commands(subparsers: Any) -> None:
     f.add_argument("--quick", action="store_true",
                    help=f"a short version ({' '.join(QUICK)}, {QUICK_SEEDS} seeds) to check the set-up, "
                         "not to compare")
+    f.add_argument("--split", choices=("test", "val"), default="test",
+                   help="score every row on the test nodes (default) or on the validation nodes, to choose "
+                        "settings without looking at the test nodes (bench-val.md, rows-val/)")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_fewshot)
 
@@ -65,7 +68,8 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
         raise CliError(f"{args.config}: data.split is new_graph, so rows {needs_pretraining} cannot pre-train on it; "
                        f"pass --pretrain-config with a config of the pre-training graph")
     ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
-                       progress=not args.no_progress, adapt_training=adapt, pretrain_config=pretrain)
+                       progress=not args.no_progress, adapt_training=adapt, pretrain_config=pretrain,
+                       split=args.split)
     results = run_rows(ctx, rows, args.seeds, args.force, log=lambda line: print(line, file=sys.stderr))
     paths = write_report(ctx, results, args.seeds)
     print(paths["markdown"].read_text(encoding="utf-8"))

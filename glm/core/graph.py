@@ -8,7 +8,7 @@ own graph object (PyG ``Data`` / GammaGL ``Graph``) and back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import torch

@@ -28,7 +28,7 @@ import sys
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 

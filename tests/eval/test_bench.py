@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,20 @@ def test_icl_time_ratio_only_for_llm_rows():
     assert summary["linear_probe"]["icl_time_ratio"] is None  # microsecond rows: a 10^5 ratio says nothing
     assert summary["graphlama"]["icl_time_ratio"] == pytest.approx(8.0)
     assert summary["llm_icl"]["icl_time_ratio"] == pytest.approx(1.0)
+
+
+def test_split_val_scores_validation_nodes_and_stores_apart(ctx, tmp_path):
+    from glm.core.train.pipeline import prepare_data
+
+    with pytest.raises(bench.BenchError, match="no validation nodes"):
+        bench.run_rows(replace(ctx, split="val", out=tmp_path / "none"), ["linear_probe"], 1)
+    cfg = load_config(write_tiny_config(tmp_path, data={**EASY, "val_per_class": 4}),
+                      [f"data.cache_dir={tmp_path / 'cache'}"])
+    val = bench.BenchContext(cfg, prepare_data(cfg), tmp_path / "out", progress=False, split="val")
+    assert val.test == val.data.split.val and not set(val.test) & set(val.data.split.test)
+    assert all(not set(val.shots(s)) & set(val.test) for s in range(3))  # shots never come from validation
+    (found,) = bench.run_rows(val, ["linear_probe"], 1)
+    assert found.test_nodes == 8 and (tmp_path / "out" / "rows-val" / "linear_probe" / "seed-0.json").is_file()
+    assert not (tmp_path / "out" / "rows").exists()
+    assert bench.write_report(val, [found], 1)["markdown"].name == "bench-val.md"
+    assert "8 validation nodes" in (tmp_path / "out" / "bench-val.md").read_text()

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 
 import pytest
-from plugin_helpers import BROKEN_IMPORT, BROKEN_REGISTER, GLM_ENV, docs_block, module_from_source
+from plugin_helpers import (
+    BROKEN_IMPORT,
+    BROKEN_REGISTER,
+    GLM_ENV,
+    docs_block,
+    module_from_source,
+)
 
 from glm.plugins import manager
 

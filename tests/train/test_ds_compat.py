@@ -3,7 +3,6 @@ DeepSpeed leaks per process, and CPU-Adam's SIMD define checked against the comp
 
 from __future__ import annotations
 
-import os
 import platform
 import socket
 import subprocess

@@ -49,6 +49,7 @@ class BenchContext:
     progress: bool = True
     adapt_training: Any = None  # training section for adaptation (default: the config's)
     pretrain_config: Any = None  # pre-train the methods on this config's graph (transfer; default: the config)
+    split: str = "test"  # the nodes every row is scored on: test, or val to choose settings
     _llm: Any = None
 
     @property
@@ -61,7 +62,8 @@ class BenchContext:
 
     @property
     def test(self) -> list[int]:
-        return list(self.data.split.test)
+        """The nodes every row is scored on (``split``: the test nodes, or the validation nodes)."""
+        return list(self.data.split.val if self.split == "val" else self.data.split.test)
 
     def label_index(self, nodes: Sequence[int]) -> list[int]:
         names = [self.tag.class_names[int(self.tag.labels[n])] for n in nodes]
@@ -251,13 +253,15 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
     if unknown:
         raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
     digest = config_hash(ctx.config, ctx.adapt_training, ctx.pretrain_config)
+    if ctx.split == "val" and not ctx.data.split.val:
+        raise BenchError("--split val: the split has no validation nodes; set data.val_per_class")
     results: list[RowSeed] = []
     for name in rows:
         spec = ROWS[name]
         todo = range(seeds) if spec.per_seed else range(1)
         bar = _progress(todo, name, ctx.progress)
         for seed in bar:
-            path = ctx.out / "rows" / name / f"seed-{seed}.json"
+            path = ctx.out / ("rows" if ctx.split == "test" else f"rows-{ctx.split}") / name / f"seed-{seed}.json"
             if not force and path.is_file():
                 saved = json.loads(path.read_text(encoding="utf-8"))
                 if saved.get("config_hash") == digest:
@@ -369,9 +373,11 @@ def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> d
     pre = "" if ctx.pretrain_config is None else (
         f" (methods pre-trained on {ctx.pretrain_config.data.options.get('name') or ctx.pretrain_config.data.dataset})")
     title = (f"{split.dataset}: {split.n_way}-way {split.k_shot}-shot on {', '.join(split.heldout_classes)}{pre}; "
-             f"{len(ctx.test)} test nodes, {seeds} seeds; LLM {ctx.config.model.llm.name}")
+             f"{len(ctx.test)} {'validation' if ctx.split == 'val' else 'test'} nodes, {seeds} seeds; "
+             f"LLM {ctx.config.model.llm.name}")
     md = f"# Few-shot bench\n\n{title}\n\n{markdown_table(summary)}\n"
-    paths = {"markdown": ctx.out / "bench.md", "json": ctx.out / "bench.json", "png": ctx.out / "bench.png"}
+    stem = "bench" if ctx.split == "test" else f"bench-{ctx.split}"
+    paths = {kind: ctx.out / f"{stem}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"), ("png", "png"))}
     atomic_write_text(md, paths["markdown"])
     atomic_write_text(json.dumps({"title": title, "config_hash": config_hash(ctx.config, ctx.adapt_training, ctx.pretrain_config),
                                   "summary": summary,

@@ -12,7 +12,6 @@ calibrated prediction subtracts the scores of a content-free sample (no text, on
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,6 @@ def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: b
     from glm.core.train.pipeline import apply_adapter_chain, build_model, run_stage
 
     base = pretrained(ctx, method) if pretrain else None
-    t0 = time.perf_counter()
     if adapt:
         out = ctx.out / "methods" / method / (f"adapt-seed{seed}" if pretrain else f"scratch-seed{seed}")
         data = replace(ctx.data, split=replace(ctx.data.split, train=ctx.shots(seed)))
@@ -77,7 +75,7 @@ def _evaluate(ctx: Any, cfg: Any, model: Any, train_s: float, trainable: int, ad
     from glm.core.graph import Subgraph
     from glm.core.train.pipeline import eval_samples, make_collator
 
-    samples = eval_samples(cfg, ctx.data, "test")
+    samples = eval_samples(cfg, ctx.data, ctx.split)
     train_c, infer_c = make_collator(cfg, model, ctx.data), make_collator(cfg, model, ctx.data, inference=True)
     result = evaluate(model, samples, train_c, infer_c, mode="choice", batch_size=cfg.eval.batch_size)
     free = T.node_classification(ctx.data.source, [samples[0].meta["node"]],
