@@ -7,6 +7,7 @@ real samplers/tasks/collator, a real DeepSpeed engine (CPU, gloo), deterministic
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from train_helpers import glm_cmd, sigkill_at, subprocess_env, write_tiny_config
+from train_helpers import TINY_CONFIG, glm_cmd, sigkill_at, subprocess_env, write_tiny_config
 
 STEPS = 12
 
@@ -66,3 +67,21 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted(tmp_path):
     assert ds_state["module"] and not [k for k in ds_state["module"] if k.startswith("llm.")]
     # rotation kept the newest save_total_limit checkpoints
     assert sorted(p.name for p in full.glob("checkpoint-*")) == ["checkpoint-10", "checkpoint-12", "checkpoint-8"]
+
+
+def test_checkpoints_leave_out_a_tied_lm_head_and_resume(tmp_path):
+    # a tied-embedding LLM (SmolLM2's layout): named_parameters() lists the LM head once, under the
+    # embedding's name, so DeepSpeed's exclude_frozen_parameters alone kept the head in every checkpoint
+    cfg = write_tiny_config(tmp_path, training={"max_steps": 2, "save_steps": 1, "save_total_limit": 3},
+                            model={**TINY_CONFIG["model"], "llm": {"name": "tiny-random-smollm2", "max_length": 1024}})
+    env, out = subprocess_env(tmp_path), tmp_path / "run"
+    done = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={out}", "--no-progress"),
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ds_state = torch.load(out / "checkpoint-1" / "global_step1" / "mp_rank_00_model_states.pt", weights_only=False)
+    assert ds_state["module"] and not [k for k in ds_state["module"] if k.startswith("llm.")]
+    shutil.rmtree(out / "checkpoint-2")
+    res = subprocess.run(glm_cmd("pretrain", str(cfg), f"training.output_dir={out}", "--resume", "--no-progress"),
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and "resumed from" in res.stderr, res.stderr[-3000:]
+    assert [r["current_steps"] for r in _log(out)] == [1, 2]

@@ -1,4 +1,9 @@
-"""Two workarounds for DeepSpeed on the CPU, kept in one small module.
+"""Workarounds for DeepSpeed, kept in one small module.
+
+**Tied frozen weights in checkpoints.** ``save_checkpoint(exclude_frozen_parameters=True)`` drops
+frozen tensors by walking ``named_parameters()``, which lists a tied weight once: the LM head of a
+tied-embedding LLM (SmolLM2, Qwen2) stayed in every checkpoint (113 MB for a 17K-parameter adapter).
+:func:`exclude_tied_frozen` drops every alias of a frozen tensor.
 
 **Shared-memory leak.** On CPU, DeepSpeed's comm backend creates a 66 MB
 ``/dev/shm/deepspeed_allreduce_buffer_<uid>_<addr>_<port>_<rank>`` segment in every process whose
@@ -58,6 +63,22 @@ _ADAM_TYPES = {"adam", "adamw"}
 
 SHM_DIR = Path("/dev/shm")
 SHM_PREFIX = "deepspeed_allreduce_buffer_"  # DeepSpeed's SHM_BUFFER_NAME (csrc/cpu/comm/shm.cpp) + "_"
+
+
+def exclude_tied_frozen(engine: Any) -> None:
+    """Make ``engine``'s checkpoints leave out every name of a frozen tensor, tied aliases included."""
+    original = engine.module_state_dict
+
+    def module_state_dict(*args: Any, exclude_frozen_parameters: bool = False, **kwargs: Any):
+        sd = original(*args, exclude_frozen_parameters=exclude_frozen_parameters, **kwargs)
+        if exclude_frozen_parameters:
+            prefix = kwargs.get("prefix", "")
+            for name, p in engine.module.named_parameters(remove_duplicate=False):
+                if not p.requires_grad:
+                    sd.pop(prefix + name, None)
+        return sd
+
+    engine.module_state_dict = module_state_dict
 
 
 def release_shm_buffer(rank: int, world_size: int) -> None:

@@ -35,7 +35,7 @@ import torch
 from glm.core.config import RunConfig, save_config
 from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
-from glm.core.train.ds_compat import offload_optimizer_fallback, release_shm_buffer
+from glm.core.train.ds_compat import exclude_tied_frozen, offload_optimizer_fallback, release_shm_buffer
 from glm.core.train.dsconfig import RecipeError, load_recipe, recipe_hints, resolve_recipe, zero_stage
 from glm.core.train.log import TrainLogger
 from glm.core.train.log import logger as train_logger
@@ -258,6 +258,7 @@ class Trainer:
         except (AssertionError, ValueError, KeyError) as exc:  # DeepSpeed's own config checks
             detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
             raise RecipeError(f"DeepSpeed rejected the recipe {cfg.recipe!r}: {detail[:400]}") from None
+        exclude_tied_frozen(engine)  # checkpoints never hold the frozen LLM, a tied LM head included
 
         # DeepSpeed casts the module to bf16/fp16 but not the inputs (node features are float32)
         input_dtype = _engine_dtype(engine)
