@@ -169,7 +169,7 @@ def vicuna_comparison() -> None:
   - LLaMA-Factory's 2x GB for Freeze/LoRA is weights (~2 B/param) with an unstated allowance at
     cutoff 1,024; it ignores that graph tokens at the input force backward through every layer
     (activations ~8 GiB at 2,011 tokens without checkpointing), the fp32 logits/loss
-    (B x L x V x ~14 B = 0.84 GiB here) and the CUDA context and allocator reserve (~2 GiB).
+    (glm runs the head at the reply positions only: B x K x V x ~14 B = 0.05 GiB at K = 128; 0.84 GiB at all L) and the CUDA context and allocator reserve (~2 GiB).
   - glm counts the saved tensors of each layer for a frozen LLM with an input that needs grad
     (checked tensor by tensor), the loss peak, the context and a 10 % fragmentation reserve.
 """)

@@ -74,6 +74,10 @@ def test_items_scale_with_sequence_batch_and_eager_attention():
     assert act(gradient_checkpointing=True) < act() / 5
     logits = estimate(base).item("logits + loss").gpu
     assert logits == pytest.approx(base.seq_len * 49152 * 14, rel=0.01)
+    # training runs the LM head at the positions the loss reads only
+    at_reply = estimate(base.replace(loss_positions=16)).item("logits + loss").gpu
+    assert at_reply == pytest.approx(16 * 49152 * 14, rel=0.01)
+    assert estimate(base.replace(loss_positions=10**6)).item("logits + loss").gpu == logits  # capped at L
     assert estimate(base.replace(quantization="4bit")).item("frozen LLM weights").gpu < \
         estimate(base).item("frozen LLM weights").gpu
     zero3 = estimate(base.replace(llm=resolve_llm("vicuna-7b"), zero_stage=3, offload_param=True))
@@ -104,3 +108,13 @@ def test_local_config_json(tmp_path):
                                           ' "num_key_value_heads": 2, "vocab_size": 100}')
     shape = resolve_llm(str(tmp_path))
     assert shape.kv_heads == 2 and shape.qkv_bias and shape.layers == 2
+
+
+def test_run_config_plans_the_head_at_reply_positions(tmp_path):
+    from glm.core.config import load_config
+    from glm.core.plan.from_config import REPLY_TOKENS, from_run_config
+
+    cfg = load_config(None, ["model.llm.name=vicuna-7b-v1.5-16k", "model.llm.max_length=2011",
+                             "training.micro_batch_size=2"])
+    p = from_run_config(cfg)
+    assert p.loss_positions == 2 * REPLY_TOKENS < p.seq_len

@@ -125,13 +125,19 @@ def recipe_settings(recipe: str, device: str) -> dict[str, Any]:
             "source": source}
 
 
+# reply tokens planned per sample: the LM head runs at the reply positions only, and in a batch at the
+# union of its rows' (a class name is a few tokens; a graph-matching reply of 8 titles stays under this)
+REPLY_TOKENS = 128
+
+
 def from_run_config(cfg: Any, device: str = "cuda", text_tokens: Optional[int] = None) -> PlanInput:
     """A :class:`PlanInput` for a :class:`glm.core.config.RunConfig`.
 
     The planned sequence is ``model.llm.max_length`` (the collator truncates there), of which
     ``graphs x nodes`` are node tokens (``data.fanout`` gives the largest subgraph, or the method's
     fixed tokens per graph; link prediction has two graphs per sample); ``text_tokens`` overrides
-    the text part. The planner's ``stage`` is ``pretrain`` when the stage trains the encoder.
+    the text part. The LM head is planned at ``REPLY_TOKENS`` reply positions per sample. The
+    planner's ``stage`` is ``pretrain`` when the stage trains the encoder.
     """
     shape, _ = llm_shape_for(cfg)
     rs = recipe_settings(cfg.recipe, device)
@@ -144,6 +150,7 @@ def from_run_config(cfg: Any, device: str = "cuda", text_tokens: Optional[int] =
         llm=shape, dtype=dtype, trainable_params=n_train, frozen_graph_params=n_frozen,
         stage="pretrain" if encoder_trains else "adapt", zero_stage=rs["zero_stage"], offload_optimizer=rs["offload_optimizer"],
         offload_param=rs["offload_param"], micro_batch=cfg.training.micro_batch_size, text_tokens=text,
+        loss_positions=min(graphs * nodes + text, REPLY_TOKENS * cfg.training.micro_batch_size),
         graphs_per_sample=graphs, nodes_per_graph=nodes,
         gradient_checkpointing=bool(cfg.model.llm.gradient_checkpointing or rs["gradient_checkpointing"]),
         graph_dim=cfg.model.encoder.out_dim, gnn_layers=cfg.model.encoder.num_layers,

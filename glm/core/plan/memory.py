@@ -83,6 +83,8 @@ class PlanInput:
         zero_stage, offload_optimizer, offload_param: the DeepSpeed recipe's ZeRO settings.
         micro_batch: samples per forward.
         text_tokens: tokens that are not node tokens (prompt, answer, graph delimiters).
+        loss_positions: sequence positions where training runs the LM head (the reply positions the
+            loss reads, over the batch); ``None`` = every position.
         graphs_per_sample, nodes_per_graph: node tokens = their product (``[10, 10]`` fan-out -> 111).
         gradient_checkpointing: recompute each LLM layer in backward.
         attention: ``sdpa``, ``eager`` or ``flash_attention_2``.
@@ -113,6 +115,7 @@ class PlanInput:
     offload_param: bool = False
     micro_batch: int = 1
     text_tokens: int = 256
+    loss_positions: Optional[int] = None
     graphs_per_sample: int = 1
     nodes_per_graph: int = 111
     gradient_checkpointing: bool = False
@@ -326,11 +329,13 @@ def layer_backward_transient(p: PlanInput, batch: int, seq: int) -> float:
 def logits_bytes(p: PlanInput, batch: int, seq: int) -> tuple[float, float]:
     """(logits still held during backward, peak of LM head + loss at the start of backward).
 
-    The training loop keeps only ``loss`` (``loss = model(batch).loss``), so the logits tensor is
+    Training computes logits only at the positions the loss reads (``loss_positions``,
+    :meth:`glm.core.model.GraphLanguageModel.answer_loss`) and keeps only ``loss``, so the logits tensor is
     freed before backward; at its start live the fp32 log-softmax output (saved), its incoming
     gradient and the fp32 gradient of the logits, plus that gradient's cast to a 16-bit dtype.
     """
-    blv = batch * seq * p.llm.vocab
+    kept = seq if p.loss_positions is None else min(seq, p.loss_positions)  # the head runs at these only
+    blv = batch * kept * p.llm.vocab
     cast = blv * p.dtype_bytes if p.dtype_bytes != 4 else 0
     return 0.0, 12 * blv + cast
 
@@ -425,7 +430,9 @@ def estimate(p: PlanInput) -> MemoryPlan:
         saved = layers_saved + final_norm
         at_loss = saved + loss_peak
         items.append(Item("activations", saved, 0.0, note))
-        items.append(Item("logits + loss", loss_peak, 0.0, f"B·L·V = {b}x{n}x{llm.vocab}, fp32 loss"))
+        kept = n if p.loss_positions is None else min(n, p.loss_positions)
+        items.append(Item("logits + loss", loss_peak, 0.0, f"B·K·V = {b}x{kept}x{llm.vocab} (K: positions the loss "
+                                                           f"reads), fp32 loss"))
         extra = max(0.0, at_layer - at_loss)
         items.append(Item("backward working set", extra, 0.0,
                           "one layer's recompute and gradients" if p.gradient_checkpointing else "one layer's gradients"))

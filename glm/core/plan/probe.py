@@ -190,6 +190,7 @@ def _build(spec: ProbeSpec):
         raise ProbeError(f"the probe runs 4-bit bases only (bitsandbytes); {spec.quantization} is planned, not probed")
     model = build_model(run, llm=llm, tokenizer=tok, encoder=encoder)
     model.to(dtype)
+    model.train_loss = run.training.loss  # as the trainer: the LM head runs where the loss reads only
     trained = set(set_stage(model, spec.stage, extra=extra))
     n_train = sum(p.numel() for n, p in model.named_parameters() if n in trained and not n.startswith("llm."))
     n_graph = sum(p.numel() for n, p in model.graph_parameters().items())
@@ -468,6 +469,7 @@ def plan_input_for(result: ProbeResult):
         trainable_params=result.trainable_params,
         frozen_graph_params=result.frozen_graph_params, stage=spec.stage, micro_batch=spec.micro_batch,
         text_tokens=text, graphs_per_sample=spec.graphs_per_sample, nodes_per_graph=spec.nodes_per_graph,
+        loss_positions=max(1, (text + spec.graphs_per_sample * spec.nodes_per_graph) // 4),  # _batch's labels
         gradient_checkpointing=spec.gradient_checkpointing, attention=spec.attention, padded=False,
         graph_dim=int(spec.encoder.get("out_dim", 128)), gnn_layers=int(spec.encoder.get("num_layers", 3)),
         device="cuda" if spec.device == "cuda" else "cpu", **zero,
