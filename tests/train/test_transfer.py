@@ -34,6 +34,9 @@ def test_pretrain_on_one_graph_adapt_on_another(tmp_path):
     assert done.returncode == 2, done.stderr[-2000:]
     assert "node features differ (embedder: pre-trained with 'hashing' (on synthetic), now 'hashing-other')" \
         in done.stderr
+    done = _run(tmp_path, "adapt", str(cfg), "--output-dir", str(tmp_path / "a3"), f"training.init_from={pre}",
+                "--no-progress", "model.token_norm=embedding", *other)
+    assert done.returncode == 2 and "model.token_norm differs (pre-trained with 'none', now 'embedding')" in done.stderr
 
 
 def test_pretrain_graph_split_and_the_transfer_bench(tmp_path):

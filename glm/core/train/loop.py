@@ -392,7 +392,8 @@ class Trainer:
         meta = {"recipe": self.config.recipe,
                 "init_from": str(Path(t.init_from).resolve()) if t.init_from else None,
                 "features": {"embedder": d.embedder, "dim": self.config.model.encoder.in_dim,
-                             "reduction": "random_projection", "dataset": d.dataset}}
+                             "reduction": "random_projection", "dataset": d.dataset},
+                "token_norm": self.config.model.token_norm}
         saved = ckpt.save_checkpoint(engine, out, step, state, self.config.to_yaml(), dist.rank,
                                      dist.world_size, t.save_total_limit, meta, t.stage,
                                      tuple(self.config.model.stage_extra))

@@ -96,15 +96,21 @@ def apply_adapter_chain(model, path: str | os.PathLike, _depth: int = 0) -> list
 
 
 def check_feature_compatibility(config: RunConfig, init_from: str | os.PathLike) -> None:
-    """Refuse a graph side pre-trained on other node features (embedder, width): its encoder reads
-    other coordinates. Adapters written before glm recorded features are accepted."""
+    """Refuse a graph side pre-trained on other node features (embedder, width) -- its encoder reads
+    other coordinates -- or with another ``model.token_norm`` -- its projector was trained for another
+    token scale. Adapters written before glm recorded these are accepted."""
     from glm.core.adapter import AdapterFormatError, read_adapter
 
     try:
         _, meta = read_adapter(adapter_path(init_from))
     except (AdapterFormatError, CheckpointError, FileNotFoundError):
         return  # a converted encoder state has nothing recorded; a missing file is named when it is loaded
-    saved = (meta.get("extra") or {}).get("features")
+    extra = meta.get("extra") or {}
+    norm = extra.get("token_norm")
+    if norm is not None and norm != config.model.token_norm:
+        raise PipelineError(f"training.init_from={init_from}: model.token_norm differs (pre-trained with {norm!r}, "
+                            f"now {config.model.token_norm!r}); the projector was trained for that token scale")
+    saved = extra.get("features")
     if not saved:
         return
     mine = {"embedder": config.data.embedder, "dim": config.model.encoder.in_dim}
