@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-
 from train_helpers import glm_cmd, subprocess_env, write_tiny_config
 
 
