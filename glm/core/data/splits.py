@@ -90,7 +90,8 @@ def make_few_shot_split(
         val_per_class / test_per_class: sizes per class (``test_per_class=None``: all remaining nodes).
     """
     if not 0 <= n_way <= tag.num_classes:
-        raise DataValidationError(None, None, "data.n_way", f"0..{tag.num_classes} ({tag.name} has {tag.num_classes} classes)", n_way)
+        raise DataValidationError(None, None, "data.n_way", f"1..{tag.num_classes} ({tag.name} has {tag.num_classes} "
+                                  "classes; 0 holds nothing out)", n_way)
     if k_shot < 1:
         raise DataValidationError(None, None, "data.k_shot", "a positive number (1/5/20/50)", k_shot)
     g = torch.Generator().manual_seed(seed)
