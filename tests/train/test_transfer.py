@@ -67,6 +67,8 @@ def test_pretrain_graph_split_and_the_transfer_bench(tmp_path, capsys):
     rows = ["--rows", "linear_probe,graphlama", "--seeds", "1", "--output-dir", str(out), "--no-progress"]
     assert main(["bench", "fewshot", str(new), *rows]) == 2  # a new graph cannot pre-train itself
     assert "--pretrain-config" in capsys.readouterr().err
+    assert main(["bench", "fewshot", str(pre_cfg), *rows]) == 2  # nothing held out: nothing to score
+    assert "holds no class out" in capsys.readouterr().err
     done = _run(tmp_path, "bench", "fewshot", str(new), "--pretrain-config", str(pre_cfg), *rows)
     assert done.returncode == 0, done.stderr[-3000:]
     pretrained = yaml.safe_load((out / "methods" / "graphlama" / "pretrain" / "glm_config.yaml").read_text())
