@@ -63,13 +63,6 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     adapt = load_config(args.adapt_config, overrides).training if args.adapt_config else None
     pretrain = load_config(args.pretrain_config, overrides) if args.pretrain_config else None
-    if config.data.split == "pretrain_graph":
-        raise CliError(f"{args.config}: data.split is pretrain_graph, which holds no class out to score; bench a "
-                       f"heldout or new_graph config (a pre-training graph goes to --pretrain-config)")
-    needs_pretraining = [r for r in rows if ROWS[r].pretrains]
-    if config.data.split == "new_graph" and pretrain is None and needs_pretraining:
-        raise CliError(f"{args.config}: data.split is new_graph, so rows {needs_pretraining} cannot pre-train on it; "
-                       f"pass --pretrain-config with a config of the pre-training graph")
     ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
                        progress=not args.no_progress, adapt_training=adapt, pretrain_config=pretrain,
                        split=args.split)

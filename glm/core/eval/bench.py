@@ -65,6 +65,14 @@ class BenchContext:
         """The nodes every row is scored on (``split``: the test nodes, or the validation nodes)."""
         return list(self.data.split.val if self.split == "val" else self.data.split.test)
 
+    @property
+    def suffix(self) -> str:
+        """``""`` for test scores, ``"-val"`` for validation scores (``rows-val/``, ``bench-val.md``)."""
+        return "" if self.split == "test" else f"-{self.split}"
+
+    def config_hash(self) -> str:
+        return config_hash(self.config, self.adapt_training, self.pretrain_config)
+
     def label_index(self, nodes: Sequence[int]) -> list[int]:
         names = [self.tag.class_names[int(self.tag.labels[n])] for n in nodes]
         return [self.choices.index(n) for n in names]
@@ -252,16 +260,15 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
-    digest = config_hash(ctx.config, ctx.adapt_training, ctx.pretrain_config)
-    if ctx.split == "val" and not ctx.data.split.val:
-        raise BenchError("--split val: the split has no validation nodes; set data.val_per_class")
+    _check_request(ctx, rows)
+    digest = ctx.config_hash()
     results: list[RowSeed] = []
     for name in rows:
         spec = ROWS[name]
         todo = range(seeds) if spec.per_seed else range(1)
         bar = _progress(todo, name, ctx.progress)
         for seed in bar:
-            path = ctx.out / ("rows" if ctx.split == "test" else f"rows-{ctx.split}") / name / f"seed-{seed}.json"
+            path = ctx.out / f"rows{ctx.suffix}" / name / f"seed-{seed}.json"
             if not force and path.is_file():
                 saved = json.loads(path.read_text(encoding="utf-8"))
                 if saved.get("config_hash") == digest:
@@ -275,6 +282,21 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
             results.append(found)
         log(f"{name}: done")
     return results
+
+
+def _check_request(ctx: BenchContext, rows: Sequence[str]) -> None:
+    """Refuse what the split cannot score: nothing held out, no validation nodes for ``split="val"``,
+    or a new graph whose methods would pre-train on it."""
+    split = ctx.config.data.split
+    if not ctx.data.split.heldout_classes:
+        raise BenchError(f"data.split={split}: {ctx.tag.name} holds no class out to score; bench a heldout or "
+                         "new_graph config (a pre-training graph goes to --pretrain-config)")
+    if ctx.split == "val" and not ctx.data.split.val:
+        raise BenchError("--split val: the split has no validation nodes; set data.val_per_class")
+    pretraining = [r for r in rows if ROWS[r].pretrains]
+    if split == "new_graph" and ctx.pretrain_config is None and pretraining:
+        raise BenchError(f"data.split=new_graph: rows {pretraining} cannot pre-train on the new graph; "
+                         "pass --pretrain-config with a config of the pre-training graph")
 
 
 def _progress(items: range, desc: str, enabled: bool):
@@ -376,11 +398,10 @@ def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> d
              f"{len(ctx.test)} {'validation' if ctx.split == 'val' else 'test'} nodes, {seeds} seeds; "
              f"LLM {ctx.config.model.llm.name}")
     md = f"# Few-shot bench\n\n{title}\n\n{markdown_table(summary)}\n"
-    stem = "bench" if ctx.split == "test" else f"bench-{ctx.split}"
-    paths = {kind: ctx.out / f"{stem}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"), ("png", "png"))}
+    paths = {kind: ctx.out / f"bench{ctx.suffix}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"),
+                                                                         ("png", "png"))}
     atomic_write_text(md, paths["markdown"])
-    atomic_write_text(json.dumps({"title": title, "config_hash": config_hash(ctx.config, ctx.adapt_training, ctx.pretrain_config),
-                                  "summary": summary,
+    atomic_write_text(json.dumps({"title": title, "config_hash": ctx.config_hash(), "summary": summary,
                                   "results": [asdict(r) for r in results]}, indent=1, default=str), paths["json"])
     plot(summary, paths["png"], title)
     return paths

@@ -150,7 +150,7 @@ def from_run_config(cfg: Any, device: str = "cuda", text_tokens: Optional[int] =
         llm=shape, dtype=dtype, trainable_params=n_train, frozen_graph_params=n_frozen,
         stage="pretrain" if encoder_trains else "adapt", zero_stage=rs["zero_stage"], offload_optimizer=rs["offload_optimizer"],
         offload_param=rs["offload_param"], micro_batch=cfg.training.micro_batch_size, text_tokens=text,
-        loss_positions=min(graphs * nodes + text, REPLY_TOKENS * cfg.training.micro_batch_size),
+        loss_positions=REPLY_TOKENS * cfg.training.micro_batch_size,  # capped at the sequence by the planner
         graphs_per_sample=graphs, nodes_per_graph=nodes,
         gradient_checkpointing=bool(cfg.model.llm.gradient_checkpointing or rs["gradient_checkpointing"]),
         graph_dim=cfg.model.encoder.out_dim, gnn_layers=cfg.model.encoder.num_layers,

@@ -326,6 +326,11 @@ def layer_backward_transient(p: PlanInput, batch: int, seq: int) -> float:
     return max(mlp, attn)
 
 
+def head_positions(p: PlanInput, seq: int) -> int:
+    """Positions where training runs the LM head: ``loss_positions``, at most the sequence."""
+    return seq if p.loss_positions is None else min(seq, p.loss_positions)
+
+
 def logits_bytes(p: PlanInput, batch: int, seq: int) -> tuple[float, float]:
     """(logits still held during backward, peak of LM head + loss at the start of backward).
 
@@ -334,8 +339,7 @@ def logits_bytes(p: PlanInput, batch: int, seq: int) -> tuple[float, float]:
     freed before backward; at its start live the fp32 log-softmax output (saved), its incoming
     gradient and the fp32 gradient of the logits, plus that gradient's cast to a 16-bit dtype.
     """
-    kept = seq if p.loss_positions is None else min(seq, p.loss_positions)  # the head runs at these only
-    blv = batch * kept * p.llm.vocab
+    blv = batch * head_positions(p, seq) * p.llm.vocab
     cast = blv * p.dtype_bytes if p.dtype_bytes != 4 else 0
     return 0.0, 12 * blv + cast
 
@@ -430,9 +434,8 @@ def estimate(p: PlanInput) -> MemoryPlan:
         saved = layers_saved + final_norm
         at_loss = saved + loss_peak
         items.append(Item("activations", saved, 0.0, note))
-        kept = n if p.loss_positions is None else min(n, p.loss_positions)
-        items.append(Item("logits + loss", loss_peak, 0.0, f"B·K·V = {b}x{kept}x{llm.vocab} (K: positions the loss "
-                                                           f"reads), fp32 loss"))
+        items.append(Item("logits + loss", loss_peak, 0.0, f"B·K·V = {b}x{head_positions(p, n)}x{llm.vocab} "
+                                                           f"(K: positions the loss reads), fp32 loss"))
         extra = max(0.0, at_layer - at_loss)
         items.append(Item("backward working set", extra, 0.0,
                           "one layer's recompute and gradients" if p.gradient_checkpointing else "one layer's gradients"))

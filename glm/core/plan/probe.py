@@ -197,6 +197,11 @@ def _build(spec: ProbeSpec):
     return model, tok, enc_cfg, n_train, n_graph - n_train
 
 
+def labelled_positions(seq_len: int) -> int:
+    """Reply positions of a probe batch: its last quarter (what the loss, and so the LM head, reads)."""
+    return max(1, seq_len // 4)
+
+
 def _batch(model, enc_cfg, spec: ProbeSpec, text_tokens: int, seed: int):
     """A synthetic GraphBatch: random text ids around one expanded graph per placeholder."""
     import torch
@@ -225,7 +230,8 @@ def _batch(model, enc_cfg, spec: ProbeSpec, text_tokens: int, seed: int):
     input_ids = torch.tensor(rows)
     task_dim = getattr(model.config, "task_embedding_dim", None)
     labels = torch.full_like(input_ids, -100)
-    labels[:, -max(1, input_ids.shape[1] // 4):] = input_ids[:, -max(1, input_ids.shape[1] // 4):]
+    answer = labelled_positions(input_ids.shape[1])
+    labels[:, -answer:] = input_ids[:, -answer:]
     return GraphBatch(
         input_ids=input_ids, attention_mask=torch.ones_like(input_ids), labels=labels,
         graphs=SubgraphBatch.from_subgraphs(graphs),
@@ -469,7 +475,7 @@ def plan_input_for(result: ProbeResult):
         trainable_params=result.trainable_params,
         frozen_graph_params=result.frozen_graph_params, stage=spec.stage, micro_batch=spec.micro_batch,
         text_tokens=text, graphs_per_sample=spec.graphs_per_sample, nodes_per_graph=spec.nodes_per_graph,
-        loss_positions=max(1, (text + spec.graphs_per_sample * spec.nodes_per_graph) // 4),  # _batch's labels
+        loss_positions=labelled_positions(result.seq_len),
         gradient_checkpointing=spec.gradient_checkpointing, attention=spec.attention, padded=False,
         graph_dim=int(spec.encoder.get("out_dim", 128)), gnn_layers=int(spec.encoder.get("num_layers", 3)),
         device="cuda" if spec.device == "cuda" else "cpu", **zero,
