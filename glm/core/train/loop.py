@@ -352,7 +352,9 @@ class Trainer:
                 for tmp in out.glob(f"{ckpt.CHECKPOINT_PREFIX}*.tmp"):  # a save cut short
                     shutil.rmtree(tmp, ignore_errors=True)
             last = ckpt.latest_checkpoint(out)
-            where = (f"resume with --resume (from {last.name})" if last is not None and self._run_dir.committed
+            if last is not None:  # complete (renamed into place) even when the interrupt came before commit()
+                self._run_dir.commit()
+            where = (f"resume with --resume (from {last.name})" if last is not None
                      else "no checkpoint was written, nothing of this run is kept")
             raise TrainingInterrupted(f"interrupted at step {step}; {where}") from None
         finally:
