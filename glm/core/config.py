@@ -213,6 +213,21 @@ class DataConfig:
     prompt: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class AlignSettings:
+    """The alignment warm-up (:mod:`glm.core.train.align`): ``steps`` steps of ``batch_size``
+    samples pulling each node's soft token towards the LLM's mean input embedding of the node's
+    text, at ``learning_rate``, before the stage's first LLM step (skipped on resume); ``loss``
+    ``contrastive`` (InfoNCE at ``temperature``) or ``cosine``. ``steps: 0`` = off."""
+
+    steps: int = 0
+    learning_rate: float = 1e-3
+    batch_size: int = 32
+    loss: str = "contrastive"
+    temperature: float = 0.1
+
+
+ALIGN_LOSSES = ("contrastive", "cosine")  # glm.core.train.align.align_loss
 SCHEDULERS = ("cosine", "linear", "constant")
 LOSSES = ("lm", "choice", "lm+choice")  # glm.core.model.GraphLanguageModel.train_loss
 
@@ -262,6 +277,7 @@ class TrainingConfig:
     # own learning rates for graph-side parameters: {fnmatch pattern over parameter names: lr}, first
     # match wins, e.g. {"projector.*": 1e-3}; the schedule scales every group alike
     lr_groups: dict[str, float] = field(default_factory=dict)
+    align: AlignSettings = field(default_factory=AlignSettings)
 
 
 @dataclass
@@ -374,6 +390,7 @@ class RunConfig:
                 rate = -1.0
             if not rate > 0:
                 raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a learning rate > 0, found {lr!r}")
+        self._validate_align(source)
         if t.save_total_limit is not None and t.save_total_limit < 1:
             raise ConfigError(f"{source}: training.save_total_limit must be >= 1 or null, found {t.save_total_limit}")
         if t.max_steps <= 0 and t.num_epochs <= 0:
@@ -384,6 +401,16 @@ class RunConfig:
             raise ConfigError(f"{source}: data.fanout must be positive integers, found {self.data.fanout}")
         return self
 
+
+    def _validate_align(self, source: str) -> None:
+        a = self.training.align
+        _choice(a.loss, ALIGN_LOSSES, "training.align.loss", source)
+        for key, value, low in (("steps", a.steps, 0), ("batch_size", a.batch_size, 1)):
+            if value < low:
+                raise ConfigError(f"{source}: training.align.{key} must be >= {low}, found {value}")
+        for key, value in (("learning_rate", a.learning_rate), ("temperature", a.temperature)):
+            if not value > 0:
+                raise ConfigError(f"{source}: training.align.{key} must be > 0, found {value}")
 
     def _validate_tuning(self, spec: Any, source: str) -> None:
         llm = self.model.llm

@@ -168,11 +168,15 @@ class Trainer:
         validator: ``(module, place) -> {"eval_accuracy", "eval_loss", ...}`` (``place`` moves a batch to the
             engine's device and dtype), run every
             ``training.eval_steps`` steps and at the end (:class:`glm.core.train.validation.Validator`).
+        warmup: ``warmup(run_dir)`` run once before the engine is built, on a fresh run only (a resumed
+            run's checkpoint already holds its result), e.g. the alignment warm-up of
+            :mod:`glm.core.train.align`.
     """
 
     def __init__(self, config: RunConfig, model: torch.nn.Module, dataset: Sequence[Any],
                  collate_fn: Callable[[list[Any]], Any], progress: bool = True,
-                 hidden_size: Optional[int] = None, validator: Optional[Callable[..., dict[str, float]]] = None) -> None:
+                 hidden_size: Optional[int] = None, validator: Optional[Callable[..., dict[str, float]]] = None,
+                 warmup: Optional[Callable[[Path], Any]] = None) -> None:
         self.config = config
         self.model = model
         self.dataset = dataset
@@ -180,6 +184,7 @@ class Trainer:
         self.progress = progress
         self.hidden_size = hidden_size
         self.validator = validator
+        self.warmup = warmup
         self.tracker = None
 
     # -- data order ---------------------------------------------------------------------
@@ -240,6 +245,8 @@ class Trainer:
                 and hasattr(self.model, "gradient_checkpointing_enable"):
             self.model.gradient_checkpointing_enable()
 
+        if resume is None and self.warmup is not None:
+            self.warmup(out)  # before DeepSpeed wraps (and may partition) the parameters
         schedule = lr_lambda(t.lr_scheduler, warmup, total)
         stage = zero_stage(ds_config)
         problem = offload_optimizer_fallback(ds_config)

@@ -268,8 +268,31 @@ def run_stage(config: RunConfig, progress: bool = True, model=None, data: Option
     samples = stage_samples(config, data)
     collator = make_collator(config, model, data)
     trainer = Trainer(config, model, samples, collator, progress=progress,
-                      hidden_size=int(model.llm.config.hidden_size), validator=make_validator(config, model, data))
+                      hidden_size=int(model.llm.config.hidden_size), validator=make_validator(config, model, data),
+                      warmup=make_align_warmup(config, model, data, samples, collator))
     return trainer.train(), model, data
+
+
+def make_align_warmup(config: RunConfig, model, data: DataBundle, samples: list[Sample], collator):
+    """``warmup(run_dir)`` of ``training.align`` (``None`` when ``steps`` is 0)."""
+    from glm.core.train.align import AlignError, TextEmbeddingTargets, align_warmup
+
+    settings = config.training.align
+    if settings.steps == 0:
+        return None
+    if data.tag.texts is None:
+        raise PipelineError(f"training.align.steps={settings.steps}: {data.tag.name} has no node texts to align to")
+    targets = TextEmbeddingTargets(model.llm.get_input_embeddings().weight, model.tokenizer, data.tag.texts,
+                                   config.data.max_text_words)
+
+    def warmup(run_dir: Path):
+        try:
+            return align_warmup(model, samples, collator, targets, settings, config.training.seed,
+                                config.training.logging_steps, log_dir=run_dir)
+        except AlignError as exc:
+            raise PipelineError(str(exc)) from None
+
+    return warmup
 
 
 def make_validator(config: RunConfig, model, data: DataBundle):
