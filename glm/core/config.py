@@ -217,8 +217,9 @@ class DataConfig:
 class AlignSettings:
     """The alignment warm-up (:mod:`glm.core.train.align`): ``steps`` steps of ``batch_size``
     samples pulling each node's soft token towards the LLM's mean input embedding of the node's
-    text, at ``learning_rate``, before the stage's first LLM step (skipped on resume); ``loss``
-    ``contrastive`` (InfoNCE at ``temperature``) or ``cosine``. ``steps: 0`` = off."""
+    text, at ``learning_rate``, before a pre-training stage's first LLM step (adaptation stages and
+    resumed runs skip it); ``loss`` ``contrastive`` (InfoNCE at ``temperature``) or ``cosine``.
+    ``steps: 0`` = off."""
 
     steps: int = 0
     learning_rate: float = 1e-3

@@ -88,6 +88,16 @@ def test_warmup_pulls_tokens_towards_their_text_and_trains_only_the_stage(tmp_pa
     assert not any(n.startswith("llm.") for n in changed)
 
 
+def test_adaptation_stages_skip_the_warmup(tmp_path):
+    from glm.core.train.pipeline import make_align_warmup
+
+    config = tiny(tmp_path, align={"steps": 5})
+    model, data = build_model(config), prepare_data(config)
+    assert make_align_warmup(config, model, data, [], None) is not None
+    config.training.stage = "adapt"
+    assert make_align_warmup(config, model, data, [], None) is None
+
+
 def test_methods_without_one_token_per_node_are_refused_by_name():
     model = SimpleNamespace(node_token_module=SimpleNamespace(tokens_per_graph=4))
     with pytest.raises(AlignError, match="training.align.steps=3: .*per graph"):
