@@ -111,9 +111,36 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     assert (out / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     rows = {s["row"]: s for s in report["summary"]}
     assert rows["graphlama"]["adapter_bytes"] > 0 and rows["graphlama"]["seeds"] == 2
+    assert 0 <= rows["graphlama"]["token_probe"] <= 1 and 0 <= rows["llaga"]["token_probe"] <= 1
+    assert rows["linear_probe"]["token_probe"] is None  # no soft tokens
     rerun = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0 and "training" not in rerun.stderr  # every row reused, nothing trained again
     assert re.search(r"bench: 4 rows x 2 seeds", rerun.stdout)
+
+
+def test_token_probe_fits_the_shots_target_tokens(ctx):
+    """The probe reads the target's soft token (not the text, not the test labels at fit time): the
+    same logistic regression on vectors read independently through the embedding hook."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    from glm.core.data import tasks as T
+    from glm.core.eval.embeddings import target_vectors
+    from glm.core.eval.method_rows import _config, token_probe
+    from glm.core.train.pipeline import build_model, make_collator
+
+    cfg = _config(ctx, "graphlama", "adapt", ctx.out / "probe")
+    model = build_model(cfg)
+    shots = ctx.shots(1)
+    classes = ctx.data.split.class_indices(ctx.tag, "heldout")
+    collate = make_collator(cfg, model, ctx.data)
+    vec = {name: target_vectors(model, T.node_classification(ctx.data.source, nodes, classes=classes,
+                                                             include_text=False), collate, "tokens").numpy()
+           for name, nodes in (("shots", shots), ("test", ctx.test))}
+    scaler = StandardScaler().fit(vec["shots"])
+    clf = LogisticRegression(max_iter=2000, random_state=0).fit(scaler.transform(vec["shots"]), ctx.label_index(shots))
+    expected = (clf.predict(scaler.transform(vec["test"])) == ctx.label_index(ctx.test)).mean()
+    assert token_probe(ctx, cfg, model, shots) == pytest.approx(float(expected))
 
 
 def test_icl_time_ratio_only_for_llm_rows():

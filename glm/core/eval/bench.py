@@ -343,6 +343,8 @@ def summarise(results: Sequence[RowSeed]) -> list[dict[str, Any]]:
             "icl_time_ratio": (icl_time / per_node) if icl_time and per_node > 0 and ROWS[name].group in
             ("llm", "method") else None,
             "max_predicted_share": share,
+            "token_probe": _mean_std(probes)[0] if (probes := [r.extra["token_probe"] for r in rs
+                                                              if "token_probe" in r.extra]) else None,
         })
     return out
 
@@ -355,7 +357,7 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
     head = ("| row | accuracy | macro-F1 | calibrated acc. | test nodes | trainable | adapter bytes | train s "
-            "| infer s/node | ICL time / row | top class share |")
+            "| infer s/node | ICL time / row | top class share | token probe |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in summary:
         pm = lambda m, sd: f"{_fmt(m)} ± {_fmt(sd)}" if m is not None and m == m else "–"  # noqa: E731
@@ -364,7 +366,7 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
             f"{pm(s['calibrated_accuracy'], s['calibrated_accuracy_std'])} | {s['test_nodes']} | "
             f"{_fmt(s['trainable_params'], ',')} | {_fmt(s['adapter_bytes'], ',')} | {_fmt(s['train_seconds'], '.1f')} | "
             f"{_fmt(s['infer_seconds_per_node'], '.4f')} | {_fmt(s['icl_time_ratio'], '.1f')} | "
-            f"{_fmt(s['max_predicted_share'], '.2f')} |")
+            f"{_fmt(s['max_predicted_share'], '.2f')} | {_fmt(s.get('token_probe'))} |")
     return "\n".join(lines)
 
 

@@ -7,6 +7,11 @@ Runs go under ``<bench out>/methods/<method>/`` (``pretrain/``, ``adapt-seed<k>/
 through the same pipeline as ``glm pretrain`` / ``glm adapt`` (:func:`glm.core.train.pipeline.run_stage`),
 with the seed's k shots in place of the split's. Scores are ``glm eval``'s choice scoring; the
 calibrated prediction subtracts the scores of a content-free sample (no text, one zero-feature node).
+
+Each method row also reports ``token_probe``: a logistic regression on the target node's soft token
+(:func:`glm.core.eval.embeddings.target_vectors`, before the LLM), fitted on the seed's k shots and
+scored on the same nodes. Beside the row's accuracy it says where class information is lost: in
+the graph side (a low probe) or in the LLM's reading of the tokens (a probe well above the row).
 """
 
 from __future__ import annotations
@@ -65,7 +70,28 @@ def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: b
         model = build_model(cfg)
         apply_adapter_chain(model, base)
         adapter, train_s, trainable = base / "adapter_model.safetensors", 0.0, 0
-    return _evaluate(ctx, cfg, model, train_s, trainable, adapter.stat().st_size if adapter.is_file() else None)
+    result = _evaluate(ctx, cfg, model, train_s, trainable, adapter.stat().st_size if adapter.is_file() else None)
+    result.extra["token_probe"] = token_probe(ctx, cfg, model, ctx.shots(seed))
+    return result
+
+
+def token_probe(ctx: Any, cfg: Any, model: Any, shots: list[int]) -> float:
+    """Accuracy of a logistic regression on the target soft token, fitted on ``shots`` (see the module docstring)."""
+    from glm.core.data import tasks as T
+    from glm.core.eval.baselines import _fit_predict
+    from glm.core.eval.embeddings import target_vectors
+    from glm.core.train.pipeline import make_collator
+
+    classes = ctx.data.split.class_indices(ctx.tag, "heldout")
+    collate = make_collator(cfg, model, ctx.data)
+
+    def vectors(nodes: list[int]):
+        samples = T.node_classification(ctx.data.source, nodes, classes=classes, include_text=False)
+        return target_vectors(model, samples, collate, stage="tokens")
+
+    truth = ctx.label_index(ctx.test)
+    pred, _, _ = _fit_predict(vectors(shots), ctx.label_index(shots), vectors(ctx.test), seed=0)
+    return sum(int(p == t) for p, t in zip(pred, truth)) / len(truth)
 
 
 def _evaluate(ctx: Any, cfg: Any, model: Any, train_s: float, trainable: int, adapter_bytes: Any) -> RowResult:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -126,6 +127,7 @@ def align_warmup(model: torch.nn.Module, samples: Sequence[Any], collate_fn: Cal
     window = 0.0
     was_training = model.training
     model.train()
+    t0 = time.perf_counter()
     for step in range(1, settings.steps + 1):
         if len(order) < settings.batch_size:
             order += torch.randperm(len(samples), generator=g).tolist()
@@ -147,13 +149,15 @@ def align_warmup(model: torch.nn.Module, samples: Sequence[Any], collate_fn: Cal
             with torch.no_grad():
                 cos = F.cosine_similarity(tokens.detach().float(), targets(graphs.node_ids.cpu()).to(tokens.device),
                                           dim=-1).mean()
-            records.append({"align_step": step, "align_loss": round(window / n, 6), "align_cos": round(float(cos), 6)})
+            records.append({"align_step": step, "align_loss": round(window / n, 6), "align_cos": round(float(cos), 6),
+                            "elapsed_s": round(time.perf_counter() - t0, 3)})
             window = 0.0
     model.train(was_training)
     optimizer.zero_grad(set_to_none=True)
     if records:
-        logger.info("alignment warm-up: %d steps, loss %.4f -> %.4f, cosine to the text embedding %.3f",
-                    settings.steps, records[0]["align_loss"], records[-1]["align_loss"], records[-1]["align_cos"])
+        logger.info("alignment warm-up: %d steps in %.1f s, loss %.4f -> %.4f, cosine to the text embedding %.3f",
+                    settings.steps, records[-1]["elapsed_s"], records[0]["align_loss"], records[-1]["align_loss"],
+                    records[-1]["align_cos"])
     if log_dir is not None:
         with open(Path(log_dir) / ALIGN_LOG, "w", encoding="utf-8") as fh:
             fh.writelines(json.dumps(r) + "\n" for r in records)
