@@ -113,10 +113,16 @@ def test_pretrain_adapt_eval_infer_on_tiny_model(tmp_path, capsys, monkeypatch):
 def test_quick_demo_end_to_end_with_tiny_llm(tmp_path, shared_dir):
     """The demo pipeline on the real CiteSeer TAG, with a tiny LLM in place of SmolLM2 (speed)."""
     r = run_glm(tmp_path, "demo", "--quick", "--backend", "pyg", "--no-baseline", "--output-dir", str(tmp_path / "d"),
+                "--draws", "2", "--json", str(tmp_path / "d.json"),
                 "model.llm.name=tiny-random", "model.llm.max_length=4096", timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "backend" in r.stdout and "pyg" in r.stdout and "held-out classes" in r.stdout
-    assert (tmp_path / "d" / "pyg" / "adapt" / "adapter_model.safetensors").is_file()
+    for run in ("adapt", "adapt-draw1"):  # the second k-shot draw adapts the same pre-trained side again
+        assert (tmp_path / "d" / "pyg" / run / "adapter_model.safetensors").is_file()
+    (row,) = json.loads((tmp_path / "d.json").read_text())
+    assert len(row["draw_accuracies"]) == 2 and row["draw_accuracies"][0] == row["accuracy"]
+    assert " ± " in r.stdout and "(2)" in r.stdout
+    assert run_glm(tmp_path, "demo", "--quick", "--draws", "0").returncode == 2
 
 
 @pytest.mark.slow

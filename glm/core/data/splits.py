@@ -11,6 +11,7 @@ seed, the classes and every node index; loading it against another dataset versi
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -122,6 +123,23 @@ def make_few_shot_split(
         heldout_classes=[tag.class_names[c] for c in held], pretrain_classes=[tag.class_names[c] for c in pre],
         train=train, val=val, test=test, pretrain=pretrain,
     )
+
+
+def redraw_shots(split: "FewShotSplit", tag: TextAttributedGraph, seed: int) -> list[int]:
+    """The k-shot training nodes of draw ``seed`` (0: the split's own): ``k_shot`` nodes of every
+    held-out class, drawn from the nodes outside the test and validation sets (those never change)."""
+    if seed == 0:
+        return list(split.train)
+    taken = set(split.test) | set(split.val)
+    rng = random.Random(1_000_003 * seed + split.seed)
+    shots = []
+    for c in split.class_indices(tag, "heldout"):
+        pool = [int(n) for n in (tag.labels == c).nonzero().flatten().tolist() if int(n) not in taken]
+        if len(pool) < split.k_shot:
+            raise InsufficientNodesError(f"{tag.name}: class {tag.class_names[c]!r} has {len(pool)} nodes outside "
+                                         f"test/val, {split.k_shot} shots needed")
+        shots += sorted(rng.sample(pool, split.k_shot))
+    return shots
 
 
 def _class_index(tag: TextAttributedGraph, name: str) -> int:

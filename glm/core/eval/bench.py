@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import random
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -78,20 +77,14 @@ class BenchContext:
         return [self.choices.index(n) for n in names]
 
     def shots(self, seed: int) -> list[int]:
-        """The k-shot training nodes of ``seed`` (seed 0: the config's split)."""
-        split = self.data.split
-        if seed == 0:
-            return list(split.train)
-        taken = set(split.test) | set(split.val)
-        rng = random.Random(1_000_003 * seed + split.seed)
-        shots = []
-        for c in split.class_indices(self.tag, "heldout"):
-            pool = [int(n) for n in (self.tag.labels == c).nonzero().flatten().tolist() if int(n) not in taken]
-            if len(pool) < split.k_shot:
-                raise BenchError(f"class {self.tag.class_names[c]!r} has {len(pool)} nodes outside test/val, "
-                                 f"{split.k_shot} shots needed")
-            shots += sorted(rng.sample(pool, split.k_shot))
-        return shots
+        """The k-shot training nodes of ``seed`` (seed 0: the config's split; :func:`redraw_shots`)."""
+        from glm.core.data.errors import InsufficientNodesError
+        from glm.core.data.splits import redraw_shots
+
+        try:
+            return redraw_shots(self.data.split, self.tag, seed)
+        except InsufficientNodesError as exc:
+            raise BenchError(str(exc)) from None
 
     def llm(self):
         if self._llm is None:

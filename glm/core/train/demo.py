@@ -3,7 +3,10 @@
 Configs: ``examples/demo_pretrain.yaml`` and ``examples/demo_adapt.yaml`` (``*_quick.yaml``
 for ``--quick``). Measured per backend:
 
-* accuracy / macro-F1 on the held-out classes' test nodes after adaptation;
+* accuracy / macro-F1 on the held-out classes' test nodes after adaptation, and with ``draws > 1``
+  the mean ± std over that many k-shot draws (draw 0 is the config's split; the others redraw the
+  shots outside the test and validation nodes, as ``glm bench fewshot`` does), each adapted from
+  the same pre-trained graph side -- whether adaptation's gain stands above the draw-to-draw noise;
 * honest baselines on the same nodes: the pre-trained model before adaptation
   ("no adaptation", the held-out classes were never trained on) and chance (``1 / n_way``;
   the k-shot set is balanced, so the majority-class baseline equals chance);
@@ -56,6 +59,7 @@ class DemoResult:
     embeddings_png: Optional[str] = None  # 2-D maps of the test nodes before / after adaptation
     silhouette_before: Optional[float] = None
     silhouette_after: Optional[float] = None
+    draw_accuracies: Optional[list[float]] = None  # one per k-shot draw (the first is ``accuracy``)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -80,7 +84,8 @@ def demo_configs(quick: bool, backend: str, output_root: Optional[str] = None,
 
 
 def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = None,
-             overrides: Sequence[str] = (), progress: bool = True, baseline: bool = True) -> DemoResult:
+             overrides: Sequence[str] = (), progress: bool = True, baseline: bool = True,
+             draws: int = 1) -> DemoResult:
     """Run the demo on ``backend`` in this process; return the measured row."""
     from glm.core.eval.predict import evaluate
     from glm.core.train.pipeline import eval_samples, make_collator, run_stage
@@ -109,6 +114,7 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
     panel_after = embedding_panel(model, adapt_cfg, data, "test", title="adapted")
     embeddings_png = adapt_res.output_dir / f"embeddings_{panel_after['stage']}_test.png"
     plot_maps([panel_before, panel_after], embeddings_png, f"{backend}: GraphLAMA before / after {data.split.k_shot}-shot adaptation")
+    draw_accuracies = [result.accuracy] + [_adapt_draw(adapt_cfg, data, test, k, progress) for k in range(1, draws)]
     adapter = adapt_res.output_dir / "adapter_model.safetensors"
     pre_adapter = pre_res.output_dir / "adapter_model.safetensors"
     return DemoResult(
@@ -136,17 +142,37 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
         embeddings_png=str(embeddings_png),
         silhouette_before=panel_before["silhouette"],
         silhouette_after=panel_after["silhouette"],
+        draw_accuracies=draw_accuracies,
     )
+
+
+def _adapt_draw(adapt_cfg: RunConfig, data, test, draw: int, progress: bool) -> float:
+    """Test accuracy after adapting the pre-trained graph side (``training.init_from``) on k-shot draw ``draw``."""
+    import copy
+    from dataclasses import replace
+
+    from glm.core.data.splits import redraw_shots
+    from glm.core.eval.predict import evaluate
+    from glm.core.train.pipeline import make_collator, run_stage
+
+    cfg = copy.deepcopy(adapt_cfg)
+    cfg.training.output_dir = str(Path(adapt_cfg.training.output_dir).with_name(f"adapt-draw{draw}"))
+    shots = redraw_shots(data.split, data.tag, draw)
+    drawn = replace(data, split=replace(data.split, train=shots))
+    _, model, _ = run_stage(cfg, progress=progress, data=drawn)
+    ev = cfg.eval
+    return evaluate(model, test, make_collator(cfg, model, drawn), make_collator(cfg, model, drawn, inference=True),
+                    mode=ev.mode, match=ev.match, batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens).accuracy
 
 
 def format_table(rows: Sequence[DemoResult]) -> str:
     """A fixed-width table, one row per backend."""
-    head = ("backend", "acc", "macro-F1", "acc w/o adapt", "chance", "adapter", "graph side",
+    head = ("backend", "acc", "acc over draws", "macro-F1", "acc w/o adapt", "chance", "adapter", "graph side",
             "pretrain s", "adapt s", "infer s", "total s", "CPU s", "peak RSS")
     lines = []
     for r in rows:
         lines.append((
-            r.backend, f"{r.accuracy:.3f}", f"{r.macro_f1:.3f}",
+            r.backend, f"{r.accuracy:.3f}", _draws(r.draw_accuracies), f"{r.macro_f1:.3f}",
             "-" if r.accuracy_before_adapt is None else f"{r.accuracy_before_adapt:.3f}", f"{r.chance:.3f}",
             f"{r.adapter_bytes / 1024:.1f} KiB ({r.adapter_params:,} p)",
             f"{r.pretrain_adapter_bytes / 1024:.0f} KiB ({r.pretrain_params:,} p)",
@@ -167,6 +193,15 @@ def format_table(rows: Sequence[DemoResult]) -> str:
                 f"{_num(x.silhouette_before)} before, {_num(x.silhouette_after)} after adaptation)"
                 for x in rows if x.embeddings_png]
     return "\n".join(out)
+
+
+def _draws(values: Optional[Sequence[float]]) -> str:
+    """``mean ± std (n)`` over k-shot draws; ``-`` for a single draw."""
+    if not values or len(values) < 2:
+        return "-"
+    import statistics
+
+    return f"{statistics.fmean(values):.3f} ± {statistics.pstdev(values):.3f} ({len(values)})"
 
 
 def _num(value: Optional[float]) -> str:
