@@ -134,3 +134,12 @@ def test_quick_demo_with_smollm2_both_backends(tmp_path, shared_dir):
     assert [row["backend"] for row in rows] == ["pyg", "gammagl"]
     for row in rows:
         assert 0.0 <= row["accuracy"] <= 1.0 and row["adapter_bytes"] > 0
+
+
+def test_an_unmatched_lr_group_is_named_not_blamed_on_the_recipe(tmp_path):
+    cfg = write_tiny_config(tmp_path, training={"max_steps": 2, "save_steps": 0, "lr_groups": {"nothing.*": 1e-3},
+                                                "output_dir": "runs/x"})
+    r = run_glm(tmp_path, "pretrain", str(cfg), "--no-progress")
+    assert r.returncode == 2
+    assert "training.lr_groups: ['nothing.*'] match no trainable parameter" in r.stderr
+    assert "recipe" not in r.stderr.splitlines()[-1] and not (tmp_path / "runs/x").exists()

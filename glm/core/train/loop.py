@@ -253,11 +253,11 @@ class Trainer:
         if problem and dist.rank == 0:
             train_logger.warning("optimizer offload uses torch AdamW instead of DeepSpeedCPUAdam (slower steps): %s",
                                  problem)
-        try:
+        groups = parameter_groups(self.model, cfg.model.llm.learning_rate, cfg.training.lr_groups)
+        try:  # (a bad lr_groups pattern is named above, not blamed on the recipe)
             engine, _, _, scheduler = deepspeed.initialize(
                 model=self.model,
-                model_parameters=parameter_groups(self.model, cfg.model.llm.learning_rate,
-                                                   cfg.training.lr_groups),
+                model_parameters=groups,
                 config=ds_config,
                 lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule),
                 dist_init_required=False,
