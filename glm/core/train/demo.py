@@ -188,6 +188,9 @@ def format_table(rows: Sequence[DemoResult]) -> str:
         r = rows[0]
         out.append(f"CiteSeer TAG, {len(r.heldout_classes)}-way {r.k_shot}-shot on held-out classes "
                    f"{', '.join(r.heldout_classes)}; {r.test_nodes} test nodes; accuracy by choice scoring.")
+        drawn = [x for x in rows if x.draw_accuracies and len(x.draw_accuracies) > 1]
+        out += [f"acc over draws ({x.backend}): mean ± std over {len(x.draw_accuracies)} k-shot draws adapted from the "
+                f"same pre-trained graph side ({', '.join(f'{a:.3f}' for a in x.draw_accuracies)})" for x in drawn]
         out += [f"confusion matrix ({x.backend}): {x.confusion_png}" for x in rows if x.confusion_png]
         out += [f"embedding map ({x.backend}): {x.embeddings_png} (class silhouette of the test nodes "
                 f"{_num(x.silhouette_before)} before, {_num(x.silhouette_after)} after adaptation)"
