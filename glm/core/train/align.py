@@ -137,8 +137,8 @@ def align_warmup(model: torch.nn.Module, samples: Sequence[Any], collate_fn: Cal
         if graphs.node_ids is None:
             raise AlignError("training.align: the batch's subgraphs carry no global node ids (SubgraphBatch.node_ids)")
         tokens = model.node_tokens(graphs, batch.graphs_per_sample, batch.task_embedding)
-        loss = align_loss(tokens, targets(graphs.node_ids.cpu()), graphs.node_ids, settings.loss,
-                          settings.temperature)
+        target = targets(graphs.node_ids.cpu()).to(tokens.device)
+        loss = align_loss(tokens, target, graphs.node_ids, settings.loss, settings.temperature)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -147,8 +147,7 @@ def align_warmup(model: torch.nn.Module, samples: Sequence[Any], collate_fn: Cal
         if step % logging_steps == 0 or step == settings.steps:
             n = logging_steps if step % logging_steps == 0 else step % logging_steps
             with torch.no_grad():
-                cos = F.cosine_similarity(tokens.detach().float(), targets(graphs.node_ids.cpu()).to(tokens.device),
-                                          dim=-1).mean()
+                cos = F.cosine_similarity(tokens.detach().float(), target, dim=-1).mean()
             records.append({"align_step": step, "align_loss": round(window / n, 6), "align_cos": round(float(cos), 6),
                             "elapsed_s": round(time.perf_counter() - t0, 3)})
             window = 0.0

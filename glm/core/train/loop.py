@@ -170,13 +170,13 @@ class Trainer:
             ``training.eval_steps`` steps and at the end (:class:`glm.core.train.validation.Validator`).
         warmup: ``warmup(run_dir)`` run once before the engine is built, on a fresh run only (a resumed
             run's checkpoint already holds its result), e.g. the alignment warm-up of
-            :mod:`glm.core.train.align`.
+            :mod:`glm.core.train.align`; every rank runs it, only rank 0 gets the run directory to write to.
     """
 
     def __init__(self, config: RunConfig, model: torch.nn.Module, dataset: Sequence[Any],
                  collate_fn: Callable[[list[Any]], Any], progress: bool = True,
                  hidden_size: Optional[int] = None, validator: Optional[Callable[..., dict[str, float]]] = None,
-                 warmup: Optional[Callable[[Path], Any]] = None) -> None:
+                 warmup: Optional[Callable[[Optional[Path]], Any]] = None) -> None:
         self.config = config
         self.model = model
         self.dataset = dataset
@@ -246,7 +246,7 @@ class Trainer:
             self.model.gradient_checkpointing_enable()
 
         if resume is None and self.warmup is not None:
-            self.warmup(out)  # before DeepSpeed wraps (and may partition) the parameters
+            self.warmup(out if dist.rank == 0 else None)  # before DeepSpeed wraps (and may partition) the parameters
         schedule = lr_lambda(t.lr_scheduler, warmup, total)
         stage = zero_stage(ds_config)
         problem = offload_optimizer_fallback(ds_config)

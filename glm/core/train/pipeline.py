@@ -276,7 +276,7 @@ def run_stage(config: RunConfig, progress: bool = True, model=None, data: Option
 def make_align_warmup(config: RunConfig, model, data: DataBundle, samples: list[Sample], collator):
     """``warmup(run_dir)`` of ``training.align`` (``None`` when ``steps`` is 0 or the stage adapts: the
     warm-up belongs to pre-training, on its many samples, not to the k shots)."""
-    from glm.core.train.align import AlignError, TextEmbeddingTargets, align_warmup
+    from glm.core.train.align import TextEmbeddingTargets, align_warmup
 
     settings = config.training.align
     if settings.steps == 0 or config.model.method_spec.stages[config.training.stage].data != "pretrain":
@@ -286,12 +286,9 @@ def make_align_warmup(config: RunConfig, model, data: DataBundle, samples: list[
     targets = TextEmbeddingTargets(model.llm.get_input_embeddings().weight, model.tokenizer, data.tag.texts,
                                    config.data.max_text_words)
 
-    def warmup(run_dir: Path):
-        try:
-            return align_warmup(model, samples, collator, targets, settings, config.training.seed,
-                                config.training.logging_steps, log_dir=run_dir)
-        except AlignError as exc:
-            raise PipelineError(str(exc)) from None
+    def warmup(run_dir: Optional[Path]):
+        return align_warmup(model, samples, collator, targets, settings, config.training.seed,
+                            config.training.logging_steps, log_dir=run_dir)
 
     return warmup
 
