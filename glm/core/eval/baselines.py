@@ -43,7 +43,9 @@ def chance_and_majority(test_labels: Sequence[int], n_way: int) -> tuple[float, 
     return 1.0 / n_way, (max(counts.values()) / len(test_labels)) if test_labels else float("nan")
 
 
-def _fit_predict(train_x: Tensor, train_y: Sequence[int], test_x: Tensor, seed: int) -> tuple[list[int], float, float]:
+def fit_predict(train_x: Tensor, train_y: Sequence[int], test_x: Tensor, seed: int) -> tuple[list[int], float, float]:
+    """Standardised logistic regression fitted on ``train_x``; ``(predictions for test_x, fit s, predict s)``
+    (the linear probe, also the bench's token probe)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
@@ -57,7 +59,7 @@ def _fit_predict(train_x: Tensor, train_y: Sequence[int], test_x: Tensor, seed: 
 
 def linear_probe(x: Tensor, train: Sequence[int], train_y: Sequence[int], test: Sequence[int], seed: int = 0) -> RowResult:
     """Logistic regression on the rows ``train`` of ``x`` (``[N, F]`` node features)."""
-    pred, fit_s, infer_s = _fit_predict(x[list(train)].float(), train_y, x[list(test)].float(), seed)
+    pred, fit_s, infer_s = fit_predict(x[list(train)].float(), train_y, x[list(test)].float(), seed)
     return RowResult(pred, fit_s, infer_s, trainable_params=(x.shape[1] + 1) * len(set(train_y)))
 
 

@@ -78,7 +78,7 @@ def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: b
 def token_probe(ctx: Any, cfg: Any, model: Any, shots: list[int]) -> float:
     """Accuracy of a logistic regression on the target soft token, fitted on ``shots`` (see the module docstring)."""
     from glm.core.data import tasks as T
-    from glm.core.eval.baselines import _fit_predict
+    from glm.core.eval.baselines import fit_predict
     from glm.core.eval.embeddings import target_vectors
     from glm.core.train.pipeline import make_collator
 
@@ -90,7 +90,7 @@ def token_probe(ctx: Any, cfg: Any, model: Any, shots: list[int]) -> float:
         return target_vectors(model, samples, collate, stage="tokens")
 
     truth = ctx.label_index(ctx.test)
-    pred, _, _ = _fit_predict(vectors(shots), ctx.label_index(shots), vectors(ctx.test), seed=0)
+    pred, _, _ = fit_predict(vectors(shots), ctx.label_index(shots), vectors(ctx.test), seed=0)
     return sum(int(p == t) for p, t in zip(pred, truth)) / len(truth)
 
 
