@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from train_helpers import run_glm  # noqa: E402
@@ -17,6 +19,7 @@ from glm.cli.main import main  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # 24 s; its steps (parity, recipes, tuning) are each tested in the fast suite
 def test_dry_run_writes_a_report_with_every_step(tmp_path):
     proc = run_glm(tmp_path, "devcheck", "--dry-run", "--out", str(tmp_path / "dc"),
                    "--steps", "environment,parity,recipes,tuning,encoder_speed",

@@ -21,6 +21,7 @@ def _extensions_dir() -> Path:
     return Path(_get_build_directory("cpu_adam", verbose=False)).parent
 
 
+@pytest.mark.slow  # 29 s; guards a one-time build: make test-all runs it
 def test_entry_points_do_not_rebuild_ops(tmp_path):
     built = subprocess.run([sys.executable, "-m", "glm.core.train.ds_compat"], env=subprocess_env(tmp_path),
                            capture_output=True, text=True, timeout=1200)

@@ -23,6 +23,7 @@ def _losses(run):
     return [json.loads(l)["loss"] for l in (run / "trainer_log.jsonl").read_text().splitlines() if l.strip()]
 
 
+@pytest.mark.slow  # 38 s; kill -9 resume stays in the fast suite (test_resume.py), LoRA under ZeRO-3 below
 def test_4090_lora_recipe_kill9_resume_is_bit_exact(tmp_path):
     cfg = write_tiny_config(tmp_path, recipe="4090-lora",
                             training={"max_steps": STEPS, "save_steps": 2, "learning_rate": 1e-2,
