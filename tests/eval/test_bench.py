@@ -169,3 +169,35 @@ def test_split_val_scores_validation_nodes_and_stores_apart(ctx, tmp_path):
     assert not (tmp_path / "out" / "rows").exists()
     assert bench.write_report(val, [found], 1)["markdown"].name == "bench-val.md"
     assert "8 validation nodes" in (tmp_path / "out" / "bench-val.md").read_text()
+
+
+def test_method_pretraining_is_redone_when_its_settings_change(ctx, tmp_path, monkeypatch):
+    """A bench output folder reused with other pre-training settings trains the method again (it used to
+    adapt on the stale pre-trained run); the same settings reuse it; ``force`` trains it once per run."""
+    import copy
+
+    from glm.core.eval import method_rows
+    from glm.core.train import pipeline
+
+    runs = []
+    real = pipeline.run_stage
+    monkeypatch.setattr(pipeline, "run_stage", lambda cfg, **kw: runs.append(cfg.training.learning_rate)
+                        or real(cfg, **kw))
+    cfg = copy.deepcopy(ctx.config)
+    cfg.training.max_steps = 1
+    base = replace(ctx, config=cfg, out=tmp_path / "out", pretrained_now=set())
+
+    def fresh(c):
+        return replace(c, pretrained_now=set())  # a new bench run on the same folder
+
+    method_rows.pretrained(base, "graphlama")
+    method_rows.pretrained(fresh(base), "graphlama")
+    assert runs == [cfg.training.learning_rate]
+    changed = copy.deepcopy(cfg)
+    changed.training.learning_rate = cfg.training.learning_rate / 2
+    method_rows.pretrained(fresh(replace(base, config=changed)), "graphlama")
+    assert runs[-1] == changed.training.learning_rate and len(runs) == 2
+    forced = fresh(replace(base, config=changed, force=True))
+    method_rows.pretrained(forced, "graphlama")
+    method_rows.pretrained(forced, "graphlama")  # the second seed of the same run
+    assert len(runs) == 3

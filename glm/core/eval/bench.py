@@ -49,6 +49,8 @@ class BenchContext:
     adapt_training: Any = None  # training section for adaptation (default: the config's)
     pretrain_config: Any = None  # pre-train the methods on this config's graph (transfer; default: the config)
     split: str = "test"  # the nodes every row is scored on: test, or val to choose settings
+    force: bool = False  # recompute rows and pre-train the methods again (once per run)
+    pretrained_now: set = field(default_factory=set)  # methods whose pre-training this run checked or made
     _llm: Any = None
 
     @property
@@ -254,6 +256,7 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
     if unknown:
         raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
     _check_request(ctx, rows)
+    ctx = replace(ctx, force=force or ctx.force, pretrained_now=set())  # this run's view: the caller's stays as is
     digest = ctx.config_hash()
     results: list[RowSeed] = []
     for name in rows:
@@ -262,7 +265,7 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
         bar = _progress(todo, name, ctx.progress)
         for seed in bar:
             path = ctx.out / f"rows{ctx.suffix}" / name / f"seed-{seed}.json"
-            if not force and path.is_file():
+            if not ctx.force and path.is_file():
                 saved = json.loads(path.read_text(encoding="utf-8"))
                 if saved.get("config_hash") == digest:
                     results.append(RowSeed(**saved["result"]))

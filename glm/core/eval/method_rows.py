@@ -17,6 +17,7 @@ the graph side (a low probe) or in the LLM's reading of the tokens (a probe well
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from typing import Any
 import torch
 
 from glm.core.eval.baselines import RowResult
+
+PRETRAIN_STAMP = "bench_pretrain.json"  # the hash of the settings a method's pre-trained run was made with
 
 
 def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None):
@@ -43,14 +46,23 @@ def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None)
 
 
 def pretrained(ctx: Any, method: str) -> Path:
-    """The pre-trained run of ``method`` (trained once; reused while its adapter exists)."""
+    """The pre-trained run of ``method``: trained once per settings, reused while the hash of its
+    configuration (``PRETRAIN_STAMP``) matches; ``ctx.force`` trains it again once per bench run."""
+    from glm.core.eval.bench import config_hash
+    from glm.core.io import atomic_write_text
     from glm.core.train.checkpoint import ADAPTER_FILE
     from glm.core.train.pipeline import run_stage
 
     out = ctx.out / "methods" / method / "pretrain"
-    if not (out / ADAPTER_FILE).is_file():  # on another graph with a pre-training config: its own data
-        data = ctx.data if ctx.pretrain_config is None else None
-        run_stage(_config(ctx, method, "pretrain", out), progress=ctx.progress, data=data)
+    cfg = _config(ctx, method, "pretrain", out)
+    digest, stamp = config_hash(cfg), out / PRETRAIN_STAMP
+    reusable = (out / ADAPTER_FILE).is_file() and stamp.is_file() \
+        and json.loads(stamp.read_text(encoding="utf-8")).get("config_hash") == digest
+    if not reusable or (ctx.force and method not in ctx.pretrained_now):
+        data = ctx.data if ctx.pretrain_config is None else None  # another graph: the config's own data
+        run_stage(cfg, progress=ctx.progress, data=data)
+        atomic_write_text(json.dumps({"config_hash": digest}), stamp)
+    ctx.pretrained_now.add(method)
     return out
 
 
