@@ -20,8 +20,10 @@ def add_commands(subparsers: Any) -> None:
     f = sub.add_parser("fewshot", help="all rows on the config's few-shot split, over seeds: markdown, JSON, PNG")
     f.add_argument("config", help="YAML run configuration (e.g. examples/demo_pretrain.yaml)")
     f.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
-    f.add_argument("--adapt-config", help="take the adaptation's training settings from this config "
-                                          "(e.g. examples/demo_adapt.yaml; default: CONFIG's)")
+    f.add_argument("--adapt-config", action="append", default=[], metavar="[METHOD=]PATH",
+                   help="adapt the method rows with this config's training section and model.stage_extra "
+                        "(e.g. examples/demo_adapt.yaml; default: CONFIG's); METHOD=PATH for one method "
+                        "(graphgpt=examples/demo_adapt_gate.yaml), repeatable")
     f.add_argument("--pretrain-config", help="pre-train the methods with this config, on its own graph (the transfer "
                                              "setting: CONFIG has data.split=new_graph; e.g. "
                                              "examples/transfer_pretrain.yaml)")
@@ -61,10 +63,10 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     out = Path(args.output_dir or Path("runs") / "bench" / (Path(args.config).stem + ("-quick" if args.quick else "")))
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(ROWS)
     t0 = time.perf_counter()
-    adapt = load_config(args.adapt_config, overrides).training if args.adapt_config else None
+    adapt = adapt_settings(args.adapt_config, overrides)
     pretrain = load_config(args.pretrain_config, overrides) if args.pretrain_config else None
     ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
-                       progress=not args.no_progress, adapt_training=adapt, pretrain_config=pretrain,
+                       progress=not args.no_progress, adapt=adapt, pretrain_config=pretrain,
                        split=args.split)
     results = run_rows(ctx, rows, args.seeds, args.force, log=lambda line: print(line, file=sys.stderr))
     paths = write_report(ctx, results, args.seeds)
@@ -72,3 +74,23 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     print(f"bench: {len(rows)} rows x {args.seeds} seeds in {time.perf_counter() - t0:.0f} s -> "
           + ", ".join(str(p) for p in paths.values()))
     return 0
+
+
+def adapt_settings(entries: list[str], overrides: list[str]) -> dict[str, Any]:
+    """``--adapt-config [METHOD=]PATH`` entries -> ``{method or "": AdaptSettings}``."""
+    from glm.core.config import load_config
+    from glm.core.eval.bench import AdaptSettings
+    from glm.plugins import get_registry
+
+    methods = get_registry().methods
+    found: dict[str, Any] = {}
+    for entry in entries:
+        method, sep, path = entry.partition("=")
+        if not sep or "/" in method or method.endswith((".yaml", ".yml")):
+            method, path = "", entry
+        elif method not in methods:
+            raise CliError(f"--adapt-config {entry}: unknown method {method!r}; known: {', '.join(sorted(methods))}")
+        if method in found:
+            raise CliError(f"--adapt-config: {'METHOD=' + method if method else 'a default'} given twice")
+        found[method] = AdaptSettings.from_config(load_config(path, overrides), path)
+    return found

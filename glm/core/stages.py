@@ -60,7 +60,14 @@ def stage_parameter_names(model: nn.Module, stage: str, stages: Optional[StageTa
                           extra: Iterable[str] = ()) -> list[str]:
     """Names of the parameters that train in ``stage``, in ``named_parameters`` order."""
     patterns = stage_patterns(model, stage, stages, extra)
-    names = [n for n, _ in model.named_parameters() if any(fnmatch(n, p) for p in patterns)]
+    all_names = [n for n, _ in model.named_parameters()]
+    unmatched = [p for p in extra if not any(fnmatch(n, p) for n in all_names)]
+    if unmatched:
+        method = getattr(getattr(model, "method", None), "name", None)
+        raise UnknownStageError(f"model.stage_extra: {unmatched} match no parameter"
+                                f"{f' of method {method!r}' if method else ''} (parameters: "
+                                f"{sorted({n.split('.')[0] for n in all_names if not n.startswith('llm.')})})")
+    names = [n for n in all_names if any(fnmatch(n, p) for p in patterns)]
     tuning = tuning_of(model)
     llm = [n for n in names if n.startswith("llm.") and not tuning.allows(n)]
     if llm:

@@ -62,6 +62,9 @@ def test_configurable_table_and_extra_patterns():
     _, changed = step_and_diff(model, "alphas", stages=table)
     assert changed == {"gate.alpha_l", "gate.alpha_w"}
     assert set(set_stage(model, "adapt", extra=["gate.invariant_mask"])) == ADAPT | {"gate.invariant_mask"}
+    with pytest.raises(UnknownStageError, match=r"model.stage_extra: \['projectr\.\*'\] match no parameter of "
+                                                r"method 'graphlama' \(parameters: \['encoder', 'gate'"):
+        set_stage(model, "adapt", extra=["projector.*", "projectr.*"])  # a typo used to widen nothing, silently
 
 
 def test_llm_cannot_be_unfrozen_and_unknown_stage():

@@ -201,3 +201,45 @@ def test_method_pretraining_is_redone_when_its_settings_change(ctx, tmp_path, mo
     method_rows.pretrained(forced, "graphlama")
     method_rows.pretrained(forced, "graphlama")  # the second seed of the same run
     assert len(runs) == 3
+
+
+def test_each_method_adapts_with_its_own_settings(ctx, tmp_path):
+    """``--adapt-config METHOD=PATH``: the method's rows adapt with that config's training section and
+    stage_extra, the others with the default; only the rows of a method whose settings changed are
+    recomputed; settings that cannot fit a method are refused before anything trains."""
+    import copy
+
+    from glm.cli.bench import adapt_settings
+    from glm.cli.common import CliError
+    from glm.core.eval.method_rows import _config
+
+    whole = write_tiny_config(tmp_path, training={"learning_rate": 1e-3, "lr_groups": {"encoder.*": 1e-4}},
+                              model={"stage_extra": ["projector.*", "encoder.*"]}).rename(tmp_path / "whole.yaml")
+    plain = write_tiny_config(tmp_path, training={"learning_rate": 1e-2})
+    adapt = adapt_settings([str(whole), f"llaga={plain}"], [])
+    assert set(adapt) == {"", "llaga"} and adapt[""].stage_extra == ("projector.*", "encoder.*")
+    c = replace(ctx, adapt=adapt)
+    lama, llaga = (_config(c, m, "adapt", tmp_path / m) for m in ("graphlama", "llaga"))
+    assert lama.model.stage_extra == ["projector.*", "encoder.*"] and lama.training.lr_groups == {"encoder.*": 1e-4}
+    assert llaga.model.stage_extra == [] and llaga.training.learning_rate == 1e-2 and not llaga.training.lr_groups
+    assert _config(c, "graphlama", "pretrain", tmp_path / "p").training.stage == "pretrain"  # CONFIG's training
+
+    rows = bench.ROWS
+    other = replace(c, adapt={**adapt, "llaga": replace(adapt["llaga"], training=copy.deepcopy(lama.training))})
+    assert other.row_hash(rows["llaga"]) != c.row_hash(rows["llaga"])
+    assert other.row_hash(rows["graphlama"]) == c.row_hash(rows["graphlama"])
+    assert other.row_hash(rows["linear_probe"]) == c.row_hash(rows["linear_probe"]) == bench.config_hash(ctx.config)
+
+    bench._check_request(c, ["graphlama", "llaga"])  # each fits its method
+    one = replace(ctx, adapt={"": adapt[""]})  # LLaGA has no encoder to widen or give a rate
+    with pytest.raises(bench.BenchError, match=rf"--adapt-config {whole}, method llaga: model.stage_extra: "
+                                               r"\['encoder\.\*'\] match no parameter \(parameters: \['projector', 'template'\]\)"):
+        bench._check_request(one, ["linear_probe", "graphlama", "llaga"])
+    no_extra = replace(ctx, adapt={"": replace(adapt[""], stage_extra=())})
+    with pytest.raises(bench.BenchError, match=r"method graphlama: training.lr_groups \['encoder\.\*'\] match no "
+                                               r"parameter its adaptation trains .* --adapt-config graphlama=PATH"):
+        bench._check_request(no_extra, ["graphlama"])
+    with pytest.raises(CliError, match="unknown method 'graphlam'; known: graphgpt, graphlama, llaga"):
+        adapt_settings([f"graphlam={plain}"], [])
+    with pytest.raises(CliError, match="METHOD=llaga given twice"):
+        adapt_settings([f"llaga={plain}", f"llaga={whole}"], [])

@@ -38,6 +38,19 @@ class BenchError(GlmError, ValueError):
     """A bench request cannot run (unknown row, too few nodes for a redraw, ...)."""
 
 
+@dataclass(frozen=True)
+class AdaptSettings:
+    """How a method row adapts: an adaptation config's ``training`` section and ``model.stage_extra``."""
+
+    training: Any
+    stage_extra: tuple[str, ...] = ()
+    source: str = ""  # the config it came from, for the report
+
+    @classmethod
+    def from_config(cls, config: Any, source: str = "") -> AdaptSettings:
+        return cls(config.training, tuple(config.model.stage_extra), source)
+
+
 @dataclass
 class BenchContext:
     """Everything the rows share: config, data, the held-out task and where to write."""
@@ -46,7 +59,8 @@ class BenchContext:
     data: Any  # glm.core.train.pipeline.DataBundle
     out: Path
     progress: bool = True
-    adapt_training: Any = None  # training section for adaptation (default: the config's)
+    adapt: dict = field(default_factory=dict)  # method -> AdaptSettings; "" for every other method (default:
+    # the config's own training section and stage_extra)
     pretrain_config: Any = None  # pre-train the methods on this config's graph (transfer; default: the config)
     split: str = "test"  # the nodes every row is scored on: test, or val to choose settings
     force: bool = False  # recompute rows and pre-train the methods again (once per run)
@@ -71,8 +85,22 @@ class BenchContext:
         """``""`` for test scores, ``"-val"`` for validation scores (``rows-val/``, ``bench-val.md``)."""
         return "" if self.split == "test" else f"-{self.split}"
 
+    def adapt_for(self, method: str) -> Optional[AdaptSettings]:
+        """The adaptation settings of ``method``: its own, else the default, else ``None`` (the config's)."""
+        return self.adapt.get(method, self.adapt.get(""))
+
     def config_hash(self) -> str:
-        return config_hash(self.config, self.adapt_training, self.pretrain_config)
+        """Hash of the whole bench's settings (``bench.json``)."""
+        first = config_hash(self.config, self.adapt.get(""), self.pretrain_config)
+        own = [f"{m}:{config_hash(self.config, a, self.pretrain_config)}" for m, a in sorted(self.adapt.items()) if m]
+        return hashlib.sha256(" ".join([first, *own]).encode()).hexdigest()[:16] if own else first
+
+    def row_hash(self, spec: RowSpec) -> str:
+        """Hash of what changes ``spec``'s numbers: a method row's adaptation and pre-training settings
+        count, other rows see the config alone."""
+        if spec.method is None:
+            return config_hash(self.config)
+        return config_hash(self.config, self.adapt_for(spec.method), self.pretrain_config)
 
     def label_index(self, nodes: Sequence[int]) -> list[int]:
         names = [self.tag.class_names[int(self.tag.labels[n])] for n in nodes]
@@ -147,12 +175,12 @@ def _text_row(icl: bool) -> Callable[[BenchContext, int], RowResult]:
     return run
 
 
-def _method_row(method: str, pretrain: bool = True, adapt: bool = True) -> Callable[[BenchContext, int], RowResult]:
+def _method_row(name: str, method: str, description: str, pretrain: bool = True, adapt: bool = True) -> RowSpec:
     def run(ctx: BenchContext, seed: int) -> RowResult:
         from glm.core.eval.method_rows import run_method
 
         return run_method(ctx, method, seed, pretrain=pretrain, adapt=adapt)
-    return run
+    return RowSpec(name, run, "method", description, per_seed=adapt, pretrains=pretrain, method=method, adapts=adapt)
 
 
 @dataclass(frozen=True)
@@ -163,6 +191,8 @@ class RowSpec:
     description: str
     per_seed: bool = True
     pretrains: bool = False  # runs a method's pre-training
+    method: Optional[str] = None  # the method a method row trains
+    adapts: bool = False  # adapts the method on the seed's shots
 
 
 ROWS: dict[str, RowSpec] = {r.name: r for r in [
@@ -175,14 +205,12 @@ ROWS: dict[str, RowSpec] = {r.name: r for r in [
     RowSpec("llm_zero_shot", _text_row(icl=False), "llm", "the LLM with the node text, no graph, no shots",
             per_seed=False),
     RowSpec("llm_icl", _text_row(icl=True), "llm", "the LLM with the k shots as demonstrations"),
-    RowSpec("graphgpt", _method_row("graphgpt"), "method", "GraphGPT: pre-trained, adapted (projector)",
-            pretrains=True),
-    RowSpec("llaga", _method_row("llaga"), "method", "LLaGA: pre-trained, adapted (projector)", pretrains=True),
-    RowSpec("graphlama_no_pretrain", _method_row("graphlama", pretrain=False), "method",
-            "GraphLAMA adapted from a random graph side (no pre-training)"),
-    RowSpec("graphlama_no_adapt", _method_row("graphlama", adapt=False), "method",
-            "GraphLAMA pre-trained, not adapted", per_seed=False, pretrains=True),
-    RowSpec("graphlama", _method_row("graphlama"), "method", "GraphLAMA pre-trained and adapted", pretrains=True),
+    _method_row("graphgpt", "graphgpt", "GraphGPT: pre-trained, adapted (projector)"),
+    _method_row("llaga", "llaga", "LLaGA: pre-trained, adapted (projector)"),
+    _method_row("graphlama_no_pretrain", "graphlama", "GraphLAMA adapted from a random graph side (no pre-training)",
+                pretrain=False),
+    _method_row("graphlama_no_adapt", "graphlama", "GraphLAMA pre-trained, not adapted", adapt=False),
+    _method_row("graphlama", "graphlama", "GraphLAMA pre-trained and adapted"),
 ]}
 
 
@@ -192,7 +220,7 @@ ROWS: dict[str, RowSpec] = {r.name: r for r in [
 RUN_KEYS = ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage")
 
 
-def config_hash(config: Any, adapt_training: Any = None, pretrain_config: Any = None) -> str:
+def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_config: Any = None) -> str:
     """Hash of everything that changes a row's numbers (not where the runs are written)."""
     def settings(cfg: Any) -> dict[str, Any]:
         data = copy.deepcopy(cfg.to_dict())
@@ -201,8 +229,10 @@ def config_hash(config: Any, adapt_training: Any = None, pretrain_config: Any = 
         return data
 
     data = settings(config)
-    if adapt_training is not None:
-        data["adapt_training"] = {k: v for k, v in asdict(adapt_training).items() if k not in RUN_KEYS}
+    if adapt is not None:
+        data["adapt_training"] = {k: v for k, v in asdict(adapt.training).items() if k not in RUN_KEYS}
+        if list(adapt.stage_extra) != list(config.model.stage_extra):
+            data["adapt_stage_extra"] = list(adapt.stage_extra)
     if pretrain_config is not None:
         data["pretrain_config"] = settings(pretrain_config)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -257,10 +287,10 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
         raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
     _check_request(ctx, rows)
     ctx = replace(ctx, force=force or ctx.force, pretrained_now=set())  # this run's view: the caller's stays as is
-    digest = ctx.config_hash()
     results: list[RowSeed] = []
     for name in rows:
         spec = ROWS[name]
+        digest = ctx.row_hash(spec)
         todo = range(seeds) if spec.per_seed else range(1)
         bar = _progress(todo, name, ctx.progress)
         for seed in bar:
@@ -293,6 +323,10 @@ def _check_request(ctx: BenchContext, rows: Sequence[str]) -> None:
     if split == "new_graph" and ctx.pretrain_config is None and pretraining:
         raise BenchError(f"data.split=new_graph: rows {pretraining} cannot pre-train on the new graph; "
                          "pass --pretrain-config with a config of the pre-training graph")
+    from glm.core.eval.method_rows import check_adaptation
+
+    for method in dict.fromkeys(ROWS[r].method for r in rows if ROWS[r].adapts):
+        check_adaptation(ctx, method)
 
 
 def _progress(items: range, desc: str, enabled: bool):
@@ -395,11 +429,15 @@ def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> d
     title = (f"{split.dataset}: {split.n_way}-way {split.k_shot}-shot on {', '.join(split.heldout_classes)}{pre}; "
              f"{len(ctx.test)} {'validation' if ctx.split == 'val' else 'test'} nodes, {seeds} seeds; "
              f"LLM {ctx.config.model.llm.name}")
-    md = f"# Few-shot bench\n\n{title}\n\n{markdown_table(summary)}\n"
+    adapted = "; ".join(f"{m or 'methods'}: {a.source}" + (f" (stage_extra {list(a.stage_extra)})" if a.stage_extra
+                                                            else "") for m, a in sorted(ctx.adapt.items()))
+    md = (f"# Few-shot bench\n\n{title}\n\n" + (f"Adapted with {adapted}.\n\n" if adapted else "")
+          + f"{markdown_table(summary)}\n")
     paths = {kind: ctx.out / f"bench{ctx.suffix}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"),
                                                                          ("png", "png"))}
     atomic_write_text(md, paths["markdown"])
-    atomic_write_text(json.dumps({"title": title, "config_hash": ctx.config_hash(), "summary": summary,
+    atomic_write_text(json.dumps({"title": title, "config_hash": ctx.config_hash(),
+                                  "adapt_configs": {m or "*": a.source for m, a in ctx.adapt.items()}, "summary": summary,
                                   "results": [asdict(r) for r in results]}, indent=1, default=str), paths["json"])
     plot(summary, paths["png"], title)
     return paths

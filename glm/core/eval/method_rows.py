@@ -32,8 +32,10 @@ PRETRAIN_STAMP = "bench_pretrain.json"  # the hash of the settings a method's pr
 def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None):
     source = ctx.pretrain_config if stage == "pretrain" and ctx.pretrain_config is not None else ctx.config
     cfg = copy.deepcopy(source)
-    if stage != "pretrain" and ctx.adapt_training is not None:
-        cfg.training = copy.deepcopy(ctx.adapt_training)
+    adapt = ctx.adapt_for(method) if stage != "pretrain" else None
+    if adapt is not None:
+        cfg.training = copy.deepcopy(adapt.training)
+        cfg.model.stage_extra = list(adapt.stage_extra)
     cfg.model.method = method
     spec = cfg.model.method_spec
     cfg.training.stage = spec.pretrain_stage if stage == "pretrain" else spec.adapt_stage
@@ -43,6 +45,33 @@ def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None)
     cfg.training.init_from = str(init_from) if init_from else None
     cfg.validate("<bench>")
     return cfg
+
+
+def check_adaptation(ctx: Any, method: str) -> None:
+    """Refuse, before anything trains, adaptation settings that do not fit ``method``: a
+    ``model.stage_extra`` or ``training.lr_groups`` pattern that matches none of its adapted parameters
+    (the graph side is built without the LLM)."""
+    from fnmatch import fnmatch
+
+    from glm.core.eval.bench import BenchError
+    from glm.core.factory import build_node_tokens
+    from glm.core.stages import stage_parameter_names
+    from glm.errors import GlmError
+
+    cfg = _config(ctx, method, "adapt", ctx.out / "methods" / method / "adapt")
+    adapt = ctx.adapt_for(method)
+    where = f"--adapt-config {adapt.source}" if adapt is not None and adapt.source else "the config"
+    with torch.random.fork_rng():
+        module, spec = build_node_tokens(cfg, hidden_size=8)
+    try:
+        names = stage_parameter_names(module, cfg.training.stage, spec.stage_table(), cfg.model.stage_extra)
+    except GlmError as exc:
+        raise BenchError(f"{where}, method {method}: {exc.one_line()}") from None
+    unused = [p for p in cfg.training.lr_groups or {} if not any(fnmatch(n, p) for n in names)]
+    if unused:
+        raise BenchError(f"{where}, method {method}: training.lr_groups {unused} match no parameter its adaptation "
+                         f"trains ({sorted({n.rsplit('.', 1)[0] for n in names})[:8]}); give {method} its own: "
+                         f"--adapt-config {method}=PATH")
 
 
 def pretrained(ctx: Any, method: str) -> Path:
