@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from glm.core.eval.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
-from glm.core.eval.metrics import macro_f1
+from glm.core.eval.metrics import accuracy, macro_f1
 from glm.core.io import atomic_write_text
 from glm.errors import GlmError
 
@@ -257,16 +257,12 @@ class RowSeed:
 def score(ctx: BenchContext, row: str, seed: int, result: RowResult) -> RowSeed:
     truth = ctx.label_index(ctx.test)
     names = ctx.choices
-
-    def acc(pred: Sequence[int]) -> float:
-        return sum(int(p == t) for p, t in zip(pred, truth)) / len(truth)
-
     counts = {c: 0 for c in names}
     for p in result.predictions:
         counts[names[p]] += 1
-    return RowSeed(row, seed, acc(result.predictions),
+    return RowSeed(row, seed, accuracy(list(result.predictions), truth),
                    macro_f1([names[p] for p in result.predictions], [names[t] for t in truth], names),
-                   None if result.calibrated is None else acc(result.calibrated), len(truth),
+                   None if result.calibrated is None else accuracy(list(result.calibrated), truth), len(truth),
                    result.trainable_params, result.adapter_bytes, result.train_seconds,
                    result.infer_seconds / max(len(truth), 1),
                    {c: n / len(truth) for c, n in counts.items()}, result.extra)

@@ -121,6 +121,7 @@ def token_probe(ctx: Any, cfg: Any, model: Any, shots: list[int]) -> float:
     from glm.core.data import tasks as T
     from glm.core.eval.baselines import fit_predict
     from glm.core.eval.embeddings import target_vectors
+    from glm.core.eval.metrics import accuracy
     from glm.core.train.pipeline import make_collator
 
     classes = ctx.data.split.class_indices(ctx.tag, "heldout")
@@ -130,9 +131,8 @@ def token_probe(ctx: Any, cfg: Any, model: Any, shots: list[int]) -> float:
         samples = T.node_classification(ctx.data.source, nodes, classes=classes, include_text=False)
         return target_vectors(model, samples, collate, stage="tokens")
 
-    truth = ctx.label_index(ctx.test)
     pred, _, _ = fit_predict(vectors(shots), ctx.label_index(shots), vectors(ctx.test), seed=0)
-    return sum(int(p == t) for p, t in zip(pred, truth)) / len(truth)
+    return accuracy(list(pred), ctx.label_index(ctx.test))
 
 
 def _evaluate(ctx: Any, cfg: Any, model: Any, train_s: float, trainable: int, adapter_bytes: Any) -> RowResult:

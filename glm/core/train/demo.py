@@ -105,8 +105,7 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
         before = evaluate(model, test, train_collate, infer_collate, mode="choice",
                           batch_size=ev.batch_size).accuracy
     adapt_res, model, _ = run_stage(adapt_cfg, progress=progress, model=model, data=data)
-    result = evaluate(model, test, train_collate, infer_collate, mode=ev.mode, match=ev.match,
-                      batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens)
+    result = _test_result(adapt_cfg, model, data, test)
     from glm.core.eval.report import report_of, write_confusion
 
     report = report_of(result, list(data.split.heldout_classes))
@@ -152,17 +151,24 @@ def _adapt_draw(adapt_cfg: RunConfig, data, test, draw: int, progress: bool) -> 
     from dataclasses import replace
 
     from glm.core.data.splits import redraw_shots
-    from glm.core.eval.predict import evaluate
-    from glm.core.train.pipeline import make_collator, run_stage
+    from glm.core.train.pipeline import run_stage
 
     cfg = copy.deepcopy(adapt_cfg)
     cfg.training.output_dir = str(Path(adapt_cfg.training.output_dir).with_name(f"adapt-draw{draw}"))
     shots = redraw_shots(data.split, data.tag, draw)
     drawn = replace(data, split=replace(data.split, train=shots))
     _, model, _ = run_stage(cfg, progress=progress, data=drawn)
+    return _test_result(cfg, model, drawn, test).accuracy
+
+
+def _test_result(cfg: RunConfig, model, data, test):
+    """``glm eval``'s scores of the ``test`` samples with ``cfg.eval``'s settings."""
+    from glm.core.eval.predict import evaluate
+    from glm.core.train.pipeline import make_collator
+
     ev = cfg.eval
-    return evaluate(model, test, make_collator(cfg, model, drawn), make_collator(cfg, model, drawn, inference=True),
-                    mode=ev.mode, match=ev.match, batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens).accuracy
+    return evaluate(model, test, make_collator(cfg, model, data), make_collator(cfg, model, data, inference=True),
+                    mode=ev.mode, match=ev.match, batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens)
 
 
 def format_table(rows: Sequence[DemoResult]) -> str:
