@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -39,14 +40,15 @@ def add_commands(subparsers: Any) -> None:
     f.add_argument("--split", choices=("test", "val"), default="test",
                    help="score every row on the test nodes (default) or on the validation nodes, to choose "
                         "settings without looking at the test nodes (bench-val.md, rows-val/)")
+    f.add_argument("--shots", metavar="K,K,...",
+                   help="one bench per k (data.k_shot; under k<K>/ in the output dir) and every row's accuracy "
+                        "against k: curve.md, curve.json, curve.png")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_fewshot)
 
 
 def cmd_fewshot(args: argparse.Namespace) -> int:
-    from glm.core.config import load_config
-    from glm.core.eval.bench import ROWS, BenchContext, run_rows, write_report
-    from glm.core.train.pipeline import prepare_data
+    from glm.core.eval.bench import ROWS, write_curve
 
     if args.rows == "list":
         for name, spec in ROWS.items():
@@ -59,21 +61,51 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     overrides = list(args.overrides) + (list(QUICK) if args.quick else [])
     if args.backend:
         overrides.append(f"backend={args.backend}")
-    config = load_config(args.config, overrides)
     out = Path(args.output_dir or Path("runs") / "bench" / (Path(args.config).stem + ("-quick" if args.quick else "")))
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(ROWS)
     t0 = time.perf_counter()
+    if not args.shots:
+        paths = _bench(args, overrides, rows, out)[1]
+        print(paths["markdown"].read_text(encoding="utf-8"))
+        print(f"bench: {len(rows)} rows x {args.seeds} seeds in {time.perf_counter() - t0:.0f} s -> "
+              + ", ".join(str(p) for p in paths.values()))
+        return 0
+    shots = _shots(args.shots)
+    summaries, title = {}, ""
+    for k in shots:
+        summaries[k], paths = _bench(args, [*overrides, f"data.k_shot={k}"], rows, out / f"k{k}")
+        title = json.loads(paths["json"].read_text(encoding="utf-8"))["title"]
+    paths = write_curve(out, summaries, title.replace(f"{shots[-1]}-shot", "k-shot"), args.split)
+    print(paths["markdown"].read_text(encoding="utf-8"))
+    print(f"bench: {len(rows)} rows x {args.seeds} seeds x k in {args.shots} in {time.perf_counter() - t0:.0f} s -> "
+          + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _shots(text: str) -> list[int]:
+    try:
+        shots = [int(k) for k in text.split(",") if k.strip()]
+    except ValueError:
+        shots = []
+    if not shots or min(shots) < 1 or len(set(shots)) != len(shots):
+        raise CliError(f"--shots: expected distinct k >= 1 separated by commas (1,2,5), found {text!r}")
+    return sorted(shots)
+
+
+def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out: Path):
+    """Run ``rows`` on CONFIG with ``overrides`` into ``out``: ``(summary, report paths)``."""
+    from glm.core.config import load_config
+    from glm.core.eval.bench import BenchContext, run_rows, summarise, write_report
+    from glm.core.train.pipeline import prepare_data
+
+    config = load_config(args.config, overrides)
     adapt = adapt_settings(args.adapt_config, overrides)
     pretrain = load_config(args.pretrain_config, overrides) if args.pretrain_config else None
     ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
                        progress=not args.no_progress, adapt=adapt, pretrain_config=pretrain,
                        split=args.split)
     results = run_rows(ctx, rows, args.seeds, args.force, log=lambda line: print(line, file=sys.stderr))
-    paths = write_report(ctx, results, args.seeds)
-    print(paths["markdown"].read_text(encoding="utf-8"))
-    print(f"bench: {len(rows)} rows x {args.seeds} seeds in {time.perf_counter() - t0:.0f} s -> "
-          + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return summarise(results), write_report(ctx, results, args.seeds)
 
 
 def adapt_settings(entries: list[str], overrides: list[str]) -> dict[str, Any]:

@@ -243,3 +243,28 @@ def test_each_method_adapts_with_its_own_settings(ctx, tmp_path):
         adapt_settings([f"graphlam={plain}"], [])
     with pytest.raises(CliError, match="METHOD=llaga given twice"):
         adapt_settings([f"llaga={plain}", f"llaga={whole}"], [])
+
+
+def test_shots_sweep_writes_a_curve_of_every_row(tmp_path, capsys):
+    from glm.cli.main import main
+
+    cfg = write_tiny_config(tmp_path, data={**EASY, "cache_dir": str(tmp_path / "cache")})
+    out = tmp_path / "sweep"
+    args = ["bench", "fewshot", str(cfg), "--rows", "majority,linear_probe", "--seeds", "2", "--output-dir", str(out),
+            "--no-progress"]
+    assert main([*args, "--shots", "2,1"]) == 0
+    lines = (out / "curve.md").read_text().splitlines()
+    assert "| row | k=1 | k=2 |" in lines and "synthetic: 2-way k-shot" in lines[2]
+    curve = json.loads((out / "curve.json").read_text())
+    assert curve["shots"] == [1, 2] and (out / "curve.png").stat().st_size > 0
+    for k in (1, 2):
+        bench_json = json.loads((out / f"k{k}" / "bench.json").read_text())
+        assert "1-shot" in bench_json["title"] if k == 1 else "2-shot" in bench_json["title"]
+        probe = next(s for s in bench_json["summary"] if s["row"] == "linear_probe")
+        assert curve["rows"]["linear_probe"][str(k)]["accuracy"] == probe["accuracy"]
+        assert f"{probe['accuracy']:.3f} ± {probe['accuracy_std']:.3f}" in next(
+            l for l in lines if l.startswith("| linear_probe |")).split(" | ")[k]
+    capsys.readouterr()
+    for bad in ("0,2", "a", "2,2"):
+        assert main([*args, "--shots", bad]) == 2
+        assert f"--shots: expected distinct k >= 1 separated by commas (1,2,5), found '{bad}'" in capsys.readouterr().err
