@@ -32,6 +32,25 @@ class FrozenLLMError(GlmError, ValueError):
     """A stage pattern would unfreeze a parameter of the LLM."""
 
 
+class LrGroupError(GlmError, ValueError):
+    """A ``training.lr_groups`` pattern matches no trainable parameter (or only ones an earlier pattern took)."""
+
+
+def lr_group_of(name: str, lr_groups: Optional[Mapping[str, float]]) -> Optional[str]:
+    """The first ``training.lr_groups`` pattern that matches parameter ``name``, else ``None``."""
+    return next((pat for pat in (lr_groups or {}) if fnmatch(name, pat)), None)
+
+
+def check_lr_groups(trained: Sequence[str], lr_groups: Optional[Mapping[str, float]]) -> None:
+    """Raise :class:`LrGroupError` if a pattern of ``lr_groups`` gets none of the ``trained`` graph-side
+    parameters (first matching pattern wins, so a pattern shadowed by an earlier one gets none)."""
+    used = {lr_group_of(n, lr_groups) for n in trained if not n.startswith("llm.")}
+    unused = [pat for pat in (lr_groups or {}) if pat not in used]
+    if unused:
+        raise LrGroupError(f"training.lr_groups: {unused} match no trainable parameter of this stage "
+                           f"(trainable: {sorted({n.rsplit('.', 1)[0] for n in trained})[:8]})")
+
+
 def stage_table(model: nn.Module, stages: Optional[StageTable] = None) -> StageTable:
     """``stages``, else the stage table of the model's method."""
     if stages is not None:

@@ -236,8 +236,9 @@ def test_each_method_adapts_with_its_own_settings(ctx, tmp_path):
                                                r"\['encoder\.\*'\] match no parameter \(parameters: \['projector', 'template'\]\)"):
         bench._check_request(one, ["linear_probe", "graphlama", "llaga"])
     no_extra = replace(ctx, adapt={"": replace(adapt[""], stage_extra=())})
-    with pytest.raises(bench.BenchError, match=r"method graphlama: training.lr_groups \['encoder\.\*'\] match no "
-                                               r"parameter its adaptation trains .* --adapt-config graphlama=PATH"):
+    with pytest.raises(bench.BenchError, match=r"method graphlama: training.lr_groups: \['encoder\.\*'\] match no "
+                                               r"trainable parameter of this stage .*; give graphlama its own "
+                                               r"adaptation: --adapt-config graphlama=PATH"):
         bench._check_request(no_extra, ["graphlama"])
     with pytest.raises(CliError, match="unknown method 'graphlam'; known: graphgpt, graphlama, llaga"):
         adapt_settings([f"graphlam={plain}"], [])

@@ -51,11 +51,9 @@ def check_adaptation(ctx: Any, method: str) -> None:
     """Refuse, before anything trains, adaptation settings that do not fit ``method``: a
     ``model.stage_extra`` or ``training.lr_groups`` pattern that matches none of its adapted parameters
     (the graph side is built without the LLM)."""
-    from fnmatch import fnmatch
-
     from glm.core.eval.bench import BenchError
     from glm.core.factory import build_node_tokens
-    from glm.core.stages import stage_parameter_names
+    from glm.core.stages import check_lr_groups, stage_parameter_names
     from glm.errors import GlmError
 
     cfg = _config(ctx, method, "adapt", ctx.out / "methods" / method / "adapt")
@@ -64,14 +62,11 @@ def check_adaptation(ctx: Any, method: str) -> None:
     with torch.random.fork_rng():
         module, spec = build_node_tokens(cfg, hidden_size=8)
     try:
-        names = stage_parameter_names(module, cfg.training.stage, spec.stage_table(), cfg.model.stage_extra)
+        check_lr_groups(stage_parameter_names(module, cfg.training.stage, spec.stage_table(), cfg.model.stage_extra),
+                        cfg.training.lr_groups)
     except GlmError as exc:
-        raise BenchError(f"{where}, method {method}: {exc.one_line()}") from None
-    unused = [p for p in cfg.training.lr_groups or {} if not any(fnmatch(n, p) for n in names)]
-    if unused:
-        raise BenchError(f"{where}, method {method}: training.lr_groups {unused} match no parameter its adaptation "
-                         f"trains ({sorted({n.rsplit('.', 1)[0] for n in names})[:8]}); give {method} its own: "
-                         f"--adapt-config {method}=PATH")
+        raise BenchError(f"{where}, method {method}: {exc.one_line()}; give {method} its own adaptation: "
+                         f"--adapt-config {method}=PATH") from None
 
 
 def pretrained(ctx: Any, method: str) -> Path:

@@ -48,7 +48,7 @@ def graph_side(cfg: Any, shape: LLMShape) -> tuple[int, int, str, bool, Optional
 
     from glm.core.factory import build_model
     from glm.core.llm import tiny_tokenizer
-    from glm.core.stages import set_stage
+    from glm.core.stages import check_lr_groups, set_stage
 
     class _MetaLLM(nn.Module):  # only what GraphLanguageModel reads from its LLM at construction
         def __init__(self, hidden: int, vocab: int) -> None:
@@ -75,6 +75,7 @@ def graph_side(cfg: Any, shape: LLMShape) -> tuple[int, int, str, bool, Optional
     cfg.model.llm.tuning = "frozen"  # the LLM's trainable part is counted by formula (tuning_fields)
     model = build_model(cfg, llm=_MetaLLM(shape.hidden, shape.vocab), tokenizer=tiny_tokenizer(), encoder=encoder)
     trained = set(set_stage(model, cfg.training.stage, extra=cfg.model.stage_extra))
+    check_lr_groups(sorted(trained), cfg.training.lr_groups)
     graph = {n: p for n, p in model.named_parameters() if not n.startswith("llm.")}
     n_train = sum(p.numel() for n, p in graph.items() if n in trained)
     encoder_trains = any(n.startswith("encoder.") for n in trained)

@@ -25,7 +25,6 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -42,6 +41,7 @@ from glm.core.train.log import logger as train_logger
 from glm.core.train.log import peak_rss_mb, rank0_info, truncate_log
 from glm.core.train.outdir import OutputDirError, RunDirectory, check_output_dir  # noqa: F401  (re-exported)
 from glm.core.train.validation import BestTracker
+from glm.core.stages import LrGroupError, check_lr_groups, lr_group_of  # noqa: F401  (LrGroupError re-exported)
 from glm.core.tuning import PEFT_CONFIG_FILE
 from glm.errors import GlmError
 
@@ -410,27 +410,17 @@ class Trainer:
         return saved
 
 
-class LrGroupError(GlmError, ValueError):
-    """A ``training.lr_groups`` pattern matches no trainable parameter."""
-
-
 def parameter_groups(model: torch.nn.Module, llm_lr: Optional[float],
                      lr_groups: Optional[dict[str, float]] = None) -> list[Any]:
     """The trainable parameters in optimizer groups: one per ``training.lr_groups`` pattern (graph-side
     parameters, first matching pattern wins) and, with ``model.llm.learning_rate`` set, the LLM's (LoRA,
     last layers) at that rate; the rest at ``training.learning_rate``. The schedule scales every group alike."""
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    check_lr_groups([n for n, _ in named], lr_groups)
     groups: dict[Optional[str], list[torch.nn.Parameter]] = {}
     for n, p in named:
-        if n.startswith("llm."):
-            key = "llm." if llm_lr is not None else None
-        else:
-            key = next((pat for pat in (lr_groups or {}) if fnmatch(n, pat)), None)
+        key = ("llm." if llm_lr is not None else None) if n.startswith("llm.") else lr_group_of(n, lr_groups)
         groups.setdefault(key, []).append(p)
-    unused = [pat for pat in (lr_groups or {}) if pat not in groups]
-    if unused:
-        raise LrGroupError(f"training.lr_groups: {unused} match no trainable parameter of this stage "
-                           f"(trainable: {sorted({n.rsplit('.', 1)[0] for n, _ in named})[:8]})")
     if set(groups) <= {None}:
         return [p for _, p in named]
     rates = {**(lr_groups or {}), "llm.": llm_lr}
