@@ -98,8 +98,8 @@ def test_finished_rows_are_reused_and_force_recomputes(ctx, monkeypatch):
 def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     cfg = write_tiny_config(tmp_path, data=EASY, training={"max_steps": 2, "save_steps": 0})
     out = tmp_path / "b"
-    cmd = glm_cmd("bench", "fewshot", str(cfg), "--seeds", "2", "--rows", "majority,linear_probe,graphlama,llaga",
-                  "--output-dir", str(out), "--no-progress")
+    cmd = glm_cmd("bench", "fewshot", str(cfg), "training.align.steps=2", "--seeds", "2",
+                  "--rows", "majority,linear_probe,graphlama,llaga", "--output-dir", str(out), "--no-progress")
     done = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "bench.json").read_text())
@@ -113,6 +113,10 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     assert rows["graphlama"]["adapter_bytes"] > 0 and rows["graphlama"]["seeds"] == 2
     assert 0 <= rows["graphlama"]["token_probe"] <= 1 and 0 <= rows["llaga"]["token_probe"] <= 1
     assert rows["linear_probe"]["token_probe"] is None  # no soft tokens
+    # one command compares them all: LLaGA (k tokens per graph) pre-trains without the warm-up, and says so
+    assert report["pretrained_without_align"] == ["llaga"] and "warm-up (k soft tokens per graph): llaga." in table
+    assert (out / "methods" / "graphlama" / "pretrain" / "align_log.jsonl").is_file()
+    assert not (out / "methods" / "llaga" / "pretrain" / "align_log.jsonl").exists()
     rerun = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0 and "training" not in rerun.stderr  # every row reused, nothing trained again
     assert re.search(r"bench: 4 rows x 2 seeds", rerun.stdout)

@@ -428,13 +428,20 @@ def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> d
              f"LLM {ctx.config.model.llm.name}")
     adapted = "; ".join(f"{m or 'methods'}: {a.source}" + (f" (stage_extra {list(a.stage_extra)})" if a.stage_extra
                                                             else "") for m, a in sorted(ctx.adapt.items()))
-    md = (f"# Few-shot bench\n\n{title}\n\n" + (f"Adapted with {adapted}.\n\n" if adapted else "")
-          + f"{markdown_table(summary)}\n")
+    from glm.core.eval.method_rows import without_align
+
+    methods = list(dict.fromkeys(ROWS[s["row"]].method for s in summary if ROWS[s["row"]].pretrains))
+    unaligned = without_align(ctx, methods)
+    notes = ([f"Adapted with {adapted}."] if adapted else []) + (
+        [f"Pre-trained without the training.align warm-up (k soft tokens per graph): {', '.join(unaligned)}."]
+        if unaligned else [])
+    md = f"# Few-shot bench\n\n{title}\n\n" + "".join(f"{n}\n\n" for n in notes) + f"{markdown_table(summary)}\n"
     paths = {kind: ctx.out / f"bench{ctx.suffix}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"),
                                                                          ("png", "png"))}
     atomic_write_text(md, paths["markdown"])
     atomic_write_text(json.dumps({"title": title, "config_hash": ctx.config_hash(),
-                                  "adapt_configs": {m or "*": a.source for m, a in ctx.adapt.items()}, "summary": summary,
+                                  "adapt_configs": {m or "*": a.source for m, a in ctx.adapt.items()},
+                                  "pretrained_without_align": unaligned, "summary": summary,
                                   "results": [asdict(r) for r in results]}, indent=1, default=str), paths["json"])
     plot(summary, paths["png"], title)
     return paths

@@ -39,12 +39,31 @@ def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None)
     cfg.model.method = method
     spec = cfg.model.method_spec
     cfg.training.stage = spec.pretrain_stage if stage == "pretrain" else spec.adapt_stage
+    if stage == "pretrain" and cfg.training.align.steps and not one_token_per_node(cfg):
+        cfg.training.align = replace(cfg.training.align, steps=0)  # the warm-up needs one token per node
     cfg.training.output_dir = str(out)
     cfg.training.overwrite_output_dir = True
     cfg.training.resume = None
     cfg.training.init_from = str(init_from) if init_from else None
     cfg.validate("<bench>")
     return cfg
+
+
+def one_token_per_node(cfg: Any) -> bool:
+    """Whether ``cfg``'s method gives every node one soft token (``training.align`` can warm it up; LLaGA's
+    fixed k tokens per graph cannot be: the bench pre-trains it without the warm-up and says so)."""
+    from glm.core.factory import build_node_tokens
+
+    with torch.random.fork_rng():
+        return build_node_tokens(cfg, hidden_size=8)[0].tokens_per_graph is None
+
+
+def without_align(ctx: Any, methods: list[str]) -> list[str]:
+    """The ``methods`` the bench pre-trains without the configured ``training.align`` warm-up."""
+    source = ctx.pretrain_config if ctx.pretrain_config is not None else ctx.config
+    if not source.training.align.steps:
+        return []
+    return [m for m in methods if _config(ctx, m, "pretrain", ctx.out).training.align.steps == 0]
 
 
 def check_adaptation(ctx: Any, method: str) -> None:
