@@ -27,3 +27,10 @@ def test_plan_names_an_lr_group_that_gets_no_parameter(capsys):
     err = capsys.readouterr().err
     assert "training.lr_groups: ['encoder.*'] match no trainable parameter of this stage" in err
     assert "Traceback" not in err
+
+
+def test_plan_refuses_the_warm_up_for_a_method_with_k_tokens_per_graph(capsys):
+    pretrain = next(p for p in EXAMPLES if p.stem == "demo_pretrain")
+    assert main(["plan", str(pretrain), "model.method=llaga"]) == 2
+    assert "training.align.steps=300: LLaGANodeTokens places a fixed number of soft tokens" in capsys.readouterr().err
+    assert main(["plan", str(pretrain), "model.method=llaga", "training.align.steps=0"]) == 0

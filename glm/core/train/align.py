@@ -101,6 +101,17 @@ def align_loss(tokens: Tensor, targets: Tensor, node_ids: Tensor, kind: str = "c
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
+def check_align(model: torch.nn.Module, settings: Any) -> None:
+    """Raise :class:`AlignError` unless ``model``'s method gives every node one soft token (the warm-up
+    aligns a node's token to that node's text; LLaGA's k tokens per graph have no such text)."""
+    module = getattr(model, "node_token_module", None)
+    if module is None or module.tokens_per_graph is not None:
+        name = type(module).__name__ if module is not None else type(model).__name__
+        raise AlignError(f"training.align.steps={settings.steps}: {name} places a fixed number of soft tokens per "
+                         "graph, not one per node, so its tokens have no node text to align to; set "
+                         "training.align.steps=0")
+
+
 def align_warmup(model: torch.nn.Module, samples: Sequence[Any], collate_fn: Callable[[list[Any]], Any],
                  targets: TextEmbeddingTargets, settings: Any, seed: int, logging_steps: int = 10,
                  log_dir: Optional[Path] = None) -> list[dict[str, float]]:
@@ -109,12 +120,7 @@ def align_warmup(model: torch.nn.Module, samples: Sequence[Any], collate_fn: Cal
     ``settings``: :class:`glm.core.config.AlignSettings`. The LLM is not run; its trainable parts
     (if any) get no gradient. Returns the logged records (also written to ``log_dir/align_log.jsonl``).
     """
-    module = getattr(model, "node_token_module", None)
-    if module is None or module.tokens_per_graph is not None:
-        name = type(module).__name__ if module is not None else type(model).__name__
-        raise AlignError(f"training.align.steps={settings.steps}: {name} places a fixed number of soft tokens per "
-                         "graph, not one per node, so its tokens have no node text to align to; set "
-                         "training.align.steps=0")
+    check_align(model, settings)
     params = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("llm.")]
     if not params:
         raise AlignError("training.align: the stage trains no graph-side parameter")
