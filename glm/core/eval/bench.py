@@ -15,7 +15,6 @@ configuration; a rerun (or a killed bench) reuses finished rows unless ``force``
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import statistics
@@ -28,28 +27,11 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from glm.core.eval.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
+from glm.core.eval.bench_settings import RUN_KEYS, AdaptSettings, BenchError, config_hash  # noqa: F401
 from glm.core.eval.metrics import accuracy, macro_f1
 from glm.core.io import atomic_write_text
-from glm.errors import GlmError
 
 GNN_LAYERS = ("gcn", "sage", "gat", "gt")
-
-
-class BenchError(GlmError, ValueError):
-    """A bench request cannot run (unknown row, too few nodes for a redraw, ...)."""
-
-
-@dataclass(frozen=True)
-class AdaptSettings:
-    """How a method row adapts: an adaptation config's ``training`` section and ``model.stage_extra``."""
-
-    training: Any
-    stage_extra: tuple[str, ...] = ()
-    source: str = ""  # the config it came from, for the report
-
-    @classmethod
-    def from_config(cls, config: Any, source: str = "") -> AdaptSettings:
-        return cls(config.training, tuple(config.model.stage_extra), source)
 
 
 @dataclass
@@ -216,27 +198,6 @@ ROWS: dict[str, RowSpec] = {r.name: r for r in [
 
 
 # -- running ----------------------------------------------------------------------------------------
-
-
-RUN_KEYS = ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage")
-
-
-def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_config: Any = None) -> str:
-    """Hash of everything that changes a row's numbers (not where the runs are written)."""
-    def settings(cfg: Any) -> dict[str, Any]:
-        data = copy.deepcopy(cfg.to_dict())
-        data["training"] = {k: v for k, v in data["training"].items() if k not in RUN_KEYS}
-        data["eval"] = {k: v for k, v in data["eval"].items() if k not in ("output", "adapter")}
-        return data
-
-    data = settings(config)
-    if adapt is not None:
-        data["adapt_training"] = {k: v for k, v in asdict(adapt.training).items() if k not in RUN_KEYS}
-        if list(adapt.stage_extra) != list(config.model.stage_extra):
-            data["adapt_stage_extra"] = list(adapt.stage_extra)
-    if pretrain_config is not None:
-        data["pretrain_config"] = settings(pretrain_config)
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass

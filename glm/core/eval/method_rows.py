@@ -70,7 +70,7 @@ def check_adaptation(ctx: Any, method: str) -> None:
     """Refuse, before anything trains, adaptation settings that do not fit ``method``: a
     ``model.stage_extra`` or ``training.lr_groups`` pattern that matches none of its adapted parameters
     (the graph side is built without the LLM)."""
-    from glm.core.eval.bench import BenchError
+    from glm.core.eval.bench_settings import BenchError
     from glm.core.factory import build_node_tokens
     from glm.core.stages import check_lr_groups, stage_parameter_names
     from glm.errors import GlmError
@@ -91,7 +91,7 @@ def check_adaptation(ctx: Any, method: str) -> None:
 def pretrained(ctx: Any, method: str) -> Path:
     """The pre-trained run of ``method``: trained once per settings, reused while the hash of its
     configuration (``PRETRAIN_STAMP``) matches; ``ctx.force`` trains it again once per bench run."""
-    from glm.core.eval.bench import config_hash
+    from glm.core.eval.bench_settings import config_hash
     from glm.core.io import atomic_write_text
     from glm.core.train.checkpoint import ADAPTER_FILE
     from glm.core.train.pipeline import run_stage

@@ -1,0 +1,51 @@
+"""What a bench row's numbers depend on: the adaptation settings of a method, the hash of a row's
+settings (finished rows and pre-trained runs are reused while it matches), and the bench's error.
+Shared by :mod:`glm.core.eval.bench` and :mod:`glm.core.eval.method_rows`."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+from glm.errors import GlmError
+
+
+class BenchError(GlmError, ValueError):
+    """A bench request cannot run (unknown row, too few nodes for a redraw, ...)."""
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    """How a method row adapts: an adaptation config's ``training`` section and ``model.stage_extra``."""
+
+    training: Any
+    stage_extra: tuple[str, ...] = ()
+    source: str = ""  # the config it came from, for the report
+
+    @classmethod
+    def from_config(cls, config: Any, source: str = "") -> AdaptSettings:
+        return cls(config.training, tuple(config.model.stage_extra), source)
+
+
+RUN_KEYS = ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage")
+
+
+def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_config: Any = None) -> str:
+    """Hash of everything that changes a row's numbers (not where the runs are written)."""
+    def settings(cfg: Any) -> dict[str, Any]:
+        data = copy.deepcopy(cfg.to_dict())
+        data["training"] = {k: v for k, v in data["training"].items() if k not in RUN_KEYS}
+        data["eval"] = {k: v for k, v in data["eval"].items() if k not in ("output", "adapter")}
+        return data
+
+    data = settings(config)
+    if adapt is not None:
+        data["adapt_training"] = {k: v for k, v in asdict(adapt.training).items() if k not in RUN_KEYS}
+        if list(adapt.stage_extra) != list(config.model.stage_extra):
+            data["adapt_stage_extra"] = list(adapt.stage_extra)
+    if pretrain_config is not None:
+        data["pretrain_config"] = settings(pretrain_config)
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
