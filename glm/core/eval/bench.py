@@ -42,12 +42,11 @@ class BenchContext:
     data: Any  # glm.core.train.pipeline.DataBundle
     out: Path
     progress: bool = True
-    adapt: dict = field(default_factory=dict)  # method -> AdaptSettings; "" for every other method (default:
-    # the config's own training section and stage_extra)
+    adapt: dict[str, AdaptSettings] = field(default_factory=dict)  # by method, "" for the rest (default: CONFIG's)
     pretrain_config: Any = None  # pre-train the methods on this config's graph (transfer; default: the config)
     split: str = "test"  # the nodes every row is scored on: test, or val to choose settings
     force: bool = False  # recompute rows and pre-train the methods again (once per run)
-    pretrained_now: set = field(default_factory=set)  # methods whose pre-training this run checked or made
+    pretrained_now: set[str] = field(default_factory=set)  # methods whose pre-training this run checked or made
     _llm: Any = None
 
     @property
