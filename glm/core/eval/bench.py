@@ -370,7 +370,7 @@ def plot(summary: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
     ax.set_xticks(range(len(rows)), [s["row"] for s in rows], rotation=45, ha="right")
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy (mean ± std over seeds)")
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 90), fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
