@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -48,7 +47,7 @@ def add_commands(subparsers: Any) -> None:
 
 
 def cmd_fewshot(args: argparse.Namespace) -> int:
-    from glm.core.eval.bench import ROWS, write_curve
+    from glm.core.eval.bench import ROWS, report_title, write_curve
 
     if args.rows == "list":
         for name, spec in ROWS.items():
@@ -71,11 +70,10 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
               + ", ".join(str(p) for p in paths.values()))
         return 0
     shots = _shots(args.shots)
-    summaries, title = {}, ""
+    summaries = {}
     for k in shots:
-        summaries[k], paths = _bench(args, [*overrides, f"data.k_shot={k}"], rows, out / f"k{k}")
-        title = json.loads(paths["json"].read_text(encoding="utf-8"))["title"]
-    paths = write_curve(out, summaries, title.replace(f"{shots[-1]}-shot", "k-shot"), args.split)
+        summaries[k], paths, ctx = _bench(args, [*overrides, f"data.k_shot={k}"], rows, out / f"k{k}")
+    paths = write_curve(out, summaries, report_title(ctx, args.seeds, shots="k-shot"), args.split)
     print(paths["markdown"].read_text(encoding="utf-8"))
     print(f"bench: {len(rows)} rows x {args.seeds} seeds x k in {args.shots} in {time.perf_counter() - t0:.0f} s -> "
           + ", ".join(str(p) for p in paths.values()))
@@ -93,7 +91,7 @@ def _shots(text: str) -> list[int]:
 
 
 def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out: Path):
-    """Run ``rows`` on CONFIG with ``overrides`` into ``out``: ``(summary, report paths)``."""
+    """Run ``rows`` on CONFIG with ``overrides`` into ``out``: ``(summary, report paths, bench context)``."""
     from glm.core.config import load_config
     from glm.core.eval.bench import BenchContext, run_rows, summarise, write_report
     from glm.core.train.pipeline import prepare_data
@@ -105,13 +103,13 @@ def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out:
                        progress=not args.no_progress, adapt=adapt, pretrain_config=pretrain,
                        split=args.split)
     results = run_rows(ctx, rows, args.seeds, args.force, log=lambda line: print(line, file=sys.stderr))
-    return summarise(results), write_report(ctx, results, args.seeds)
+    return summarise(results), write_report(ctx, results, args.seeds), ctx
 
 
 def adapt_settings(entries: list[str], overrides: list[str]) -> dict[str, Any]:
     """``--adapt-config [METHOD=]PATH`` entries -> ``{method or "": AdaptSettings}``."""
     from glm.core.config import load_config
-    from glm.core.eval.bench import AdaptSettings
+    from glm.core.eval.bench_settings import AdaptSettings
     from glm.plugins import get_registry
 
     methods = get_registry().methods

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from glm.core.eval.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
-from glm.core.eval.bench_settings import RUN_KEYS, AdaptSettings, BenchError, config_hash  # noqa: F401
+from glm.core.eval.bench_settings import AdaptSettings, BenchError, config_hash
 from glm.core.eval.metrics import accuracy, macro_f1
 from glm.core.io import atomic_write_text
 
@@ -378,14 +378,19 @@ def plot(summary: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
     return path
 
 
-def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> dict[str, Path]:
-    summary = summarise(results)
+def report_title(ctx: BenchContext, seeds: int, shots: Optional[str] = None) -> str:
+    """The report's one-line description; ``shots`` replaces the ``<k>-shot`` part (``"k-shot"`` for a curve)."""
     split = ctx.data.split
     pre = "" if ctx.pretrain_config is None else (
         f" (methods pre-trained on {ctx.pretrain_config.data.options.get('name') or ctx.pretrain_config.data.dataset})")
-    title = (f"{split.dataset}: {split.n_way}-way {split.k_shot}-shot on {', '.join(split.heldout_classes)}{pre}; "
-             f"{len(ctx.test)} {'validation' if ctx.split == 'val' else 'test'} nodes, {seeds} seeds; "
-             f"LLM {ctx.config.model.llm.name}")
+    return (f"{split.dataset}: {split.n_way}-way {shots or f'{split.k_shot}-shot'} on "
+            f"{', '.join(split.heldout_classes)}{pre}; {len(ctx.test)} "
+            f"{'validation' if ctx.split == 'val' else 'test'} nodes, {seeds} seeds; LLM {ctx.config.model.llm.name}")
+
+
+def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> dict[str, Path]:
+    summary = summarise(results)
+    title = report_title(ctx, seeds)
     adapted = "; ".join(f"{m or 'methods'}: {a.source}" + (f" (stage_extra {list(a.stage_extra)})" if a.stage_extra
                                                             else "") for m, a in sorted(ctx.adapt.items()))
     from glm.core.eval.method_rows import without_align
