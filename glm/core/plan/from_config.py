@@ -76,9 +76,9 @@ def graph_side(cfg: Any, shape: LLMShape) -> tuple[int, int, str, bool, Optional
     model = build_model(cfg, llm=_MetaLLM(shape.hidden, shape.vocab), tokenizer=tiny_tokenizer(), encoder=encoder)
     trained = set(set_stage(model, cfg.training.stage, extra=cfg.model.stage_extra))
     check_lr_groups(sorted(trained), cfg.training.lr_groups)
-    if cfg.training.align.steps and cfg.model.method_spec.stages[cfg.training.stage].data == "pretrain":
-        from glm.core.train.align import check_align
+    from glm.core.train.align import align_runs, check_align
 
+    if align_runs(cfg):
         check_align(model, cfg.training.align)
     graph = {n: p for n, p in model.named_parameters() if not n.startswith("llm.")}
     n_train = sum(p.numel() for n, p in graph.items() if n in trained)

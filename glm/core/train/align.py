@@ -101,6 +101,13 @@ def align_loss(tokens: Tensor, targets: Tensor, node_ids: Tensor, kind: str = "c
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
+def align_runs(config: Any) -> bool:
+    """Whether ``config``'s stage runs the warm-up: ``training.align.steps`` > 0 and a stage on the
+    pre-training data (it belongs to pre-training's many samples, not to the k shots)."""
+    return bool(config.training.align.steps) and \
+        config.model.method_spec.stages[config.training.stage].data == "pretrain"
+
+
 def check_align(model: torch.nn.Module, settings: Any) -> None:
     """Raise :class:`AlignError` unless ``model``'s method gives every node one soft token (the warm-up
     aligns a node's token to that node's text; LLaGA's k tokens per graph have no such text)."""

@@ -276,11 +276,11 @@ def run_stage(config: RunConfig, progress: bool = True, model=None, data: Option
 def make_align_warmup(config: RunConfig, model, data: DataBundle, samples: list[Sample], collator):
     """``warmup(run_dir)`` of ``training.align`` (``None`` when ``steps`` is 0 or the stage adapts: the
     warm-up belongs to pre-training, on its many samples, not to the k shots)."""
-    from glm.core.train.align import TextEmbeddingTargets, align_warmup, check_align
+    from glm.core.train.align import TextEmbeddingTargets, align_runs, align_warmup, check_align
 
-    settings = config.training.align
-    if settings.steps == 0 or config.model.method_spec.stages[config.training.stage].data != "pretrain":
+    if not align_runs(config):
         return None
+    settings = config.training.align
     check_align(model, settings)  # before the trainer starts
     if data.tag.texts is None:
         raise PipelineError(f"training.align.steps={settings.steps}: {data.tag.name} has no node texts to align to")
