@@ -100,7 +100,10 @@ def _verbose(argv: Sequence[str] | None) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``glm``; returns the exit code (0 ok, 1 plugin failure in strict mode, 2 user error)."""
+    from glm.core.train.preempt import EXIT_CODE, TrainingTerminated, install_early_handler
     from glm.plugins.manager import PluginLoadError
+
+    install_early_handler()
 
     warnings.showwarning = _show_warning
     try:
@@ -116,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"glm: error: {exc.one_line()}", file=sys.stderr)
         return 2
+    except TrainingTerminated as exc:  # SIGTERM (preemption): the trainer saved what it could
+        print(f"glm: {exc}", file=sys.stderr)
+        return EXIT_CODE
     except KeyboardInterrupt as exc:  # Ctrl-C: no traceback; the trainer says where it stopped
         print(f"glm: interrupted{': ' + str(exc) if str(exc) else ''}", file=sys.stderr)
         return 130

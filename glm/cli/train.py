@@ -9,6 +9,7 @@ launcher: ``deepspeed --no_local_rank --num_gpus 2 $(which glm) pretrain cfg.yam
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -152,7 +153,7 @@ def _maybe_print(args: argparse.Namespace, config) -> bool:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from glm.core.train.outdir import RunLock, check_output_dir
+    from glm.core.train.outdir import RunLock, check_output_dir, launcher_rank
     from glm.core.train.pipeline import run_stage
 
     extra = []
@@ -169,9 +170,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.training.stage = _stage_for(args, config)
     if _maybe_print(args, config):
         return 0
-    check_output_dir(config)  # before the LLM and data load
-    with RunLock(config.training.output_dir):  # a second run on this folder stops here, not after loading
-        result, _, _ = run_stage(config, progress=not args.no_progress)
+    # Under a launcher only rank 0 checks and locks the folder; the trainer's run directory makes the other
+    # ranks wait for it (a barrier) and share its verdict.
+    rank0 = launcher_rank() == 0
+    if rank0:
+        check_output_dir(config)  # before the LLM and data load
+    with RunLock(config.training.output_dir) if rank0 else contextlib.nullcontext():
+        result, _, _ = run_stage(config, progress=not args.no_progress and rank0)
+    if not rank0:
+        return 0
     if config.training.plot_loss:
         from glm.core.train.plot import plot_run
 

@@ -40,6 +40,7 @@ from glm.core.train.log import TrainLogger
 from glm.core.train.log import logger as train_logger
 from glm.core.train.log import peak_rss_mb, rank0_info, truncate_log
 from glm.core.train.outdir import OutputDirError, RunDirectory, check_output_dir  # noqa: F401  (re-exported)
+from glm.core.train.preempt import Preemption, TrainingTerminated
 from glm.core.train.validation import BestTracker
 from glm.core.stages import LrGroupError, check_lr_groups, lr_group_of  # noqa: F401  (LrGroupError re-exported)
 from glm.core.tuning import PEFT_CONFIG_FILE
@@ -208,7 +209,7 @@ class Trainer:
         resume = ckpt.resolve_resume(self.config.training.resume, self.config.training.output_dir)
         if resume is not None:
             ckpt.check_resume_config(resume, self.config)
-        with RunDirectory(self.config, resume, dist.rank) as run_dir:
+        with RunDirectory(self.config, resume, dist.rank, dist.world_size) as run_dir:
             self._run_dir = run_dir
             return self._train(dist, resume, run_dir.path)
 
@@ -219,8 +220,9 @@ class Trainer:
         from glm.core.train.health import TrainingHealth, total_norm
 
         cfg, t = self.config, self.config.training
-        if dist.rank == 0:
+        if dist.rank == 0 and resume is None:  # a resume writes it once its checkpoint has loaded
             save_config(cfg, out)
+            truncate_log(out, 0)  # `--resume` that found no checkpoint starts a log of its own
 
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         if not trainable:
@@ -282,6 +284,7 @@ class Trainer:
             start_step = int(state["global_step"])
             if dist.rank == 0:
                 truncate_log(out, start_step)
+                save_config(cfg, out)
             if tracker is not None:
                 tracker.load_state(state, out)
             rank0_info("resumed from %s (step %d)", resume, start_step)
@@ -296,6 +299,7 @@ class Trainer:
         window_loss, window_steps, window_samples, window_t = 0.0, 0, 0, t0
         last_loss: Optional[float] = None
         step = start_step
+        preemption = Preemption().__enter__()
         try:
             for step in range(start_step + 1, total + 1):
                 step_loss = 0.0
@@ -315,10 +319,11 @@ class Trainer:
                 if grad_norm is None:
                     gn = engine.get_global_grad_norm()
                     grad_norm = float(gn) if gn is not None else None
-                if dist.world_size > 1:  # mean loss over ranks, for the log only
-                    buf = torch.tensor([step_loss], dtype=torch.float64)
+                terminate = preemption.requested
+                if dist.world_size > 1:  # mean loss over ranks (for the log), and whether any rank got SIGTERM
+                    buf = torch.tensor([step_loss, float(terminate)], dtype=torch.float64)
                     tdist.all_reduce(buf)
-                    step_loss = float(buf) / dist.world_size
+                    step_loss, terminate = float(buf[0]) / dist.world_size, bool(buf[1] > 0)
                 last_loss = step_loss
                 window_loss += step_loss
                 window_steps += 1
@@ -348,8 +353,11 @@ class Trainer:
                     history.append(record)
                     window_loss, window_steps, window_samples, window_t = 0.0, 0, 0, now
 
-                if (t.save_steps and step % t.save_steps == 0) or step == total or stop:
+                if (t.save_steps and step % t.save_steps == 0) or step == total or stop or terminate:
                     self._save(engine, out, step, total, per_epoch, history, dist)
+                if terminate:
+                    raise TrainingTerminated(f"terminated (SIGTERM) at step {step} of {total}; saved "
+                                             f"{ckpt.CHECKPOINT_PREFIX}{step}; resume with --resume")
                 if stop:
                     rank0_info("early stopping at step %d: %s has not improved for %d evaluations (best %.4f at "
                                "step %d)", step, tracker.metric, tracker.since_best, tracker.best, tracker.best_step)
@@ -365,6 +373,7 @@ class Trainer:
                      else "no checkpoint was written, nothing of this run is kept")
             raise TrainingInterrupted(f"interrupted at step {step}; {where}") from None
         finally:
+            preemption.__exit__()
             logger.close()
             health.close()
         if tracker is not None and t.load_best_model_at_end and tracker.best_step not in (None, step):

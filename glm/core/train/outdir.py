@@ -48,13 +48,29 @@ def _remove(path: Path) -> None:
     shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def launcher_rank() -> int:
+    """This process's rank as a launcher (torchrun, DeepSpeed's launcher, mpirun) set it; 0 without one."""
+    for var in ("RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 def check_output_dir(config: Any) -> None:
-    """Raise :class:`OutputDirError` for an unusable ``output_dir`` (a file, or a non-empty folder
-    without resume / overwrite); cheap, so commands call it before loading any model."""
+    """Raise :class:`OutputDirError` for an unusable ``output_dir`` (a file, a non-empty folder
+    without resume / overwrite, or a resume of an overwrite cut short before its first checkpoint);
+    cheap, so commands call it before loading any model."""
     t = config.training
     out = Path(t.output_dir)
     if out.exists() and not out.is_dir():
         raise OutputDirError(f"output directory {str(out)!r} is a file; choose a folder (--output-dir)")
+    previous = out.with_name(out.name + ".previous")
+    if t.resume is not None and str(t.resume).lower() not in ("", "false", "no", "none") and previous.is_dir():
+        raise OutputDirError(
+            f"output directory {str(out)!r}: an overwrite was interrupted before its first checkpoint, so there is "
+            f"nothing of the new run to resume (the replaced run is kept in {str(previous)!r}); start the new run "
+            "again with --overwrite, or move the replaced run back by hand to keep it")
     if t.resume is None and not t.overwrite_output_dir and out.is_dir() and any(out.iterdir()):
         raise OutputDirError(
             f"output directory {str(out)!r} is not empty; pass training.overwrite_output_dir=true (--overwrite) to"
@@ -130,6 +146,16 @@ class RunLock:
         self.release()
 
 
+def remove_stale_temporaries(out: Path) -> None:
+    """Remove ``.<name>.<pid>.tmp`` files (glm.core.io's atomic writes) of processes that are gone."""
+    if not out.is_dir():
+        return
+    for tmp in out.glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _pid_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
 class RunDirectory:
     """Lock + overwrite transaction around one training run (rank 0 acts, other ranks only hold ``path``).
 
@@ -137,8 +163,8 @@ class RunDirectory:
     that rolls back: new files removed, the previous run restored.
     """
 
-    def __init__(self, config: Any, resume: Optional[Path], rank: int = 0) -> None:
-        self.config, self.resume, self.rank = config, resume, rank
+    def __init__(self, config: Any, resume: Optional[Path], rank: int = 0, world_size: int = 1) -> None:
+        self.config, self.resume, self.rank, self.world_size = config, resume, rank, world_size
         self.path = Path(config.training.output_dir)
         self.previous = self.path.with_name(self.path.name + ".previous")
         self.lock = RunLock(self.path)
@@ -146,23 +172,36 @@ class RunDirectory:
         self.created = False
 
     def __enter__(self) -> "RunDirectory":
-        if self.rank != 0:
-            return self
-        self.lock.acquire()
-        try:
-            self._prepare()
-        except BaseException:
-            self.lock.release()
-            raise
+        problem = ""
+        if self.rank == 0:
+            self.lock.acquire()
+            try:
+                self._prepare()
+            except BaseException as exc:
+                self.lock.release()
+                self._agree(str(exc) or type(exc).__name__)
+                raise
+        self._agree(problem)
         return self
+
+    def _agree(self, problem: str) -> None:
+        """Barrier after rank 0 prepared the folder: every rank learns whether it may go on."""
+        if self.world_size <= 1:
+            return
+        import torch.distributed as dist
+
+        box = [problem]
+        dist.broadcast_object_list(box, src=0)
+        if self.rank != 0 and box[0]:
+            raise OutputDirError(f"rank {self.rank}: rank 0 could not prepare {str(self.path)!r}: {box[0]}")
 
     def _prepare(self) -> None:
         out = self.path
-        if self.resume is None:
-            check_output_dir(self.config)
-        if self.previous.exists():  # a run killed before its first checkpoint left the older run here
+        if self.previous.exists() and self.resume is None:  # an overwrite killed before its first checkpoint
             logger.warning("%s holds the run replaced by an interrupted overwrite; restoring it first", self.previous)
             self._restore()
+        check_output_dir(self.config)  # (a resume of such an overwrite is refused here)
+        remove_stale_temporaries(out)
         self.created = not out.exists()
         if self.resume is None and self.config.training.overwrite_output_dir and out.is_dir():
             owned = [c for c in out.iterdir() if _owned(c)]
