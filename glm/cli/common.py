@@ -73,3 +73,18 @@ def print_json(obj: Any) -> None:
     """Write ``obj`` as indented JSON to stdout (the machine-readable output of a command)."""
     json.dump(obj, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+class IntermixedParser(argparse.ArgumentParser):
+    """Lets ``key=value`` overrides follow options (``glm adapt cfg.yaml --backend pyg a.b=1``)."""
+
+    _busy = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._busy:
+            return super().parse_known_args(args, namespace)
+        self._busy = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._busy = False

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from glm.cli.common import print_json
+from glm.cli.common import IntermixedParser, print_json
 from glm.cli.main import CliError
 
 GIB = 1024 ** 3
@@ -17,6 +17,7 @@ def add_commands(subparsers: Any) -> None:
         "plan", help="estimate peak GPU memory of a run config (itemised, verdict, fixes); --probe measures it",
         description="Build the model on the meta device (no weights, no network) and estimate the peak "
                     "memory of one training step of CONFIG's recipe, itemised.")
+    p.__class__ = IntermixedParser  # key=value overrides may follow options, as in glm pretrain
     p.add_argument("config", nargs="?", help="run config YAML (omit for defaults)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. training.stage=adapt")
     p.add_argument("--gpu", default="3090", help="3090 | 4090 | a800 | a100 | h100 | h200 | a size in GiB (default 3090)")

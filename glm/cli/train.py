@@ -18,27 +18,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from glm.cli.common import CliError, add_backend_argument
-
-
-class _IntermixedParser(argparse.ArgumentParser):
-    """Lets ``key=value`` overrides follow options (``glm adapt cfg.yaml --backend pyg a.b=1``)."""
-
-    _busy = False
-
-    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
-        if self._busy:
-            return super().parse_known_args(args, namespace)
-        self._busy = True
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._busy = False
+from glm.cli.common import CliError, IntermixedParser, add_backend_argument
 
 
 def _parser(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(name, **kwargs)
-    p.__class__ = _IntermixedParser
+    p.__class__ = IntermixedParser
     return p
 
 
@@ -327,12 +312,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
     if _maybe_print(args, config):
         return 0
     out = _output_file(args, config)
+    nodes = _node_list(args.nodes)  # before the model loads
     model, data, _ = _model_with_adapter(args, config)
-    if args.nodes:
-        try:
-            nodes = [int(n) for n in args.nodes.split(",") if n.strip()]
-        except ValueError:
-            raise CliError(f"--nodes must be comma-separated integers, found {args.nodes!r}") from None
+    if nodes is not None:
         bad = [n for n in nodes if not 0 <= n < data.tag.num_nodes]
         if bad:
             raise CliError(f"--nodes: {bad[:5]} outside {data.tag.name}'s nodes 0..{data.tag.num_nodes - 1}")
@@ -348,6 +330,20 @@ def cmd_infer(args: argparse.Namespace) -> int:
                       max_new_tokens=ev.max_new_tokens)
     _write_jsonl([p.as_dict() for p in result.predictions], out)
     return 0
+
+
+def _node_list(text: str | None) -> list[int] | None:
+    """``--nodes 0,5,9`` as a list (``None`` when not given)."""
+    if text is None:
+        return None
+    try:
+        nodes = [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise CliError(f"--nodes must be comma-separated integers, found {text!r}") from None
+    if not nodes:
+        raise CliError("--nodes is empty; give node indices (e.g. --nodes 0,5,9) or leave it out for the "
+                       "split's test nodes")
+    return nodes
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:

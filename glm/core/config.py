@@ -29,6 +29,7 @@ from typing import Any, Optional, Sequence, Union
 
 import yaml
 
+from glm.core import config_rules
 from glm.core.encoder import EncoderConfig
 from glm.errors import GlmError
 
@@ -337,7 +338,11 @@ class RunConfig:
             t.stage = spec.pretrain_stage  # "pretrain" / "adapt" name the method's own stages of those roles
         elif t.stage == "adapt" and t.stage not in spec.stages:
             t.stage = spec.adapt_stage
+        config_rules.check(self, source, ConfigError, active_method=spec.name)
         _choice(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})", source)
+        from glm.core.encoder import ACTIVATIONS
+
+        _choice(self.model.encoder.activation, tuple(sorted(ACTIVATIONS)), "model.encoder.activation", source)
         _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
         _choice(t.loss, LOSSES, "training.loss", source)
         _choice(self.model.token_norm, ("none", "embedding"), "model.token_norm", source)
@@ -348,36 +353,11 @@ class RunConfig:
         _choice(self.model.llm.dtype, tuple(DTYPES), "model.llm.dtype", source)
         self._validate_tuning(spec, source)
         _choice(self.eval.match, ("exact", "substring"), "eval.match", source)
-        for key, value, low in (
-            ("training.micro_batch_size", t.micro_batch_size, 1),
-            ("training.gradient_accumulation_steps", t.gradient_accumulation_steps, 1),
-            ("training.logging_steps", t.logging_steps, 1),
-            ("training.save_steps", t.save_steps, 0),
-            ("eval.batch_size", self.eval.batch_size, 1),
-            ("model.llm.max_length", self.model.llm.max_length, 2),
-            ("eval.max_new_tokens", self.eval.max_new_tokens, 1),
-            ("data.k_shot", self.data.k_shot, 1),
-            ("data.n_way", self.data.n_way, 1),
-            ("data.val_per_class", self.data.val_per_class, 0),
-            ("data.graph_matching_nodes", self.data.graph_matching_nodes, 1),
-            ("data.max_text_words", self.data.max_text_words, 0),
-        ):
-            if value < low:
-                raise ConfigError(f"{source}: {key} must be >= {low}, found {value}")
         _choice(t.metric_for_best_model, ("eval_accuracy", "eval_loss"), "training.metric_for_best_model", source)
-        if t.eval_steps < 0:
-            raise ConfigError(f"{source}: training.eval_steps must be >= 0 (0 = no validation), found {t.eval_steps}")
         for key, on in (("load_best_model_at_end", t.load_best_model_at_end),
                         ("early_stopping_patience", t.early_stopping_patience is not None)):
             if on and t.eval_steps == 0:
                 raise ConfigError(f"{source}: training.{key} needs validation while training; set training.eval_steps > 0")
-        if t.early_stopping_patience is not None and t.early_stopping_patience < 1:
-            raise ConfigError(f"{source}: training.early_stopping_patience must be >= 1 or null, "
-                              f"found {t.early_stopping_patience}")
-        if self.eval.val_samples is not None and self.eval.val_samples < 1:
-            raise ConfigError(f"{source}: eval.val_samples must be >= 1 or null, found {self.eval.val_samples}")
-        if t.learning_rate <= 0:
-            raise ConfigError(f"{source}: training.learning_rate must be > 0, found {t.learning_rate}")
         if not isinstance(t.lr_groups, dict):
             raise ConfigError(f"{source}: training.lr_groups must be a mapping pattern -> learning rate, "
                               f"found {type(t.lr_groups).__name__}")
@@ -389,29 +369,19 @@ class RunConfig:
                 t.lr_groups[pattern] = rate = float(lr) if not isinstance(lr, bool) else -1.0
             except (TypeError, ValueError):
                 rate = -1.0
-            if not rate > 0:
-                raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a learning rate > 0, found {lr!r}")
+            if not (rate > 0 and rate != float("inf")):
+                raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a finite learning rate > 0, found {lr!r}")
         self._validate_align(source)
-        if t.save_total_limit is not None and t.save_total_limit < 1:
-            raise ConfigError(f"{source}: training.save_total_limit must be >= 1 or null, found {t.save_total_limit}")
         if t.max_steps <= 0 and t.num_epochs <= 0:
             raise ConfigError(f"{source}: set training.max_steps > 0 or training.num_epochs > 0")
         for problem in spec.problems(self.model.method_config, self):
             raise ConfigError(f"{source}: {problem}")
-        if any((not isinstance(f, int)) or f < 1 for f in self.data.fanout):
-            raise ConfigError(f"{source}: data.fanout must be positive integers, found {self.data.fanout}")
         return self
 
 
     def _validate_align(self, source: str) -> None:
         a = self.training.align
         _choice(a.loss, ALIGN_LOSSES, "training.align.loss", source)
-        for key, value, low in (("steps", a.steps, 0), ("batch_size", a.batch_size, 1)):
-            if value < low:
-                raise ConfigError(f"{source}: training.align.{key} must be >= {low}, found {value}")
-        for key, value in (("learning_rate", a.learning_rate), ("temperature", a.temperature)):
-            if not value > 0:
-                raise ConfigError(f"{source}: training.align.{key} must be > 0, found {value}")
 
     def _validate_tuning(self, spec: Any, source: str) -> None:
         llm = self.model.llm
@@ -421,19 +391,11 @@ class RunConfig:
         _choice(llm.quant.type, ("nf4", "fp4"), "model.llm.quant.type", source)
         for stage in llm.train_stages or ():
             _choice(stage, tuple(spec.stages), f"model.llm.train_stages (stages of method {spec.name!r})", source)
-        if llm.learning_rate is not None and llm.learning_rate <= 0:
-            raise ConfigError(f"{source}: model.llm.learning_rate must be > 0 or null, found {llm.learning_rate}")
-        if llm.lora.r < 1:
-            raise ConfigError(f"{source}: model.llm.lora.r must be >= 1, found {llm.lora.r}")
-        if not 0 <= llm.lora.dropout < 1:
-            raise ConfigError(f"{source}: model.llm.lora.dropout must be in [0, 1), found {llm.lora.dropout}")
         if not llm.lora.target_modules:
             raise ConfigError(f"{source}: model.llm.lora.target_modules is empty; name modules or use [all-linear]")
         if llm.tuning == "qlora" and _recipe_zero_stage(self.recipe) == 3:
             raise ConfigError(f"{source}: recipe {self.recipe!r} uses ZeRO-3, which cannot partition a 4-bit base "
                               "(model.llm.tuning=qlora); use a ZeRO-0/1/2 recipe, e.g. recipe=3090-qlora")
-        if llm.tuning == "freeze" and llm.freeze.last_n < 0:
-            raise ConfigError(f"{source}: model.llm.freeze.last_n must be >= 0, found {llm.freeze.last_n}")
         if llm.tuning == "freeze" and llm.freeze.last_n == 0 and not llm.freeze.modules:
             raise ConfigError(f"{source}: model.llm.tuning=freeze trains nothing of the LLM; "
                               "set model.llm.freeze.last_n >= 1 or model.llm.freeze.modules")
@@ -655,8 +617,9 @@ def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if data is None:
-        return {}
+    if data is None:  # an empty file would silently run every built-in default
+        raise ConfigError(f"{path}: the config file is empty; expected a mapping of sections (model, data, "
+                          "training, ...), see examples/")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
     return data

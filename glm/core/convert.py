@@ -72,9 +72,13 @@ def read_state_dict(path: Union[str, Path]) -> dict[str, Tensor]:
         from safetensors.torch import load_file
 
         return load_file(str(path))
+    from glm.core.safe_load import UnsafeCheckpointError, safe_torch_load
+
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle.UnpicklingError and friends
+        state = safe_torch_load(path)
+    except UnsafeCheckpointError as exc:  # names the refused global
+        raise ConvertError(str(exc)) from None
+    except Exception as exc:  # a damaged or foreign file
         raise ConvertError(f"{path}: not a plain tensor state dict ({type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):

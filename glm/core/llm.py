@@ -181,7 +181,13 @@ def load_llm_from_config(c: Any):
         model, tok = tiny_llm(tiny_family(c.name), **c.options)
         model.to(dtype)
     else:
-        model, tok = load_causal_lm(c.path or c.name, gguf_file=c.options.get("gguf_file"), dtype=dtype)
+        try:
+            model, tok = load_causal_lm(c.path or c.name, gguf_file=c.options.get("gguf_file"), dtype=dtype)
+        except LLMLoadError as exc:
+            field = "model.llm.path" if c.path else "model.llm.name"
+            raise LLMLoadError(f"{field}={c.path or c.name!r}: not a known LLM (smollm2-135m, {TINY_PREFIX}, "
+                               f"{TINY_PREFIX}-<{'|'.join(sorted(TINY_FAMILIES))}>) nor a local model folder or GGUF "
+                               f"file ({exc})") from None
     if getattr(c, "attention", None):
         try:
             model.set_attn_implementation(c.attention)

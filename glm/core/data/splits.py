@@ -90,6 +90,9 @@ def make_few_shot_split(
         heldout_classes: names or indices of the held-out classes (default: ``n_way`` drawn by seed).
         val_per_class / test_per_class: sizes per class (``test_per_class=None``: all remaining nodes).
     """
+    if tag.num_classes == 0:
+        raise DataValidationError(None, None, "label", "labelled nodes (a few-shot split needs classes; the nodes "
+                                  "file needs a label column)", f"no label on any node of {tag.name}")
     if not 0 <= n_way <= tag.num_classes:
         raise DataValidationError(None, None, "data.n_way", f"1..{tag.num_classes} ({tag.name} has {tag.num_classes} "
                                   "classes; 0 holds nothing out)", n_way)
