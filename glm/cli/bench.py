@@ -62,6 +62,13 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
         overrides.append(f"backend={args.backend}")
     out = Path(args.output_dir or Path("runs") / "bench" / (Path(args.config).stem + ("-quick" if args.quick else "")))
     rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(ROWS)
+    from glm.core.train.outdir import RunLock
+
+    with RunLock(out):  # a second bench on this folder stops here, naming the first
+        return _run(args, overrides, rows, out)
+
+
+def _run(args: argparse.Namespace, overrides: list[str], rows: list[str], out: Path) -> int:
     t0 = time.perf_counter()
     if not args.shots:
         paths = _bench(args, overrides, rows, out)[1]

@@ -201,3 +201,47 @@ def test_sigterm_during_start_up_exits_143_and_releases_the_lock(tmp_path):
     assert proc.returncode == 143, err[-3000:]
     assert "terminated (SIGTERM)" in err and "Traceback" not in err
     assert not lock.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs (a full disk on demand) needs root")
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_full_disk_during_a_checkpoint_is_one_line(tmp_path, overwrite):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("this container may not mount a tmpfs")
+    try:
+        cfg = write_tiny_config(tmp_path)
+        out = disk / "run"
+        if overwrite:  # a small previous run that fits, replaced by --overwrite
+            out.mkdir()
+            (out / "trainer_log.jsonl").write_text('{"current_steps": 1, "loss": 1.0}\n', encoding="utf-8")
+        proc = run_glm(tmp_path, "pretrain", str(cfg), "--output-dir", str(out), *(["--overwrite"] if overwrite else []))
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        err = proc.stderr.strip().splitlines()
+        assert err[-1].startswith("glm: error: no space left on the device writing") and str(out) in err[-1]
+        assert "Traceback" not in proc.stderr
+        assert not list(out.glob("*.tmp")), "no partial checkpoint is left"
+        if overwrite:
+            assert (out / "trainer_log.jsonl").read_text().startswith('{"current_steps": 1'), "the old run is back"
+    finally:
+        subprocess.run(["umount", str(disk)])
+
+
+def test_two_benches_on_one_folder_do_not_run_side_by_side(tmp_path, capsys):
+    from glm.core.train.outdir import RunLock
+
+    cfg = write_tiny_config(tmp_path)
+    out = tmp_path / "bench"
+    holder = subprocess.Popen(["sleep", "60"])  # the first bench, as far as the lock can tell
+    try:
+        out.with_name("bench.lock").write_text(json.dumps({"pid": holder.pid, "host": os.uname().nodename,
+                                                           "since": "now"}), encoding="utf-8")
+        assert main(["bench", "fewshot", str(cfg), "--rows", "majority", "--output-dir", str(out)]) == 2
+        assert f"is in use by pid {holder.pid}" in capsys.readouterr().err
+        assert not out.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunLock(out):  # the holder is gone: its lock is stale and is replaced
+        pass

@@ -62,6 +62,21 @@ def _deepspeed(*args: str) -> list[str]:  # README's command: the launcher scrip
             str(BIN / "glm"), *args]
 
 
+def _ninja_log() -> Path:
+    return Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path(sys.prefix) / "torch_extensions") \
+        / "deepspeed_shm_comm" / ".ninja_log"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shm_op_built_once():
+    """Three kinds of process (glm, torchrun, DeepSpeed's launcher) load the venv's one shm-op build."""
+    before = _ninja_log().read_bytes() if _ninja_log().is_file() else None
+    yield
+    if before is None:
+        pytest.skip("no shm comm op was built for this venv (make install builds it)")
+    assert _ninja_log().read_bytes() == before, f"an entry point rebuilt DeepSpeed's shm comm op ({_ninja_log()})"
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """One process, two accumulated micro-batches per step: the same global batches as two ranks."""

@@ -305,10 +305,40 @@ def save_checkpoint(
     stage: str = "pretrain",
     stage_extra: tuple[str, ...] = (),
 ) -> Path:
-    """Write ``output_dir/checkpoint-<step>`` atomically (collective: call on every rank)."""
+    """Write ``output_dir/checkpoint-<step>`` atomically (collective: call on every rank).
+
+    A full disk is :class:`CheckpointError` naming the path (the partial ``.tmp`` folder removed)."""
     root = Path(output_dir)
     final = root / f"{CHECKPOINT_PREFIX}{step}"
     tmp = root / f"{CHECKPOINT_PREFIX}{step}.tmp"
+    try:
+        return _save_checkpoint(engine, root, final, tmp, step, trainer_state, config_yaml, rank, world_size,
+                                save_total_limit, adapter_metadata, stage, stage_extra)
+    except Exception as exc:  # OSError; torch's RuntimeError('unexpected pos'); safetensors' SafetensorError
+        if not disk_full(exc, root):
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        free = shutil.disk_usage(root).free
+        raise CheckpointError(f"no space left on the device writing {final} ({free / 2**20:.1f} MiB free): free "
+                              "some space, then continue with --resume") from None
+
+
+DISK_FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT
+
+
+def disk_full(exc: BaseException, where: Path) -> bool:
+    """Whether ``exc`` comes from a full disk (torch's zip writer reports it as 'unexpected pos')."""
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS or "No space left on device" in str(exc):
+        return True
+    try:
+        return shutil.disk_usage(where).free < 2**20
+    except OSError:
+        return False
+
+
+def _save_checkpoint(engine: Any, root: Path, final: Path, tmp: Path, step: int, trainer_state: dict[str, Any],
+                     config_yaml: str, rank: int, world_size: int, save_total_limit: Optional[int],
+                     adapter_metadata: Optional[dict[str, Any]], stage: str, stage_extra: tuple[str, ...]) -> Path:
     if rank == 0:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 __all__ = [
+    "use_venv_extensions_dir",
     "release_shm_buffer",
     "leftover_shm_segments",
     "native_simd_define",
@@ -148,6 +149,15 @@ def align_simd_with_compiler() -> None:
 
     simd_width._glm_aligned = True  # type: ignore[attr-defined]
     OpBuilder.simd_width = simd_width
+
+
+def use_venv_extensions_dir() -> None:
+    """Inside a virtual environment, keep DeepSpeed's JIT builds with it (``<venv>/torch_extensions``, what
+    ``make`` builds into) unless ``TORCH_EXTENSIONS_DIR`` is set: every entry point of that venv (``glm``,
+    ``python -m``, torchrun, DeepSpeed's launcher, pytest) then loads the one build instead of compiling its
+    own under ``~/.cache``."""
+    if "TORCH_EXTENSIONS_DIR" not in os.environ and sys.prefix != sys.base_prefix:
+        os.environ["TORCH_EXTENSIONS_DIR"] = str(Path(sys.prefix) / "torch_extensions")
 
 
 def _extensions_dir() -> Path:
@@ -290,6 +300,7 @@ def build_shm_comm() -> Optional[str]:
 def main() -> int:
     """Build CPU-Adam and the shm comm op now (``make`` calls this after installing), so that no test or
     training process compiles them; never fails the install."""
+    use_venv_extensions_dir()
     try:
         import deepspeed  # noqa: F401
     except ImportError:

@@ -34,7 +34,8 @@ import torch
 from glm.core.config import RunConfig, save_config
 from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
-from glm.core.train.ds_compat import exclude_tied_frozen, offload_optimizer_fallback, release_shm_buffer
+from glm.core.train.ds_compat import (exclude_tied_frozen, offload_optimizer_fallback, release_shm_buffer,
+                                      use_venv_extensions_dir)
 from glm.core.train.dsconfig import RecipeError, load_recipe, recipe_hints, resolve_recipe, zero_stage
 from glm.core.train.log import TrainLogger
 from glm.core.train.log import logger as train_logger
@@ -87,6 +88,7 @@ def init_distributed() -> DistInfo:
     if "MASTER_PORT" not in env:
         env["MASTER_PORT"] = str(_free_port())
     env.setdefault("LOCAL_SIZE", env.get("LOCAL_WORLD_SIZE", "1"))
+    use_venv_extensions_dir()  # one build of DeepSpeed's CPU ops per venv, whatever the entry point
     # DeepSpeed's logger binds sys.stdout when it is imported and its op builder prints: keep both off
     # stdout, which carries results ("Setting accelerator to CPU", "shm_comm_op built successfully")
     with contextlib.redirect_stdout(sys.stderr):
