@@ -3,7 +3,9 @@
 User TAG (:func:`load_tag_files`)
     nodes file: columns ``id``, ``text`` and optionally ``label``; edges file: ``source``,
     ``target`` (``src``/``dst`` also accepted). Format by extension: ``.csv``, ``.tsv`` (header
-    row required) or ``.jsonl`` (one object per line). Every problem raises a named
+    row required; also gzip-compressed, ``.csv.gz``), ``.jsonl`` (one object per line) or ``.parquet``. Good
+    files are read by columns with pyarrow (:mod:`glm.core.data.columnar`); a bad one is re-read row by row,
+    which names the first bad record. Every problem raises a named
     :class:`~glm.core.data.errors.DataValidationError` with file and line.
 
 Planetoid (:func:`load_planetoid`)
@@ -32,6 +34,7 @@ from glm.core.data.errors import (
     UnknownLabelError,
     UnknownNodeError,
 )
+from glm.core.data.columnar import NeedsRowReader, load_tag_columnar, open_text, table_suffix
 from glm.core.data.tag import CITESEER_CLASSES, TextAttributedGraph, build_tag, resolve_data_dir
 from glm.core.safe_load import restricted_pickle_load
 
@@ -54,9 +57,18 @@ def _records(path: Path) -> Iterator[tuple[int, dict]]:
 
 
 def _parse_records(path: Path) -> Iterator[tuple[int, dict]]:
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
+    suffix = table_suffix(path)
+    if suffix == ".parquet":  # "line" = 1-based row number
+        import pyarrow.parquet as pq
+
+        ln = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=65536):
+            for rec in batch.to_pylist():
+                ln += 1
+                yield ln, {str(k).strip().lower(): v for k, v in rec.items()}
+        return
+    if suffix in (".jsonl", ".jsonl.gz"):
+        with open_text(path) as f:
             for ln, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -68,11 +80,12 @@ def _parse_records(path: Path) -> Iterator[tuple[int, dict]]:
                     raise MalformedRecordError(path, ln, "json", "a JSON object", type(rec).__name__)
                 yield ln, rec
         return
-    if suffix not in (".csv", ".tsv"):
-        raise MalformedRecordError(path, None, "format", "a .csv, .tsv or .jsonl file", repr(suffix or path.name))
+    if suffix not in (".csv", ".tsv", ".csv.gz", ".tsv.gz"):
+        raise MalformedRecordError(path, None, "format", "a .csv, .tsv (or .gz), .jsonl or .parquet file",
+                                   repr(suffix or path.name))
     csv.field_size_limit(max(csv.field_size_limit(), 1 << 30))  # long abstracts: the default stops at 128 KiB
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t" if suffix == ".tsv" else ",")
+    with open_text(path) as f:
+        reader = csv.reader(f, delimiter="\t" if suffix.startswith(".tsv") else ",")
         header = next(reader, None)
         if header is None:
             raise MalformedRecordError(path, 1, "header", "a header row", "an empty file")
@@ -117,6 +130,20 @@ def load_tag_files(
     for p in (nodes, edges):
         if not p.is_file():
             raise DataNotFoundError(p.name, [p.parent])
+    suffix = table_suffix(nodes)
+    base = nodes.name[:-len(suffix)] if suffix and nodes.name.lower().endswith(suffix) else nodes.stem
+    name = name or (nodes.parent.name if base.lower() == "nodes" and nodes.parent.name else base)
+    try:  # vectorised; on any problem the row reader below names the first bad record
+        ids, texts, y, codes, edge_index = load_tag_columnar(nodes, edges, class_names, allow_empty_text)
+    except NeedsRowReader:
+        return _load_tag_rows(nodes, edges, name, class_names, allow_empty_text)
+    return build_tag(name, ids, texts, y, edge_index, class_names=codes, class_codes=codes,
+                     source=f"{nodes} + {edges}")
+
+
+def _load_tag_rows(nodes: Path, edges: Path, name: str, class_names: Optional[Sequence[str]],
+                   allow_empty_text: bool) -> TextAttributedGraph:
+    """The row-by-row reader: the reference semantics, and the one that names a bad record."""
     ids: list[str] = []
     texts: list[str] = []
     labels: list[Optional[str]] = []
@@ -153,7 +180,7 @@ def load_tag_files(
         dst.append(index[b])
     codes = list(class_names) if class_names is not None else sorted({l for l in labels if l is not None})
     return build_tag(
-        name or (nodes.parent.name if nodes.stem.lower() == "nodes" and nodes.parent.name else nodes.stem),
+        name,
         ids,
         texts,
         labels,
