@@ -58,7 +58,10 @@ def add_commands(subparsers: Any) -> None:
     p = _parser(subparsers, "infer", help="predictions (JSONL) of a base model + adapter, batched")
     _run_arguments(p)
     _predict_arguments(p)
-    p.add_argument("--nodes", help="comma-separated node indices (default: the split's test nodes)")
+    p.add_argument("--nodes", help="all, a file (.npy, or one index per line) or comma-separated indices "
+                                   "(default: the split's test nodes)")
+    p.add_argument("--resume", action="store_true", help="continue --output after its last complete line")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_infer)
 
     p = subparsers.add_parser("recipes", help="list the DeepSpeed recipes (or print one resolved)")
@@ -304,46 +307,55 @@ def _baseline_line(result, classes: list[str]) -> str:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
+    """Predictions as JSON lines, streamed chunk by chunk (bounded memory; ``--resume`` continues a stopped run)."""
+    import torch
+
     from glm.core.data import tasks as T
     from glm.core.eval.predict import evaluate
-    from glm.core.train.pipeline import eval_samples, make_collator
+    from glm.core.eval.stream import NodeListError, StreamOutputError, read_node_list, stream_predictions
+    from glm.core.train.pipeline import make_collator
 
     config = _load(args)
     if _maybe_print(args, config):
         return 0
     out = _output_file(args, config)
-    nodes = _node_list(args.nodes)  # before the model loads
+    if args.nodes is not None and not args.nodes.strip():  # before the model loads
+        raise CliError("--nodes is empty; give node indices (e.g. --nodes 0,5,9), a file, or all; leave it out for "
+                       "the split's test nodes")
+    if args.resume and not out:
+        raise CliError("--resume continues an --output file; name one")
     model, data, _ = _model_with_adapter(args, config)
-    if nodes is not None:
-        bad = [n for n in nodes if not 0 <= n < data.tag.num_nodes]
-        if bad:
-            raise CliError(f"--nodes: {bad[:5]} outside {data.tag.name}'s nodes 0..{data.tag.num_nodes - 1}")
-        held = data.split.class_indices(data.tag, "heldout")
-        samples = T.node_classification(data.source, nodes, classes=held, max_text_words=config.data.max_text_words,
-                                        include_text=config.data.node_text)
-    else:
-        samples = eval_samples(config, data, args.split)
-    ev = config.eval
-    result = evaluate(model, samples, make_collator(config, model, data),
-                      make_collator(config, model, data, inference=True),
-                      mode=args.mode or "generate", match=args.match or ev.match, batch_size=ev.batch_size,
-                      max_new_tokens=ev.max_new_tokens)
-    _write_jsonl([p.as_dict() for p in result.predictions], out)
-    return 0
-
-
-def _node_list(text: str | None) -> list[int] | None:
-    """``--nodes 0,5,9`` as a list (``None`` when not given)."""
-    if text is None:
-        return None
+    if not data.split.heldout_classes:
+        raise CliError(f"data.split={config.data.split}: {data.tag.name} holds no class out, so there are no classes "
+                       "to predict; infer with the adaptation's config")
     try:
-        nodes = [int(n) for n in text.split(",") if n.strip()]
-    except ValueError:
-        raise CliError(f"--nodes must be comma-separated integers, found {text!r}") from None
-    if not nodes:
-        raise CliError("--nodes is empty; give node indices (e.g. --nodes 0,5,9) or leave it out for the "
-                       "split's test nodes")
-    return nodes
+        nodes = (torch.tensor(data.split.test if args.split == "test" else data.split.val, dtype=torch.long)
+                 if args.nodes is None
+                 else read_node_list(args.nodes, data.tag.num_nodes, data.tag.name))
+    except NodeListError as exc:
+        raise CliError(str(exc)) from None
+    held, ev, mode = data.split.class_indices(data.tag, "heldout"), config.eval, args.mode or "generate"
+    train_collate = make_collator(config, model, data)
+    infer_collate = make_collator(config, model, data, inference=True)
+
+    def make_samples(ids: list[int]):
+        return T.node_classification(data.source, ids, classes=held, max_text_words=config.data.max_text_words,
+                                     include_text=config.data.node_text, unlabelled=True)
+
+    def predict(samples):
+        result = evaluate(model, samples, train_collate, infer_collate, mode=mode, match=args.match or ev.match,
+                          batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens)
+        return [p.as_dict() for p in result.predictions]
+
+    try:
+        stats = stream_predictions(nodes, make_samples, predict, Path(out) if out else None,
+                                   progress=not args.no_progress, resume=args.resume)
+    except StreamOutputError as exc:
+        raise CliError(str(exc)) from None
+    print(f"infer: {stats.nodes:,} nodes in {stats.seconds:.1f} s ({stats.nodes_per_second:.1f} nodes/s, {mode})"
+          + (f"; {stats.skipped:,} were already in {out}" if stats.skipped else "")
+          + (f" -> {out}" if out else ""), file=sys.stderr)
+    return 0
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:

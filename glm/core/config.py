@@ -168,6 +168,10 @@ class DataConfig:
         data_dir: folder with the dataset files; ``None`` = ``../shared/data`` beside the project.
         embedder: node-text embedder (``minilm``, ``minilm@N`` = truncate to N word pieces, ``hashing``, ``auto``); features are reduced
             to ``model.encoder.in_dim`` and cached.
+        features: a precomputed node-feature matrix instead of the embedder (``.npy`` memory-mapped,
+            ``.safetensors[:KEY]``, ``.parquet:COLUMN``; one row per node in node order), reduced to
+            ``model.encoder.in_dim`` by the random projection unless it has that width
+            (:mod:`glm.core.data.matrix`).
         cache_dir: feature / subgraph cache (``None`` = ``$GLM_CACHE_DIR`` or ``~/.cache/glm``).
         fanout: neighbours sampled per hop, e.g. ``[10, 10]``.
         tasks: pre-training tasks (``node_classification``, ``graph_matching``,
@@ -196,6 +200,7 @@ class DataConfig:
     dataset: str = "citeseer_tag"
     data_dir: Optional[str] = None
     embedder: str = "auto"
+    features: Optional[str] = None  # precomputed [N, F] matrix: .npy, .safetensors[:KEY], .parquet:COLUMN
     cache_dir: Optional[str] = None
     fanout: list[int] = field(default_factory=lambda: [10, 10])
     tasks: list[str] = field(default_factory=lambda: ["node_classification"])

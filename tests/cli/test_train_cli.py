@@ -107,7 +107,7 @@ def test_pretrain_adapt_eval_infer_on_tiny_model(tmp_path, capsys, monkeypatch):
     got = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
     assert [str(g["node"]) for g in got] == nodes and all(isinstance(g["prediction"], str) for g in got)
     assert main(["infer", str(cfg), "--adapter", str(ada), "--nodes", "a,b"]) == 2
-    assert "--nodes must be comma-separated integers" in capsys.readouterr().err
+    assert "--nodes must be all, a file, or comma-separated integers" in capsys.readouterr().err
 
 
 def test_quick_demo_end_to_end_with_tiny_llm(tmp_path, shared_dir):

@@ -139,3 +139,21 @@ def test_citeseer_all_nodes_fast_and_bounded(shared_dir):
     sizes = out.sizes()
     assert len(out) == 3186 and int(sizes.max()) <= 111 and int(sizes.min()) == 1
     assert torch.equal(out.node_ids[out.node_ptr[:-1]], torch.arange(g.num_nodes))
+
+
+def test_on_the_fly_subgraphs_equal_the_cached_store(tag, tmp_path):
+    """GraphSource samples only the nodes asked for; each equals its row of the all-node store (same seed)."""
+    from glm.core.data.tasks import GraphSource
+
+    x = torch.randn(tag.num_nodes, 4)
+    fresh = GraphSource(tag, x, (3, 2), seed=5, cache_dir=tmp_path)
+    nodes = torch.tensor([7, 0, 7, tag.num_nodes - 1, 3])
+    on_the_fly = fresh.subgraphs(nodes)
+    assert fresh._store is None, "no all-node store was built"
+    cached = GraphSource(tag, x, (3, 2), seed=5, cache_dir=tmp_path)
+    _ = cached.store  # the all-node precompute (glm data prepare --subgraphs)
+    for a, b in zip(on_the_fly, cached.subgraphs(nodes)):
+        for field in ("x", "edge_index", "node_ids", "hop"):
+            assert torch.equal(getattr(a, field), getattr(b, field)), field
+    other = GraphSource(tag, x, (3, 2), seed=6).subgraphs(nodes)
+    assert any(not torch.equal(a.node_ids, b.node_ids) for a, b in zip(on_the_fly, other)), "the seed matters"

@@ -125,8 +125,11 @@ class NeighborSampler:
                 f"edge_index out of range: expected values in [0, {num_nodes - 1}], "
                 f"found min {int(ei.min())} max {int(ei.max())}"
             )
-        order = torch.argsort(ei[0] * num_nodes + ei[1])
-        self.col = ei[1, order].contiguous()
+        key = ei[0] * num_nodes + ei[1]
+        if key.numel() > 1 and bool((key[1:] < key[:-1]).any()):  # a TAG's edge_index is already sorted
+            ei = ei[:, torch.argsort(key)]
+        del key
+        self.col = ei[1].contiguous()
         self.rowptr = torch.zeros(num_nodes + 1, dtype=torch.long)
         self.rowptr[1:] = torch.cumsum(torch.bincount(ei[0], minlength=num_nodes), 0)
         self.num_nodes = num_nodes

@@ -125,9 +125,13 @@ class GraphSource:
         tag: the graph.
         x: ``[N, F]`` node features (see :func:`glm.core.data.features.node_features`).
         fanouts / seed: sampler settings (default ``[10, 10]``).
-        cache_dir: where the precomputed subgraphs of all nodes are cached (``None``: default cache
-            folder; ``False``: no disk cache).
+        cache_dir: where :attr:`store` (the subgraphs of all nodes, sampled once) is cached (``None``: default
+            cache folder; ``False``: no disk cache).
         template: the prompts' domain words (default: CiteSeer's :data:`CITATION`).
+
+    Subgraphs are sampled on the fly from the CSR index, only for the nodes asked for: a node's subgraph
+    depends on ``(seed, node)`` alone (:mod:`glm.core.data.sampling`), so it equals the row of the all-node
+    :attr:`store`, which is built only when something asks for it (``glm data prepare --subgraphs``).
     """
 
     def __init__(self, tag: TextAttributedGraph, x: Tensor, fanouts: Sequence[int] = DEFAULT_FANOUTS,
@@ -159,9 +163,8 @@ class GraphSource:
     def subgraphs(self, nodes: Sequence[int] | Tensor, exclude: Optional[Tensor] = None) -> list[Subgraph]:
         """One validated :class:`Subgraph` per node (target at 0, features attached)."""
         nodes = torch.as_tensor(nodes, dtype=torch.long).flatten()
-        if exclude is None:
-            store = self.store
-            out = [store.subgraph(self._row[int(n)], self.x) for n in nodes]
+        if exclude is None and self._store is not None:
+            out = [self._store.subgraph(self._row[int(n)], self.x) for n in nodes]
         else:
             s = self.sampler.sample(nodes, exclude=exclude)
             out = [s.subgraph(i, self.x) for i in range(len(s))]
@@ -194,9 +197,11 @@ def classification_question(choices: Sequence[str], node: str = "paper") -> str:
 
 
 def node_classification(source: GraphSource, nodes: Sequence[int] | Tensor, classes: Optional[Sequence[int]] = None,
-                        include_text: bool = True, max_text_words: Optional[int] = 160) -> list[Sample]:
+                        include_text: bool = True, max_text_words: Optional[int] = 160,
+                        unlabelled: bool = False) -> list[Sample]:
     """"Which category?" samples. ``classes``: class indices offered as choices (default all), e.g. the
-    N held-out classes of a few-shot split; each node's label must be among them. Answer: class name."""
+    N held-out classes of a few-shot split; each node's label must be among them, unless ``unlabelled``
+    (inference on any node: a label outside the choices gives an empty answer). Answer: class name."""
     tag = source.tag
     classes = list(range(tag.num_classes)) if classes is None else [int(c) for c in classes]
     choices = [tag.class_names[c] for c in classes]
@@ -206,14 +211,15 @@ def node_classification(source: GraphSource, nodes: Sequence[int] | Tensor, clas
     samples = []
     for node, sg in zip(nodes, source.subgraphs(nodes)):
         label = int(tag.labels[node])
-        if label not in classes:
+        if label not in classes and not unlabelled:
             raise GraphValidationError(f"{tag.name}: node {node} has label {label}, which is not among the choices {classes}")
+        name = tag.class_names[label] if label in classes else ""
         info = _info_block(source, node, max_text_words) if include_text else ""
         head = f"Given a {t.graph}: \n{GRAPH_PLACEHOLDER}\nwhere the 0th node is the target {t.node}"
         prompt = f"{head}, with the following information: \n{info}Question: {question}" if info else f"{head}. Question: {question}"
-        samples.append(Sample(prompt=prompt, answer=tag.class_names[label], graphs=[sg], task="node_classification",
+        samples.append(Sample(prompt=prompt, answer=name, graphs=[sg], task="node_classification",
                               task_text=question, meta={"dataset": tag.name, "node": node, "node_id": tag.node_ids[node],
-                                                        "label": tag.class_names[label], "choices": choices}))
+                                                        "label": name, "choices": choices}))
     return samples
 
 

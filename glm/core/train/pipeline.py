@@ -113,7 +113,9 @@ def check_feature_compatibility(config: RunConfig, init_from: str | os.PathLike)
     saved = extra.get("features")
     if not saved:
         return
-    mine = {"embedder": config.data.embedder, "dim": config.model.encoder.in_dim}
+    from glm.core.data.matrix import feature_source
+
+    mine = {"embedder": feature_source(config.data), "dim": config.model.encoder.in_dim}
     diffs = [f"{k}: pre-trained with {saved.get(k)!r} (on {saved.get('dataset')}), now {v!r}"
              for k, v in mine.items() if saved.get(k) != v]
     if diffs:
@@ -147,7 +149,12 @@ def prepare_data(config: RunConfig, progress: bool = False) -> DataBundle:
         options.setdefault("data_dir", d.data_dir)  # None: glm.core.data.tag.resolve_data_dir searches
     tag = load_dataset(d.dataset, **options)
     embedder = get_embedder(d.embedder)
-    x = node_features(tag, embedder, dim=config.model.encoder.in_dim, cache_dir=d.cache_dir, progress=progress)
+    if d.features:
+        from glm.core.data.matrix import matrix_features
+
+        x = matrix_features(d.features, tag.num_nodes, config.model.encoder.in_dim)
+    else:
+        x = node_features(tag, embedder, dim=config.model.encoder.in_dim, cache_dir=d.cache_dir, progress=progress)
     source = GraphSource(tag, x, d.fanout, d.seed, cache_dir=d.cache_dir, template=prompt_template(config))
     # new_graph: every class is new (all "held out"); pretrain_graph: every class pre-trains (none held out)
     n_way = {"new_graph": tag.num_classes, "pretrain_graph": 0}.get(d.split, d.n_way)
