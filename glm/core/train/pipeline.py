@@ -136,7 +136,8 @@ class DataBundle:
     task_encoder: Any  # glm.core.text.TaskTextEncoder
 
 
-def prepare_data(config: RunConfig, progress: bool = False) -> DataBundle:
+def prepare_data(config: RunConfig, progress: bool = False, tag: Any = None, x: Optional[torch.Tensor] = None) -> DataBundle:
+    """Load ``data.dataset`` (or take ``tag``), its node features (or ``x``), the sampler, the few-shot split."""
     from glm.core.data import load_dataset
     from glm.core.data.features import node_features
     from glm.core.data.splits import make_few_shot_split
@@ -147,9 +148,12 @@ def prepare_data(config: RunConfig, progress: bool = False) -> DataBundle:
     options = dict(d.options)
     if d.dataset not in ("synthetic",):
         options.setdefault("data_dir", d.data_dir)  # None: glm.core.data.tag.resolve_data_dir searches
-    tag = load_dataset(d.dataset, **options)
+    if tag is None:
+        tag = load_dataset(d.dataset, **options)
     embedder = get_embedder(d.embedder)
-    if d.features:
+    if x is not None:
+        pass
+    elif d.features:
         from glm.core.data.matrix import matrix_features
 
         x = matrix_features(d.features, tag.num_nodes, config.model.encoder.in_dim)
