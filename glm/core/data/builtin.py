@@ -45,6 +45,18 @@ def _tag_files(nodes=None, edges=None, name=None, class_names=None, **_):
     return load_tag_files(nodes, edges, name=name, class_names=class_names)
 
 
+def _ogb(data_dir=None, name="ogbn-arxiv", texts=None, **_):
+    from glm.core.data.layouts import load_ogb_folder
+
+    return load_ogb_folder(data_dir, name, texts)
+
+
+def _graph_npz(path=None, texts=None, name=None, **_):
+    from glm.core.data.layouts import load_graph_npz
+
+    return load_graph_npz(path, texts, name)
+
+
 @hookimpl
 def register_datasets(register: Callable[..., None]) -> None:
     register("citeseer_tag", _citeseer_tag, description="CiteSeer TAG: 3,186 papers with title+abstract, 6 classes")
@@ -52,4 +64,10 @@ def register_datasets(register: Callable[..., None]) -> None:
     register("citeseer", _planetoid("citeseer"), description="Planetoid CiteSeer: 3,327 nodes, bag of words, 6 classes")
     register("synthetic", _synthetic, description="tiny built-in synthetic TAG (48 nodes, 4 classes) for tests")
     register("tag_files", _tag_files, description="your own TAG: nodes=PATH (id,text[,label]) edges=PATH (source,target)",
+             prompt={"graph": "graph", "node": "node", "nodes": "nodes", "split_title": False})
+    register("ogb", _ogb, description="an OGB node-property folder (data_dir=the downloaded folder, name=ogbn-arxiv; "
+                                      "texts=FILE adds node texts)",
+             prompt={"graph": "graph", "node": "node", "nodes": "nodes", "split_title": False})
+    register("graph_npz", _graph_npz, description="a graph saved as .npz (path=, texts=): GraphGPT / LLaGA data "
+                                                  "converted as docs/data.md shows",
              prompt={"graph": "graph", "node": "node", "nodes": "nodes", "split_title": False})
