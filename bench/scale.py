@@ -79,14 +79,17 @@ def run_size(num_nodes: int, work: Path, density: str, steps: int, seeds: int, i
     from glm.core.data.loaders import load_tag_files
     from glm.core.data.matrix import matrix_features
     from glm.core.data.sampling import NeighborSampler
-    from glm.core.data.synth import DENSITIES, SynthSpec, write_synthetic
+    from glm.core.data.synth import CLASS_WORDS, DENSITIES, SynthSpec, write_synthetic
 
     folder = work / f"synth-{density}-{num_nodes}"
     spec = SynthSpec(num_nodes, DENSITIES[density])
     stages = Stages()
     print(f"scale {num_nodes:,} nodes ({density} density) in {folder}", flush=True)
     marker = folder / "synth.json"
-    if not (marker.is_file() and json.loads(marker.read_text())["num_nodes"] == num_nodes):
+    from dataclasses import asdict
+
+    if not (marker.is_file() and {k: v for k, v in json.loads(marker.read_text()).items() if k in asdict(spec)}
+            == asdict(spec) and json.loads(marker.read_text()).get("class_words") == list(CLASS_WORDS)):
         stages.run("synth", lambda: write_synthetic(folder, spec))
     tag = stages.run("load", lambda: load_tag_files(folder / "nodes.parquet", folder / "edges.parquet"))
     x = stages.run("features", lambda: matrix_features(str(folder / "features.npy"), tag.num_nodes, 128))

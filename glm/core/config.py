@@ -195,6 +195,10 @@ class DataConfig:
         prompt: the prompts' domain words, over the dataset's own: ``graph`` (``citation graph``),
             ``node`` / ``nodes`` (``paper`` / ``papers``), ``split_title`` (split text into Title and
             Abstract, CiteSeer's heuristic).
+        datasets: more graphs for the pre-training stages, each ``{dataset, options, data_dir, features,
+            prompt, weight}`` (every class of them pre-trains; ``weight`` scales ``samples_per_task`` for
+            that graph, default 1); the node features must come from the same embedder (or matrices of
+            one width). Adaptation and evaluation use ``dataset`` (:mod:`glm.core.train.mix`).
     """
 
     dataset: str = "citeseer_tag"
@@ -217,6 +221,7 @@ class DataConfig:
     seed: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     prompt: dict[str, Any] = field(default_factory=dict)
+    datasets: list[dict[str, Any]] = field(default_factory=list)  # more pre-training graphs (glm.core.train.mix)
 
 
 @dataclass
@@ -377,6 +382,10 @@ class RunConfig:
             if not (rate > 0 and rate != float("inf")):
                 raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a finite learning rate > 0, found {lr!r}")
         self._validate_align(source)
+        from glm.core.train.mix import check_datasets
+
+        for problem in check_datasets(self.data):
+            raise ConfigError(f"{source}: {problem}")
         if t.max_steps <= 0 and t.num_epochs <= 0:
             raise ConfigError(f"{source}: set training.max_steps > 0 or training.num_epochs > 0")
         for problem in spec.problems(self.model.method_config, self):

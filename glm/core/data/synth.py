@@ -20,6 +20,12 @@ from pathlib import Path
 import numpy as np
 
 DENSITIES = {"arxiv": 2 * 1_166_243 / 169_343, "products": 2 * 61_859_140 / 2_449_029}
+# class names whose first tokens differ (choice scoring reads one token per class)
+CLASS_WORDS = ("physics", "biology", "chemistry", "music", "history", "geology", "finance", "law", "medicine",
+               "poetry", "robotics", "vision", "language", "databases", "networks", "security", "graphics", "theory",
+               "systems", "learning", "ecology", "astronomy", "economics", "politics", "sports", "opera", "travel",
+               "fashion", "art", "film", "education", "energy", "climate", "ocean", "space", "genetics", "logic",
+               "algebra", "geometry", "statistics")
 FILLER = ("we", "propose", "a", "method", "for", "the", "study", "of", "results", "show", "that", "our",
           "approach", "improves", "on", "prior", "work", "and", "is", "efficient", "model", "data", "new", "in")
 
@@ -81,7 +87,8 @@ def write_synthetic(out: Path | str, spec: SynthSpec, fmt: str = "parquet", chun
                         12 * c + rng.integers(0, len(FILLER), topic.shape))
         texts.append(pc.binary_join_element_wise(*[pc.take(vocab, pa.array(word[:, j]))
                                                    for j in range(spec.text_words)], " "))
-    class_names = [f"topic {k}" for k in range(c)]
+    class_names = [CLASS_WORDS[k] if k < len(CLASS_WORDS) else f"{CLASS_WORDS[k % len(CLASS_WORDS)]} {k}"
+                   for k in range(c)]
     paths = {"nodes": write(pa.table({"id": ids, "text": pa.chunked_array(texts),
                                       "label": pc.take(pa.array(class_names), pa.array(labels))}), "nodes")}
 
@@ -108,5 +115,6 @@ def write_synthetic(out: Path | str, spec: SynthSpec, fmt: str = "parquet", chun
     (out / "features.npy.tmp").replace(out / "features.npy")
     paths["features"] = out / "features.npy"
     paths["spec"] = out / "synth.json"
-    paths["spec"].write_text(json.dumps({**asdict(spec), "edges_drawn": m, "format": fmt}, indent=1), encoding="utf-8")
+    paths["spec"].write_text(json.dumps({**asdict(spec), "edges_drawn": m, "format": fmt,
+                                                "class_words": list(CLASS_WORDS)}, indent=1), encoding="utf-8")
     return paths

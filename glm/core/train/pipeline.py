@@ -209,6 +209,11 @@ def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = No
                                 "new); pre-train on another dataset and adapt here with training.init_from")
         raise PipelineError("data.n_way leaves no pre-training classes; lower data.n_way")
     samples: list[Sample] = []
+    if d.datasets:  # more pre-training graphs, each with its own share (glm.core.train.mix)
+        from glm.core.train.mix import mixed_pretrain_samples
+
+        own = stage_samples(replace_data(config, datasets=[]), data, stage)
+        return mixed_pretrain_samples(config, data, stage, own, prepare_data, stage_samples)
     for i, task in enumerate(spec.tasks if spec.tasks is not None else d.tasks):
         if task not in T.TASKS:
             raise PipelineError(f"data.tasks: unknown task {task!r}; known: {', '.join(T.TASKS)}")
@@ -218,6 +223,16 @@ def stage_samples(config: RunConfig, data: DataBundle, stage: Optional[str] = No
                                  node_text=d.node_text,
                                  seed=d.seed, pool=split.pretrain)
     return samples
+
+
+def replace_data(config: RunConfig, **changes: Any) -> RunConfig:
+    """A copy of ``config`` with ``data`` fields changed."""
+    import copy
+    import dataclasses
+
+    other = copy.copy(config)
+    other.data = dataclasses.replace(config.data, **changes)
+    return other
 
 
 def _held_out(config: RunConfig, data: DataBundle) -> None:
