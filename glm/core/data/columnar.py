@@ -87,6 +87,35 @@ def read_table(path: Path):
     return table.rename_columns(names)
 
 
+EDGE_BATCH_ROWS = 1 << 23
+
+
+def iter_batches(path: Path):
+    """The file's record batches (Parquet and CSV streamed: an edges file is never held whole)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    suffix = table_suffix(path)
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            yield from pq.ParquetFile(path).iter_batches(batch_size=EDGE_BATCH_ROWS)
+        elif suffix in (".csv", ".tsv", ".csv.gz", ".tsv.gz"):
+            delimiter = "\t" if suffix.startswith(".tsv") else ","
+            header = _header(path, delimiter)
+            reader = pacsv.open_csv(
+                path, read_options=pacsv.ReadOptions(block_size=1 << 26),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char=False if delimiter == "\t" else '"'),
+                convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                                     strings_can_be_null=False, quoted_strings_can_be_null=False))
+            yield from reader
+        else:
+            yield from read_table(path).to_batches()
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError, UnicodeDecodeError) as exc:
+        raise NeedsRowReader(str(exc)) from None
+
+
 def _column(table, names: Sequence[str], required: bool = True):
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -140,15 +169,16 @@ def load_tag_columnar(nodes: Path, edges: Path, class_names: Optional[Sequence[s
         labels[present & ~unknown] = index[present & ~unknown].astype(np.int64)
     if _first_failure(bad) is not None:
         raise NeedsRowReader("a node record breaks a rule")
-    etable = read_table(edges)
-    if etable.num_rows == 0:
-        edge_index = torch.zeros(2, 0, dtype=torch.long)
-    else:
-        ends = []
-        for names in (SOURCE_COLUMNS, TARGET_COLUMNS):
-            pos = pc.index_in(_column(etable, names), value_set=ids)
+    ends: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
+    for batch in iter_batches(edges):  # streamed: one batch of id strings at a time
+        table = pa.Table.from_batches([batch]).rename_columns([n.strip().lower() for n in batch.schema.names])
+        if table.num_rows == 0:
+            continue
+        for out, names in zip(ends, (SOURCE_COLUMNS, TARGET_COLUMNS)):
+            pos = pc.index_in(_column(table, names), value_set=ids)
             if pos.null_count:
                 raise NeedsRowReader("an edge names an unknown node")
-            ends.append(torch.from_numpy(pos.to_numpy().astype(np.int64)))
-        edge_index = torch.stack(ends)
+            out.append(pos.to_numpy())
+    edge_index = (torch.from_numpy(np.stack([np.concatenate(e) for e in ends]).astype(np.int64)) if ends[0]
+                  else torch.zeros(2, 0, dtype=torch.long))
     return ids.to_pylist(), texts.to_pylist(), torch.from_numpy(labels), codes, edge_index

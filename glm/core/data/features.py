@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from glm.core.data.cache import cache_key, default_cache_dir, load_cached
+from glm.core.data.embed_cache import embed_resumable, remove_parts
 from glm.core.data.tag import TextAttributedGraph
 from glm.core.graph import GraphValidationError
 from glm.core.io import atomic_torch_save
@@ -75,9 +76,13 @@ def node_features(
         raw = load_cached(raw_path) if use_cache else None
         if not (isinstance(raw, Tensor) and raw.shape[0] == tag.num_nodes):
             logger.info("embedding %d texts of %s with %s", tag.num_nodes, tag.name, source_id)
-            raw = embedder.embed(tag.texts, batch_size=batch_size, progress=progress)
-            if use_cache:
+            if use_cache:  # chunk by chunk: a killed run resumes from its last finished chunk
+                parts = raw_path.with_suffix(".parts")
+                raw = embed_resumable(embedder, tag.texts, parts, batch_size=batch_size, progress=progress)
                 atomic_torch_save(raw, raw_path)
+                remove_parts(parts)
+            else:
+                raw = embedder.embed(tag.texts, batch_size=batch_size, progress=progress)
     feats = reduce_dim(raw, dim, method, seed).contiguous()
     if not torch.isfinite(feats).all():
         raise GraphValidationError(f"{tag.name}: node features contain NaN/inf after {source_id} + {method}")
