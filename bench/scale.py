@@ -155,7 +155,7 @@ def _table(results: list[dict]) -> str:
             if row is None:
                 cells.append("(reused)" if stage == "synth" else "")
                 continue
-            rate = f", {row['per_second']:,.0f}/s" if "per_second" in row else ""
+            rate = f", {row['per_second']:,.1f}/s" if "per_second" in row else ""
             cells.append(f"{row['seconds']:.1f} s{rate} ({row['peak_rss_gib']:.2f} GiB)")
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
     lines.append("| **end to end** | " + " | ".join(f"**{r['end_to_end_seconds']:.0f} s**, {r['peak_rss_gib']:.2f} GiB"
