@@ -14,6 +14,7 @@ Per size (one fresh process each, so that peak RSS belongs to that size), in ord
     python bench/scale.py --nodes 169343                  # one size
     python bench/scale.py --sizes 10000,169343,2449029    # three sizes and the growth exponents
     python bench/scale.py --sizes 10000,169343 --density products
+    python bench/scale.py --nodes 10000 --compare-dtypes    # the LLM in bf16 against fp32, same process
 
 The last line for one size reads ``scale N nodes: end-to-end S s, peak RSS G GiB``. The growth exponent of a
 stage between two sizes is ``log(t2 / t1) / log(w2 / w1)`` with ``w`` = nodes + edges (1 = linear). Stages 6
@@ -145,6 +146,35 @@ def _infer(config, model, data, count: int) -> float:
         return stream_predictions(nodes, make, predict, Path(tmp) / "p.jsonl", progress=False).seconds
 
 
+def compare_dtypes(num_nodes: int, work: Path, density: str, steps: int, nodes: int, llm: str) -> dict:
+    """Training step and inference speed of the LLM in bfloat16 (dense, dequantised once at load) and in
+    float32, same graph, same process: ``{dtype: {"step_seconds", "nodes_per_second"}}``."""
+    import torch
+
+    from glm.core.data.loaders import load_tag_files
+    from glm.core.data.matrix import matrix_features
+    from glm.core.train.pipeline import prepare_data, run_stage
+
+    folder = work / f"synth-{density}-{num_nodes}"
+    tag = load_tag_files(folder / "nodes.parquet", folder / "edges.parquet")
+    x = matrix_features(str(folder / "features.npy"), tag.num_nodes, 128)
+    out = {}
+    for dtype in ("bfloat16", "float32"):
+        config = _config(folder, steps, llm, dtype)
+        result, model, data = run_stage(config, progress=False, data=prepare_data(config, tag=tag, x=x))
+        seconds = _infer(config, model, data, nodes)
+        out[dtype] = {"step_seconds": result.train_seconds / max(result.global_step, 1),
+                      "nodes_per_second": nodes / seconds}
+        print(f"  {dtype}: {out[dtype]['step_seconds']:.2f} s/step, {out[dtype]['nodes_per_second']:.2f} nodes/s",
+              flush=True)
+        del model
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    b, f = out["bfloat16"], out["float32"]
+    print(f"LLM dtype: bf16 / fp32 training step speed {f['step_seconds'] / b['step_seconds']:.2f}x, inference "
+          f"{b['nodes_per_second'] / f['nodes_per_second']:.2f}x ({llm}, {steps} steps, {nodes} nodes)")
+    return out
+
+
 def _table(results: list[dict]) -> str:
     head = "| stage | " + " | ".join(f"{r['nodes']:,} nodes" for r in results) + " |"
     lines = [head, "|" + "---|" * (len(results) + 1)]
@@ -188,12 +218,16 @@ def main() -> int:
     p.add_argument("--llm", default="smollm2-135m", help="smollm2-135m (default) or tiny-random (a smoke run)")
     p.add_argument("--work", type=Path, default=Path("runs") / "bench-scale", help="graphs and runs go here")
     p.add_argument("--json", type=Path, help="write the results here")
+    p.add_argument("--compare-dtypes", action="store_true",
+                   help="also time 5 training steps and 50 scored nodes with the LLM in bf16 and in fp32 (smallest size)")
     args = p.parse_args()
     if args.nodes:
         r = run_size(args.nodes, args.work, args.density, args.steps, args.seeds, args.infer_nodes, args.llm)
         if args.json:
             args.json.write_text(json.dumps(r, indent=1), encoding="utf-8")
         print(_table([r]))
+        if args.compare_dtypes:
+            compare_dtypes(args.nodes, args.work, args.density, 5, 50, args.llm)
         print(f"scale {r['nodes']} nodes: end-to-end {r['end_to_end_seconds']:.0f} s, peak RSS {r['peak_rss_gib']:.2f} GiB")
         return 0
     results = []

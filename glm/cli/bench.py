@@ -47,7 +47,7 @@ def add_commands(subparsers: Any) -> None:
 
 
 def cmd_fewshot(args: argparse.Namespace) -> int:
-    from glm.core.eval.bench import ROWS, report_title, write_curve
+    from glm.core.eval.bench import ROWS
 
     if args.rows == "list":
         for name, spec in ROWS.items():
@@ -69,6 +69,8 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, overrides: list[str], rows: list[str], out: Path) -> int:
+    from glm.core.eval.bench import report_title, write_curve
+
     t0 = time.perf_counter()
     if not args.shots:
         paths = _bench(args, overrides, rows, out)[1]

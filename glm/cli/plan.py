@@ -26,6 +26,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--attention", choices=["sdpa", "eager", "flash_attention_2"], default=None,
                    help="attention implementation (default sdpa)")
     p.add_argument("--quantization", choices=["8bit", "4bit"], default=None, help="plan a quantised base LLM")
+    p.add_argument("--nproc", type=int, default=None,
+                   help="ranks of the launch (default: the launcher's WORLD_SIZE, else 1); the plan is per rank "
+                        "under ZeRO-1/2/3 partitioning")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--probe", action="store_true",
                    help="also run a few real steps of the recipe (the training loop, fresh process) and print "
@@ -34,6 +37,18 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--device", choices=["cuda", "cpu"], default=None,
                    help="--probe device (default: cuda when available, else cpu)")
     p.set_defaults(func=cmd_plan)
+
+
+def _world_size(nproc: int | None) -> int:
+    """``--nproc``, else the launcher's ``WORLD_SIZE``, else 1."""
+    import os
+
+    if nproc is not None:
+        if nproc < 1:
+            raise CliError(f"--nproc must be >= 1, found {nproc}")
+        return nproc
+    value = os.environ.get("WORLD_SIZE", "1")
+    return int(value) if value.isdigit() and int(value) >= 1 else 1
 
 
 def _gib(x: float) -> str:
@@ -57,6 +72,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         cfg = load_config(config, overrides)
         inp = from_run_config(cfg, device="cuda", text_tokens=args.text_tokens)
         changes = {k: v for k, v in (("attention", args.attention), ("quantization", args.quantization)) if v}
+        changes["world_size"] = _world_size(args.nproc)
         inp = inp.replace(**changes)
         plan = estimate(inp)
     except (ConfigError, RecipeError, PlanError, PlanModelError, ValueError) as exc:
@@ -88,6 +104,11 @@ def _print_human(plan, card_name: str, card: float, verdict: str, headroom: floa
           f"checkpointing {'on' if p.gradient_checkpointing else 'off'}; attention {p.attention}")
     print(f"sequence {p.seq_len} = {p.text_tokens} text + {p.graphs_per_sample} x {p.nodes_per_graph} node tokens; "
           f"micro-batch {p.micro_batch}")
+    if p.world_size > 1:
+        parts = {0: "nothing is partitioned (every rank holds everything)", 1: "optimizer states / {n}",
+                 2: "optimizer states and gradients / {n}", 3: "optimizer states, gradients and weights / {n}"}
+        print(f"per rank, {p.world_size} ranks: {parts[p.zero_stage].format(n=p.world_size)}; every rank peaks alike "
+              f"on its GPU (DeepSpeed pads partitions to one size); host RAM per node: one model load per local rank")
     for note in p.notes:
         print(f"  {note}")
     print()

@@ -28,3 +28,26 @@ def test_plan_human_does_not_fit_prints_fixes(capsys):
 def test_plan_bad_gpu_is_a_named_error(capsys):
     assert main(["plan", *VICUNA, "--gpu", "rtx9999"]) == 2
     assert "unknown GPU" in capsys.readouterr().err
+
+
+def test_plan_per_rank_under_zero_partitioning(capsys):
+    """--nproc N: ZeRO-2 divides optimizer states and gradients by N, ZeRO-0 divides nothing."""
+    import json
+
+    from glm.cli.main import main
+
+    def plan(*args):
+        assert main(["plan", "model.llm.name=vicuna-7b-v1.5-16k", "training.stage=pretrain", "--json", *args]) == 0
+        out = json.loads(capsys.readouterr().out)
+        return {it["name"]: it for it in out["items"]}, out
+
+    one, _ = plan("recipe=3090-zero2-offload")
+    two, _ = plan("recipe=3090-zero2-offload", "--nproc", "2")
+    for name in ("optimizer states", "gradients"):
+        assert abs(two[name]["gpu"] + two[name]["cpu"] - (one[name]["gpu"] + one[name]["cpu"]) / 2) < 1, name
+    assert two["frozen LLM weights"]["gpu"] == one["frozen LLM weights"]["gpu"]
+    zero0, _ = plan("recipe=cpu", "--nproc", "4")
+    alone, _ = plan("recipe=cpu")
+    assert zero0["optimizer states"] == alone["optimizer states"]
+    assert main(["plan", "--nproc", "0"]) == 2
+    assert "--nproc must be >= 1" in capsys.readouterr().err

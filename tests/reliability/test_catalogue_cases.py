@@ -245,3 +245,13 @@ def test_two_benches_on_one_folder_do_not_run_side_by_side(tmp_path, capsys):
         holder.wait()
     with RunLock(out):  # the holder is gone: its lock is stale and is replaced
         pass
+
+
+def test_the_log_shows_the_warm_up_rate_each_step_applied(tmp_path):
+    """warmup_steps: 1 halves step 1's rate ((0+1)/(1+1)); the log used to show the next step's full rate."""
+    cfg = write_tiny_config(tmp_path, training={"max_steps": 4, "warmup_steps": 1, "lr_scheduler": "constant",
+                                                "learning_rate": 0.01})
+    proc = run_glm(tmp_path, "pretrain", str(cfg), "--output-dir", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lrs = [json.loads(l)["lr"] for l in (tmp_path / "run" / "trainer_log.jsonl").read_text().splitlines()]
+    assert lrs == pytest.approx([0.005, 0.01, 0.01, 0.01])

@@ -81,6 +81,9 @@ class PlanInput:
             gate, projector) that train / stay frozen in this stage.
         stage: ``pretrain``, ``adapt`` (both train) or ``infer`` (no backward).
         zero_stage, offload_optimizer, offload_param: the DeepSpeed recipe's ZeRO settings.
+        world_size: ranks of the launch; the plan is per rank: ZeRO-1 partitions the optimizer states,
+            ZeRO-2 the gradients too, ZeRO-3 the weights too (DeepSpeed pads each partition to one size,
+            so every rank peaks alike on its GPU; host RAM holds one model load per local rank).
         micro_batch: samples per forward.
         text_tokens: tokens that are not node tokens (prompt, answer, graph delimiters).
         loss_positions: sequence positions where training runs the LM head (the reply positions the
@@ -113,6 +116,7 @@ class PlanInput:
     zero_stage: int = 0
     offload_optimizer: bool = False
     offload_param: bool = False
+    world_size: int = 1
     micro_batch: int = 1
     text_tokens: int = 256
     loss_positions: Optional[int] = None
@@ -200,6 +204,8 @@ class PlanInput:
             raise PlanError(f"optimizer must be one of {', '.join(OPTIMIZER_BYTES)}; found {self.optimizer!r}")
         if self.stage not in ("pretrain", "adapt", "infer"):
             raise PlanError(f"stage must be pretrain, adapt or infer; found {self.stage!r}")
+        if isinstance(self.world_size, bool) or not isinstance(self.world_size, int) or self.world_size < 1:
+            raise PlanError(f"world size (--nproc) must be >= 1; found {self.world_size!r}")
         if self.zero_stage not in (0, 1, 2, 3):
             raise PlanError(f"ZeRO stage must be 0..3; found {self.zero_stage!r}")
         if self.micro_batch < 1 or self.seq_len < 1:
@@ -375,7 +381,11 @@ def estimate(p: PlanInput) -> MemoryPlan:
 
     # weights
     w = weight_bytes(p)
-    if p.zero_stage == 3 and p.offload_param and gpu:
+    if p.zero_stage == 3 and p.world_size > 1 and not p.offload_param:
+        live = w / p.world_size + llm.largest_layer_params * s
+        items.append(Item("frozen LLM weights", min(w, live), 0.0,
+                          f"ZeRO-3: 1/{p.world_size} of {llm.num_params / 1e9:.2f} B params per rank + one gathered layer"))
+    elif p.zero_stage == 3 and p.offload_param and gpu:
         live = min(llm.num_params, p.stage3_max_live_params + llm.largest_layer_params) * s
         items.append(Item("frozen LLM weights", min(w, live), w,
                           "ZeRO-3 param offload: all on CPU, up to stage3_max_live_parameters gathered on GPU"))
@@ -397,8 +407,14 @@ def estimate(p: PlanInput) -> MemoryPlan:
     pt_llm = p.llm_trainable_params * (s + (4 if mixed else 0)) if llm_in_backward else 0.0
     if pt:
         pg = pt - (p.llm_trainable_params if llm_in_backward else 0)
+        ranks = p.world_size
         grads = pg * s + (pg * 4 if mixed else 0)  # compute-dtype grads + fp32 grad copy (mixed precision)
         states = pt * (OPTIMIZER_BYTES[p.optimizer] + (4 if mixed else 0))  # Adam m, v + fp32 master
+        if ranks > 1 and p.zero_stage >= 1:  # this rank's partition
+            states /= ranks
+            if p.zero_stage >= 2:
+                grads /= ranks
+                pg = pg / ranks
         if p.offload_optimizer and gpu:
             items.append(Item("gradients", pg * s, pg * 4 if mixed else pg * s, "fp32 partition on CPU (offload)"))
             items.append(Item("optimizer states", 0.0, states, f"{p.optimizer} on CPU (offload_optimizer)"))

@@ -304,6 +304,8 @@ class Trainer:
         preemption = Preemption().__enter__()
         try:
             for step in range(start_step + 1, total + 1):
+                # the rate this step applies (the scheduler moves on inside engine.step): what the log shows
+                step_lr = scheduler.get_last_lr()[0] if scheduler is not None else t.learning_rate
                 step_loss = 0.0
                 grad_norm: Optional[float] = None
                 group_norms: Optional[dict[str, float]] = None
@@ -345,7 +347,7 @@ class Trainer:
                         "current_steps": step,
                         "epoch": round(step * accum / per_epoch, 4),
                         "loss": window_loss / window_steps,
-                        "lr": scheduler.get_last_lr()[0] if scheduler is not None else t.learning_rate,
+                        "lr": step_lr,
                         "grad_norm": grad_norm,
                         "throughput": round(window_samples / max(now - window_t, 1e-9), 3),
                         **health.record(),
