@@ -380,7 +380,8 @@ class RunConfig:
             except (TypeError, ValueError):
                 rate = -1.0
             if not (rate > 0 and rate != float("inf")):
-                raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a finite learning rate > 0, found {lr!r}")
+                raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a learning rate > 0, found {lr!r} "
+                                  "(a finite number)")
         self._validate_align(source)
         from glm.core.train.mix import check_datasets
 

@@ -95,6 +95,6 @@ def test_cli_converts_and_refuses_other_files(tmp_path, capsys):
     evil.write_bytes(pickle.dumps({"x": Boom()}))
     assert main(["convert", "official-gt", str(evil), str(out)]) == 2
     captured = capsys.readouterr()
-    assert "not a plain tensor state dict" in captured.err and "unpickled!" not in captured.out
+    assert "refused to load" in captured.err and "unpickled!" not in captured.out
     with pytest.raises(ConvertError, match="unexpected keys"):
         official_gt_to_neutral({**official_state(), "gnn.extra": torch.zeros(1)})
