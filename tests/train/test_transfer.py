@@ -14,6 +14,7 @@ def _run(tmp_path, *args):
                           timeout=600)
 
 
+@pytest.mark.slow  # 35 s; the transfer path runs in the fast suite through test_pretrain_graph_split_and_the_transfer_bench
 def test_pretrain_on_one_graph_adapt_on_another(tmp_path):
     cfg = write_tiny_config(tmp_path, training={"max_steps": 2, "save_steps": 0})
     pre = tmp_path / "pre"

@@ -14,7 +14,9 @@ def _final_loss(run):
     return json.loads((run / "trainer_log.jsonl").read_text().splitlines()[-1])["loss"]
 
 
-@pytest.mark.parametrize("stage", [pytest.param(2, marks=pytest.mark.slow), 3])
+# 29 s each: make test-all runs both; ZeRO-3 training, resume and validation stay in the fast suite through
+# test_offload_recipes, test_tuning_resume and test_validation
+@pytest.mark.parametrize("stage", [pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)])
 def test_zero_stage_matches_stage0_and_resumes(tmp_path, stage):
     cfg = write_tiny_config(tmp_path, training={"max_steps": 3, "save_steps": 2})
     recipe = tmp_path / f"z{stage}.json"
