@@ -69,3 +69,29 @@ def test_node_files_are_checked(tmp_path):
     with pytest.raises(stream.NodeListError, match=r"\[20\] outside g's nodes 0..9"):
         stream.read_node_list(str(tmp_path / "m.txt"), 10, "g")
     assert stream.read_node_list("all", 3).tolist() == [0, 1, 2]
+
+
+def test_choice_scoring_says_when_it_falls_back_to_one_pass_per_class(tiny, caplog):
+    """Two class names with one first token: every class gets its own forward pass, and the log says so."""
+    import logging
+
+    from glm.core.config import load_config
+    from glm.core.data import tasks as T
+    from glm.core.eval.predict import evaluate
+    from glm.core.factory import build_model
+    from glm.core.train.pipeline import make_collator, prepare_data
+
+    cfg, _ = tiny
+    config = load_config(cfg)
+    data = prepare_data(config)
+    model = build_model(config)
+    held = data.split.class_indices(data.tag, "heldout")
+    collators = make_collator(config, model, data), make_collator(config, model, data, inference=True)
+    for names, warned in ((["Alpha", "Beta"], False), (["Robot arms", "Robotics"], True)):
+        for c, name in zip(held, names):
+            data.tag.class_names[c] = name
+        samples = T.node_classification(data.source, data.split.test[:2], classes=held, max_text_words=4)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="glm.core.eval.predict"):
+            evaluate(model, samples, *collators)
+        assert ("begin with the same token" in caplog.text) == warned, names

@@ -13,6 +13,7 @@ Two modes:
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional, Sequence
@@ -21,6 +22,8 @@ import torch
 
 from glm.core.eval.metrics import is_correct, macro_f1, match_class
 from glm.core.sample import Sample
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -164,6 +167,10 @@ def evaluate(model, samples: Sequence[Sample], train_collate, infer_collate=None
             if infer_collate is not None and hasattr(train_collate, "encode"):
                 scores = score_first_tokens(model, samples, train_collate, infer_collate, batch_size, progress)
             if scores is None:
+                if infer_collate is not None and samples:
+                    logger.warning("choice scoring: two of the classes %s begin with the same token, so every class "
+                                   "is scored by its own forward pass (%d times slower); class names with distinct "
+                                   "first words avoid it", _choices(samples[0]), len(_choices(samples[0])))
                 scores = score_choices(model, samples, train_collate, batch_size, progress)
             for s, sc in zip(samples, scores):
                 best = max(sc, key=sc.get)
