@@ -273,3 +273,20 @@ def test_shots_sweep_writes_a_curve_of_every_row(tmp_path, capsys):
     for bad in ("0,2", "a", "2,2"):
         assert main([*args, "--shots", bad]) == 2
         assert f"--shots: expected distinct k >= 1 separated by commas (1,2,5), found '{bad}'" in capsys.readouterr().err
+
+
+def test_draws_that_cannot_differ_are_refused(tmp_path, capsys):
+    """test_per_class: null leaves exactly k nodes per class outside test/val: five 'draws' would be one."""
+    from glm.cli.main import main
+    from glm.core.data.splits import make_few_shot_split, shot_pools
+    from glm.core.data.tag import synthetic_tag
+
+    tag = synthetic_tag()
+    split = make_few_shot_split(tag, 2, 2, 0, val_per_class=0, test_per_class=None)
+    assert set(shot_pools(split, tag).values()) == {2}
+    assert min(shot_pools(make_few_shot_split(tag, 2, 2, 0, val_per_class=0, test_per_class=3), tag).values()) > 2
+    cfg = write_tiny_config(tmp_path, data={**EASY, "test_per_class": None})
+    args = ["bench", "fewshot", str(cfg), "--rows", "majority", "--output-dir", str(tmp_path / "b"), "--no-progress"]
+    assert main([*args, "--seeds", "3"]) == 2
+    assert "every draw would use the same shots" in capsys.readouterr().err
+    assert main([*args, "--seeds", "1"]) == 0

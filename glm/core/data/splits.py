@@ -145,6 +145,14 @@ def redraw_shots(split: "FewShotSplit", tag: TextAttributedGraph, seed: int) -> 
     return shots
 
 
+def shot_pools(split: "FewShotSplit", tag: TextAttributedGraph) -> dict[str, int]:
+    """Per held-out class, how many nodes lie outside the test and validation sets: the pool that
+    :func:`redraw_shots` draws ``k_shot`` from (a pool of exactly ``k_shot`` gives the same shots every draw)."""
+    taken = torch.zeros(tag.num_nodes, dtype=torch.bool)
+    taken[torch.tensor(list(split.test) + list(split.val), dtype=torch.long)] = True
+    return {tag.class_names[c]: int(((tag.labels == c) & ~taken).sum()) for c in split.class_indices(tag, "heldout")}
+
+
 def _class_index(tag: TextAttributedGraph, name: str) -> int:
     for names in (tag.class_names, tag.class_codes or []):
         if name in names:

@@ -242,7 +242,7 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
-    _check_request(ctx, rows)
+    _check_request(ctx, rows, seeds)
     ctx = replace(ctx, force=force or ctx.force, pretrained_now=set())  # this run's view: the caller's stays as is
     results: list[RowSeed] = []
     for name in rows:
@@ -267,13 +267,21 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
     return results
 
 
-def _check_request(ctx: BenchContext, rows: Sequence[str]) -> None:
+def _check_request(ctx: BenchContext, rows: Sequence[str], seeds: int = 1) -> None:
     """Refuse what the split cannot score: nothing held out, no validation nodes for ``split="val"``,
-    or a new graph whose methods would pre-train on it."""
+    a new graph whose methods would pre-train on it, or several "draws" that would all use the same shots."""
+    from glm.core.data.splits import shot_pools
+
     split = ctx.config.data.split
     if not ctx.data.split.heldout_classes:
         raise BenchError(f"data.split={split}: {ctx.tag.name} holds no class out to score; bench a heldout or "
                          "new_graph config (a pre-training graph goes to --pretrain-config)")
+    k = ctx.data.split.k_shot
+    if seeds > 1 and all(n <= k for n in shot_pools(ctx.data.split, ctx.tag).values()):
+        raise BenchError(f"--seeds {seeds}: every draw would use the same shots: each held-out class has only its "
+                         f"{k} shots outside the test and validation nodes (data.test_per_class: "
+                         f"{ctx.config.data.test_per_class}); cap data.test_per_class so the shots can vary, or use "
+                         "--seeds 1")
     if ctx.split == "val" and not ctx.data.split.val:
         raise BenchError("--split val: the split has no validation nodes; set data.val_per_class")
     pretraining = [r for r in rows if ROWS[r].pretrains]
