@@ -58,7 +58,8 @@ def _gib(x: float) -> str:
 def cmd_plan(args: argparse.Namespace) -> int:
     from glm.core.config import ConfigError, load_config
     from glm.core.plan.from_config import from_run_config
-    from glm.core.plan.memory import PlanError, estimate, suggestions
+    from glm.core.plan.fixes import suggestions
+    from glm.core.plan.memory import PlanError, estimate
     from glm.core.plan.models import PlanModelError, gpu_gib
     from glm.core.train.dsconfig import RecipeError
 

@@ -21,23 +21,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import yaml
 
 from glm.core import config_rules
+from glm.core.config_parse import ConfigError, apply_overrides, coerce, deep_merge, read_yaml
 from glm.core.encoder import EncoderConfig
-from glm.errors import GlmError
 
 CONFIG_FILENAME = "glm_config.yaml"
-
-
-class ConfigError(GlmError, ValueError):
-    """A configuration file or override is wrong; the message names the key and the source."""
 
 
 # --------------------------------------------------------------------------------------
@@ -45,7 +40,6 @@ class ConfigError(GlmError, ValueError):
 # --------------------------------------------------------------------------------------
 
 
-TUNING_MODES = ("frozen", "lora", "qlora", "freeze")  # glm.core.tuning
 
 
 @dataclass
@@ -239,9 +233,6 @@ class AlignSettings:
     temperature: float = 0.1
 
 
-ALIGN_LOSSES = ("contrastive", "cosine")  # glm.core.train.align.align_loss
-SCHEDULERS = ("cosine", "linear", "constant")
-LOSSES = ("lm", "choice", "lm+choice")  # glm.core.model.GraphLanguageModel.train_loss
 
 
 @dataclass
@@ -348,165 +339,13 @@ class RunConfig:
             t.stage = spec.pretrain_stage  # "pretrain" / "adapt" name the method's own stages of those roles
         elif t.stage == "adapt" and t.stage not in spec.stages:
             t.stage = spec.adapt_stage
-        config_rules.check(self, source, ConfigError, active_method=spec.name)
-        _choice(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})", source)
-        from glm.core.encoder import ACTIVATIONS
-
-        _choice(self.model.encoder.activation, tuple(sorted(ACTIVATIONS)), "model.encoder.activation", source)
-        _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
-        _choice(t.loss, LOSSES, "training.loss", source)
-        _choice(self.model.token_norm, ("none", "embedding"), "model.token_norm", source)
-        _choice(self.eval.mode, ("choice", "generate"), "eval.mode", source)
-        _choice(self.data.split, ("heldout", "new_graph", "pretrain_graph"), "data.split", source)
-        from glm.core.llm import DTYPES
-
-        _choice(self.model.llm.dtype, tuple(DTYPES), "model.llm.dtype", source)
-        self._validate_tuning(spec, source)
-        _choice(self.eval.match, ("exact", "substring"), "eval.match", source)
-        _choice(t.metric_for_best_model, ("eval_accuracy", "eval_loss"), "training.metric_for_best_model", source)
-        for key, on in (("load_best_model_at_end", t.load_best_model_at_end),
-                        ("early_stopping_patience", t.early_stopping_patience is not None)):
-            if on and t.eval_steps == 0:
-                raise ConfigError(f"{source}: training.{key} needs validation while training; set training.eval_steps > 0")
-        if not isinstance(t.lr_groups, dict):
-            raise ConfigError(f"{source}: training.lr_groups must be a mapping pattern -> learning rate, "
-                              f"found {type(t.lr_groups).__name__}")
-        for pattern, lr in list(t.lr_groups.items()):
-            if pattern.startswith("llm."):
-                raise ConfigError(f"{source}: training.lr_groups[{pattern!r}]: the LLM part's rate is "
-                                  f"model.llm.learning_rate")
-            try:  # YAML reads 1e-3 as a string
-                t.lr_groups[pattern] = rate = float(lr) if not isinstance(lr, bool) else -1.0
-            except (TypeError, ValueError):
-                rate = -1.0
-            if not (rate > 0 and rate != float("inf")):
-                raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a learning rate > 0, found {lr!r} "
-                                  "(a finite number)")
-        self._validate_align(source)
-        from glm.core.train.mix import check_datasets
-
-        for problem in check_datasets(self.data):
-            raise ConfigError(f"{source}: {problem}")
-        if t.max_steps <= 0 and t.num_epochs <= 0:
-            raise ConfigError(f"{source}: set training.max_steps > 0 or training.num_epochs > 0")
-        for problem in spec.problems(self.model.method_config, self):
-            raise ConfigError(f"{source}: {problem}")
+        config_rules.check_run(self, spec, source)
         return self
-
-
-    def _validate_align(self, source: str) -> None:
-        a = self.training.align
-        _choice(a.loss, ALIGN_LOSSES, "training.align.loss", source)
-
-    def _validate_tuning(self, spec: Any, source: str) -> None:
-        llm = self.model.llm
-        _choice(llm.tuning, TUNING_MODES, "model.llm.tuning", source)
-        if llm.attention is not None:
-            _choice(llm.attention, ("sdpa", "eager", "flash_attention_2"), "model.llm.attention", source)
-        _choice(llm.quant.type, ("nf4", "fp4"), "model.llm.quant.type", source)
-        for stage in llm.train_stages or ():
-            _choice(stage, tuple(spec.stages), f"model.llm.train_stages (stages of method {spec.name!r})", source)
-        if not llm.lora.target_modules:
-            raise ConfigError(f"{source}: model.llm.lora.target_modules is empty; name modules or use [all-linear]")
-        if llm.tuning == "qlora" and _recipe_zero_stage(self.recipe) == 3:
-            raise ConfigError(f"{source}: recipe {self.recipe!r} uses ZeRO-3, which cannot partition a 4-bit base "
-                              "(model.llm.tuning=qlora); use a ZeRO-0/1/2 recipe, e.g. recipe=3090-qlora")
-        if llm.tuning == "freeze" and llm.freeze.last_n == 0 and not llm.freeze.modules:
-            raise ConfigError(f"{source}: model.llm.tuning=freeze trains nothing of the LLM; "
-                              "set model.llm.freeze.last_n >= 1 or model.llm.freeze.modules")
-
-
-def _recipe_zero_stage(recipe: str) -> Optional[int]:
-    """The ZeRO stage of a recipe, ``None`` when it cannot be read (named when the run resolves it)."""
-    from glm.core.recipe import RecipeError, load_recipe, zero_stage
-
-    try:
-        raw, _ = load_recipe(recipe)
-    except RecipeError:
-        return None
-    return zero_stage(raw)
-
-
-def _choice(value: str, choices: Sequence[str], key: str, source: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"{source}: {key} must be one of {', '.join(choices)}; found {value!r}")
 
 
 # --------------------------------------------------------------------------------------
 # dict <-> dataclass with named errors
 # --------------------------------------------------------------------------------------
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` and convert where lossless."""
-    origin = typing.get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key, source)
-            except ConfigError as exc:
-                errors.append(exc)
-        raise errors[0] if len(errors) == 1 else ConfigError(
-            f"{source}: {key} expects {_type_name(tp)}, found {type(value).__name__} {value!r}"
-        )
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(
-                f"{source}: {key} is a section and expects a mapping, found {type(value).__name__} {value!r}"
-            )
-        return _build(tp, value, key, source)
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{source}: {key} expects a list, found {type(value).__name__} {value!r}")
-        (item_tp, *_) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: {key} expects a mapping, found {type(value).__name__} {value!r}")
-        return dict(value)
-    if tp is Any:
-        return value
-    if origin is typing.Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise ConfigError(f"{source}: {key} must be one of {', '.join(map(str, choices))}; found {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            if isinstance(value, str):  # yaml reads "1e-4" (no dot) as a string
-                try:
-                    return float(value)
-                except ValueError:
-                    pass
-            raise ConfigError(f"{source}: {key} expects a number, found {type(value).__name__} {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{source}: {key} expects an integer, found {type(value).__name__} {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{source}: {key} expects true/false, found {type(value).__name__} {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return str(value)
-            raise ConfigError(f"{source}: {key} expects a string, found {type(value).__name__} {value!r}")
-        return value
-    return value
 
 
 def _method_sections(data: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -528,7 +367,7 @@ def _method_sections(data: dict[str, Any], source: str) -> tuple[dict[str, Any],
         data[DEFAULT_METHOD] = data.pop(LEGACY_METHOD_KEY)
     sections = {}
     for key in [k for k in data if k in registry.methods]:
-        sections[key] = _coerce(data.pop(key), registry.methods[key].config_cls, f"model.{key}", source)
+        sections[key] = coerce(data.pop(key), registry.methods[key].config_cls, f"model.{key}", source, _build)
     return data, sections
 
 
@@ -547,7 +386,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
             raise ConfigError(
                 f"{source}: unknown key {full!r}; valid keys{' in ' + prefix if prefix else ''}: {', '.join(valid)}"
             )
-        kwargs[key] = _coerce(value, hints[key], full, source)
+        kwargs[key] = coerce(value, hints[key], full, source, _build)
     if sections:
         kwargs["methods"] = sections
     return cls(**kwargs)
@@ -578,66 +417,12 @@ def with_recipe_defaults(data: dict[str, Any]) -> dict[str, Any]:
     except RecipeError:
         return data  # named when the run resolves its recipe
     defaults = recipe_hints(raw).get("config") or {}
-    return _deep_merge(defaults, data) if isinstance(defaults, dict) else data
-
-
-def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+    return deep_merge(defaults, data) if isinstance(defaults, dict) else data
 
 
 # --------------------------------------------------------------------------------------
-# files and overrides
+# files
 # --------------------------------------------------------------------------------------
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``"training.learning_rate=1e-4"`` -> ``(["training", "learning_rate"], 1e-4)``."""
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like section.key=value")
-    key, raw = item.split("=", 1)
-    key = key.strip().removeprefix("--")
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"override {item!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {item!r}: value is not valid YAML ({exc.__class__.__name__})") from None
-    return key.split("."), value
-
-
-def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Set each dotted ``key=value`` in the nested dict ``data`` (in place; returned)."""
-    for item in overrides:
-        parts, value = parse_override(item)
-        node = data
-        for part in parts[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is not a section")
-            node = child
-        node[parts[-1]] = value
-    return data
-
-
-def read_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if data is None:  # an empty file would silently run every built-in default
-        raise ConfigError(f"{path}: the config file is empty; expected a mapping of sections (model, data, "
-                          "training, ...), see examples/")
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
-    return data
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> RunConfig:

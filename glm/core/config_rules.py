@@ -1,7 +1,8 @@
-"""The constraints of every numeric field of a run config, in one table, checked when the config is read.
+"""What a run config may hold: the range of every numeric field (one table), the choices, and the rules that tie
+fields together; all checked when the config is read, before any model is built.
 
-Each row names a dotted field and its allowed range; choices are typed as ``Literal`` or checked in
-:meth:`glm.core.config.RunConfig.validate`. Every float anywhere in the config (method sections
+Each row of :data:`RULES` names a dotted field and its allowed range; choices are typed as ``Literal`` or
+checked by :func:`check_run` (which :meth:`glm.core.config.RunConfig.validate` calls). Every float anywhere in the config (method sections
 included) must also be finite: ``nan`` and ``inf`` are refused before any model is built. Method
 fields are written ``model.<method>.<field>`` and checked only for the active method.
 """
@@ -11,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from glm.core.config_parse import ConfigError
 
 
 @dataclass(frozen=True)
@@ -143,3 +146,94 @@ def check(config: Any, source: str, error: Callable[[str], Exception], active_me
     """Raise ``error(f"{source}: {first problem}")`` when a rule does not hold."""
     for problem in problems(config, active_method):
         raise error(f"{source}: {problem}")
+
+
+# -- choices and rules that tie fields together -------------------------------------------------------
+
+TUNING_MODES = ("frozen", "lora", "qlora", "freeze")  # glm.core.tuning
+ALIGN_LOSSES = ("contrastive", "cosine")  # glm.core.train.align.align_loss
+SCHEDULERS = ("cosine", "linear", "constant")
+LOSSES = ("lm", "choice", "lm+choice")  # glm.core.model.GraphLanguageModel.train_loss
+
+
+def check_run(config: Any, spec: Any, source: str) -> None:
+    """Every rule of a run config (``spec``: its method's :class:`~glm.core.method.MethodSpec`): the range
+    table, the choices, and the rules that tie fields together; raises :class:`ConfigError`."""
+    check(config, source, ConfigError, active_method=spec.name)
+    t = config.training
+    _choice(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})", source)
+    from glm.core.encoder import ACTIVATIONS
+
+    _choice(config.model.encoder.activation, tuple(sorted(ACTIVATIONS)), "model.encoder.activation", source)
+    _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
+    _choice(t.loss, LOSSES, "training.loss", source)
+    _choice(config.model.token_norm, ("none", "embedding"), "model.token_norm", source)
+    _choice(config.eval.mode, ("choice", "generate"), "eval.mode", source)
+    _choice(config.data.split, ("heldout", "new_graph", "pretrain_graph"), "data.split", source)
+    from glm.core.llm import DTYPES
+
+    _choice(config.model.llm.dtype, tuple(DTYPES), "model.llm.dtype", source)
+    _check_tuning(config, spec, source)
+    _choice(config.eval.match, ("exact", "substring"), "eval.match", source)
+    _choice(t.metric_for_best_model, ("eval_accuracy", "eval_loss"), "training.metric_for_best_model", source)
+    for key, on in (("load_best_model_at_end", t.load_best_model_at_end),
+                    ("early_stopping_patience", t.early_stopping_patience is not None)):
+        if on and t.eval_steps == 0:
+            raise ConfigError(f"{source}: training.{key} needs validation while training; set training.eval_steps > 0")
+    if not isinstance(t.lr_groups, dict):
+        raise ConfigError(f"{source}: training.lr_groups must be a mapping pattern -> learning rate, "
+                          f"found {type(t.lr_groups).__name__}")
+    for pattern, lr in list(t.lr_groups.items()):
+        if pattern.startswith("llm."):
+            raise ConfigError(f"{source}: training.lr_groups[{pattern!r}]: the LLM part's rate is "
+                              f"model.llm.learning_rate")
+        try:  # YAML reads 1e-3 as a string
+            t.lr_groups[pattern] = rate = float(lr) if not isinstance(lr, bool) else -1.0
+        except (TypeError, ValueError):
+            rate = -1.0
+        if not (rate > 0 and rate != float("inf")):
+            raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a learning rate > 0, found {lr!r} "
+                              "(a finite number)")
+    _choice(t.align.loss, ALIGN_LOSSES, "training.align.loss", source)
+    from glm.core.train.mix import check_datasets
+
+    for problem in check_datasets(config.data):
+        raise ConfigError(f"{source}: {problem}")
+    if t.max_steps <= 0 and t.num_epochs <= 0:
+        raise ConfigError(f"{source}: set training.max_steps > 0 or training.num_epochs > 0")
+    for problem in spec.problems(config.model.method_config, config):
+        raise ConfigError(f"{source}: {problem}")
+
+
+def _check_tuning(config: Any, spec: Any, source: str) -> None:
+    llm = config.model.llm
+    _choice(llm.tuning, TUNING_MODES, "model.llm.tuning", source)
+    if llm.attention is not None:
+        _choice(llm.attention, ("sdpa", "eager", "flash_attention_2"), "model.llm.attention", source)
+    _choice(llm.quant.type, ("nf4", "fp4"), "model.llm.quant.type", source)
+    for stage in llm.train_stages or ():
+        _choice(stage, tuple(spec.stages), f"model.llm.train_stages (stages of method {spec.name!r})", source)
+    if not llm.lora.target_modules:
+        raise ConfigError(f"{source}: model.llm.lora.target_modules is empty; name modules or use [all-linear]")
+    if llm.tuning == "qlora" and _recipe_zero_stage(config.recipe) == 3:
+        raise ConfigError(f"{source}: recipe {config.recipe!r} uses ZeRO-3, which cannot partition a 4-bit base "
+                          "(model.llm.tuning=qlora); use a ZeRO-0/1/2 recipe, e.g. recipe=3090-qlora")
+    if llm.tuning == "freeze" and llm.freeze.last_n == 0 and not llm.freeze.modules:
+        raise ConfigError(f"{source}: model.llm.tuning=freeze trains nothing of the LLM; "
+                          "set model.llm.freeze.last_n >= 1 or model.llm.freeze.modules")
+
+
+def _recipe_zero_stage(recipe: str) -> Optional[int]:
+    """The ZeRO stage of a recipe, ``None`` when it cannot be read (named when the run resolves it)."""
+    from glm.core.recipe import RecipeError, load_recipe, zero_stage
+
+    try:
+        raw, _ = load_recipe(recipe)
+    except RecipeError:
+        return None
+    return zero_stage(raw)
+
+
+def _choice(value: str, choices: Sequence[str], key: str, source: str) -> None:
+    if value not in choices:
+        raise ConfigError(f"{source}: {key} must be one of {', '.join(choices)}; found {value!r}")

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from glm.core.plan.memory import GIB, PlanError, PlanInput, estimate, layer_saved_bytes, suggestions
+from glm.core.plan.fixes import suggestions
+from glm.core.plan.memory import GIB, PlanError, PlanInput, estimate, layer_saved_bytes
 from glm.core.plan.models import PlanModelError, builtin_configs, gpu_gib, resolve_llm, shape_from_config
 
 

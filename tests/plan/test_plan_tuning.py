@@ -12,7 +12,8 @@ import torch
 
 from glm.core.config import FreezeSettings, LlmConfig, LoraSettings
 from glm.core.llm import tiny_llm
-from glm.core.plan.memory import PlanInput, estimate, suggestions, tuning_saved_bytes
+from glm.core.plan.fixes import suggestions
+from glm.core.plan.memory import PlanInput, estimate, tuning_saved_bytes
 from glm.core.plan.models import shape_from_config
 from glm.core.tuning import apply_tuning, base_llm
 

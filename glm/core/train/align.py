@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from glm.core.config import ALIGN_LOSSES
+from glm.core.config_rules import ALIGN_LOSSES
 from glm.errors import GlmError
 
 logger = logging.getLogger("glm.train")
