@@ -125,25 +125,13 @@ def _infer(config, model, data, count: int) -> float:
     """Seconds of streaming inference (choice scoring) over ``count`` nodes, predictions to a scratch file."""
     import torch
 
-    from glm.core.data import tasks as T
-    from glm.core.eval.predict import evaluate
     from glm.core.eval.stream import stream_predictions
-    from glm.core.train.pipeline import make_collator
+    from glm.run import predict
 
-    held = data.split.class_indices(data.tag, "heldout")
     nodes = torch.randperm(data.tag.num_nodes, generator=torch.Generator().manual_seed(1))[:count]
-    train_c, infer_c = make_collator(config, model, data), make_collator(config, model, data, inference=True)
-
-    def make(ids):
-        return T.node_classification(data.source, ids, classes=held, max_text_words=config.data.max_text_words,
-                                     unlabelled=True)
-
-    def predict(samples):
-        return [p.as_dict() for p in evaluate(model, samples, train_c, infer_c, mode="choice",
-                                              batch_size=config.eval.batch_size).predictions]
-
     with tempfile.TemporaryDirectory() as tmp:
-        return stream_predictions(nodes, make, predict, Path(tmp) / "p.jsonl", progress=False).seconds
+        return stream_predictions(nodes, lambda ids: predict(model, config, data, ids, "choice"),
+                                  Path(tmp) / "p.jsonl", progress=False).seconds
 
 
 def compare_dtypes(num_nodes: int, work: Path, density: str, steps: int, nodes: int, llm: str) -> dict:

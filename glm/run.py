@@ -22,21 +22,15 @@ import copy
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from glm.core.config import CONFIG_FILENAME, RunConfig, apply_overrides, config_from_dict, read_yaml
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-    return out
+from glm.core.config import CONFIG_FILENAME, RunConfig, config_from_dict
+from glm.core.config_parse import apply_overrides, deep_merge, read_yaml
 
 
 def load_config(path: Optional[str | Path] = None, overrides: Sequence[str] = (), **sections: Any) -> RunConfig:
     """A validated config: ``path`` (YAML), then dotted ``overrides``, then ``sections`` merged in
     (``training={"max_steps": 20}``), as the CLI's ``CONFIG.yaml key=value`` would."""
     data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(_merge(data, copy.deepcopy(sections)), overrides)
+    data = apply_overrides(deep_merge(data, copy.deepcopy(sections)), overrides)
     return config_from_dict(data, str(path) if path is not None else "<python>")
 
 
@@ -93,17 +87,17 @@ def evaluate(model: Any, config: RunConfig, data: Any = None, split: str = "test
                     batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens)
 
 
-def predict(model: Any, config: RunConfig, data: Any, nodes: Sequence[int], mode: str = "choice") -> list[dict]:
+def predict(model: Any, config: RunConfig, data: Any, nodes: Sequence[int], mode: str = "choice",
+            match: Optional[str] = None) -> list[dict]:
     """One prediction per node (any node: unlabelled ones too), as ``glm infer`` writes them."""
     from glm.core.data import tasks as T
+    from glm.core.eval.predict import evaluate as run_eval
+    from glm.core.train.pipeline import make_collator
 
     held = data.split.class_indices(data.tag, "heldout")
     samples = T.node_classification(data.source, list(nodes), classes=held, max_text_words=config.data.max_text_words,
                                     include_text=config.data.node_text, unlabelled=True)
-    from glm.core.eval.predict import evaluate as run_eval
-    from glm.core.train.pipeline import make_collator
-
+    ev = config.eval
     result = run_eval(model, samples, make_collator(config, model, data), make_collator(config, model, data, inference=True),
-                      mode=mode, match=config.eval.match, batch_size=config.eval.batch_size,
-                      max_new_tokens=config.eval.max_new_tokens)
+                      mode=mode, match=match or ev.match, batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens)
     return [p.as_dict() for p in result.predictions]

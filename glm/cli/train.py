@@ -310,10 +310,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     """Predictions as JSON lines, streamed chunk by chunk (bounded memory; ``--resume`` continues a stopped run)."""
     import torch
 
-    from glm.core.data import tasks as T
-    from glm.core.eval.predict import evaluate
     from glm.core.eval.stream import NodeListError, StreamOutputError, read_node_list, stream_predictions
-    from glm.core.train.pipeline import make_collator
+    from glm.run import predict
 
     config = _load(args)
     if _maybe_print(args, config):
@@ -334,21 +332,10 @@ def cmd_infer(args: argparse.Namespace) -> int:
                  else read_node_list(args.nodes, data.tag.num_nodes, data.tag.name))
     except NodeListError as exc:
         raise CliError(str(exc)) from None
-    held, ev, mode = data.split.class_indices(data.tag, "heldout"), config.eval, args.mode or "generate"
-    train_collate = make_collator(config, model, data)
-    infer_collate = make_collator(config, model, data, inference=True)
-
-    def make_samples(ids: list[int]):
-        return T.node_classification(data.source, ids, classes=held, max_text_words=config.data.max_text_words,
-                                     include_text=config.data.node_text, unlabelled=True)
-
-    def predict(samples):
-        result = evaluate(model, samples, train_collate, infer_collate, mode=mode, match=args.match or ev.match,
-                          batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens)
-        return [p.as_dict() for p in result.predictions]
-
+    mode = args.mode or "generate"
     try:
-        stats = stream_predictions(nodes, make_samples, predict, Path(out) if out else None,
+        stats = stream_predictions(nodes, lambda ids: predict(model, config, data, ids, mode, args.match),
+                                   Path(out) if out else None,
                                    progress=not args.no_progress, resume=args.resume)
     except StreamOutputError as exc:
         raise CliError(str(exc)) from None

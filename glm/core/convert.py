@@ -63,8 +63,6 @@ def official_gt_to_neutral(state: dict[str, Tensor]) -> dict[str, Tensor]:
 def read_state_dict(path: Union[str, Path]) -> dict[str, Tensor]:
     """A state dict from ``.safetensors``, or from a torch file loaded with ``weights_only=True``
     (never unpickles code)."""
-    import torch
-
     path = Path(path)
     if not path.is_file():
         raise ConvertError(f"checkpoint {path} not found")

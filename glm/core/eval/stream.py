@@ -1,7 +1,7 @@
 """Streaming inference: predictions for millions of nodes, batch by batch, with bounded memory and resumable output.
 
-:func:`stream_predictions` builds the samples of :data:`CHUNK_NODES` nodes at a time (their subgraphs are
-sampled on the fly), predicts them and appends one JSON line per node to the output file, flushed and
+:func:`stream_predictions` hands :data:`CHUNK_NODES` nodes at a time to ``predict`` (``glm.run.predict``: the
+samples are built and their subgraphs sampled on the fly, for those nodes only) and appends one JSON line per node to the output file, flushed and
 synced after every chunk. A run that was stopped continues after the last complete line: the output is
 checked to hold the predictions of the same node sequence (the node of its last line), a torn last line
 is dropped, and the nodes already written are skipped. Memory holds one chunk of samples, whatever the
@@ -59,8 +59,7 @@ def resume_point(path: Path, nodes: Tensor) -> int:
     return lines
 
 
-def stream_predictions(nodes: Tensor, make_samples: Callable[[list[int]], list[Any]],
-                       predict: Callable[[list[Any]], list[dict[str, Any]]], output: Optional[Path],
+def stream_predictions(nodes: Tensor, predict: Callable[[list[int]], list[dict[str, Any]]], output: Optional[Path],
                        chunk: Optional[int] = None, progress: bool = True, resume: bool = False) -> StreamStats:
     """Predict ``nodes`` chunk by chunk; JSON lines to ``output`` or to stdout (``None``). ``resume``: continue an
     output that holds the first predictions of the same node list; otherwise an existing output is replaced."""
@@ -79,7 +78,7 @@ def stream_predictions(nodes: Tensor, make_samples: Callable[[list[int]], list[A
     try:
         for start in range(0, todo.numel(), chunk):
             ids = todo[start:start + chunk].tolist()
-            rows = predict(make_samples(ids))
+            rows = predict(ids)
             stream.write("".join(json.dumps(r, default=str) + "\n" for r in rows))
             stream.flush()
             if output is not None:
