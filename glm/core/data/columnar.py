@@ -135,11 +135,6 @@ def _column(table, names: Sequence[str], required: bool = True):
     return None
 
 
-def _first_failure(mask: np.ndarray) -> Optional[int]:
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if hits.size else None
-
-
 def load_tag_columnar(nodes: Path, edges: Path, class_names: Optional[Sequence[str]] = None,
                       allow_empty_text: bool = False):
     """``(ids, texts, labels, class_codes, edge_index)`` of a user TAG, or :class:`NeedsRowReader`."""
@@ -167,7 +162,7 @@ def load_tag_columnar(nodes: Path, edges: Path, class_names: Optional[Sequence[s
         unknown = present & (index < 0)
         bad |= unknown
         labels[present & ~unknown] = index[present & ~unknown].astype(np.int64)
-    if _first_failure(bad) is not None:
+    if bad.any():
         raise NeedsRowReader("a node record breaks a rule")
     ends: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     for batch in iter_batches(edges):  # streamed: one batch of id strings at a time
