@@ -76,3 +76,50 @@ def test_graph_npz_refuses_pickles_and_bad_shapes(tmp_path):
     np.savez(tmp_path / "noy.npz", edge_index=np.array([[0], [1]]))
     with pytest.raises(DataValidationError, match="an array named y"):
         load_dataset("graph_npz", path=str(tmp_path / "noy.npz"))
+
+
+def _item(id_: str, node_list: list[int], idx: int, text: str, answer: str) -> dict:
+    human = (f"Given a citation graph: \n<graph>\nwhere the 0th node is the target paper, with the following "
+             f"information: \n{text}\n Question: Which arXiv CS sub-category does this paper belong to?")
+    return {"id": id_, "graph": {"node_idx": idx, "node_list": node_list, "edge_index": [[0], [1]]},
+            "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": answer}]}
+
+
+def test_graphgpt_instruction_json_adds_texts_and_class_names(tmp_path):
+    import json
+
+    # GraphGPT's graph_data_all.pt["arxiv"] converted as docs/data.md shows: no label_names, no texts
+    np.savez(tmp_path / "arxiv.npz", edge_index=np.array([[0, 1, 2, 3], [1, 2, 3, 0]]), y=np.array([0, 1, 1, 0]),
+             x=np.eye(4, dtype=np.float32))
+    items = [_item("arxiv_train_0", [0, 1], 0, "Abstract: zero. Title: Zero", "cs.AI, Artificial Intelligence"),
+             _item("arxiv_train_1", [3, 2, 1], 2, "Abstract: one. Title: One", "cs.LG, Machine Learning"),
+             _item("arxiv_test_2", [2], 0, "Abstract: two. Title: Two", "cs.LG, Machine Learning"),
+             _item("arxiv_test_3", [3, 0], 0, "Abstract: three. Title: Three", "cs.LG, Machine Learning"),
+             _item("arxiv_test_4", [3], 0, "Abstract: three again", "cs.AI, Artificial Intelligence"),
+             _item("pubmed_train_0", [9999], 0, "another graph's item", "Diabetes")]
+    (tmp_path / "arxiv_instruct.json").write_text(json.dumps(items), encoding="utf-8")
+    tag = load_dataset("graph_npz", path=str(tmp_path / "arxiv.npz"), instructions=str(tmp_path / "arxiv_instruct.json"))
+    # node 3 (class 0) has two answers: the majority over its class's targets names the class
+    assert tag.class_names == ["cs.AI, Artificial Intelligence", "cs.LG, Machine Learning"]
+    assert tag.texts == ["Abstract: zero. Title: Zero", "Abstract: one. Title: One", "Abstract: two. Title: Two",
+                         "Abstract: three. Title: Three"]
+    from glm.core.data.instructions import read_instructions
+
+    ins = read_instructions(tmp_path / "arxiv_instruct.json", "arxiv", 4)
+    assert ins.nodes.tolist() == [0, 1, 2, 3, 3] and ins.splits == ["train", "train", "test", "test", "test"]
+
+
+def test_graphgpt_instruction_errors_are_named(tmp_path):
+    import json
+
+    np.savez(tmp_path / "arxiv.npz", edge_index=np.array([[0], [1]]), y=np.array([0, 1]))
+    bad = tmp_path / "i.json"
+    bad.write_text(json.dumps([_item("cora_train_0", [0], 0, "t", "a")]), encoding="utf-8")
+    with pytest.raises(DataValidationError, match="items of graph 'arxiv'.*'cora' \\(1\\)"):
+        load_dataset("graph_npz", path=str(tmp_path / "arxiv.npz"), instructions=str(bad))
+    bad.write_text(json.dumps([_item("arxiv_train_0", [7], 0, "t", "a")]), encoding="utf-8")
+    with pytest.raises(DataValidationError, match="item 0.graph.node_list.*0..1, found 7"):
+        load_dataset("graph_npz", path=str(tmp_path / "arxiv.npz"), instructions=str(bad))
+    bad.write_text("[{\"id\": ", encoding="utf-8")
+    with pytest.raises(DataValidationError, match="i.json.*JSON list"):
+        load_dataset("graph_npz", path=str(tmp_path / "arxiv.npz"), instructions=str(bad))

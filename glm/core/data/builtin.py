@@ -51,10 +51,10 @@ def _ogb(data_dir=None, name="ogbn-arxiv", texts=None, **_):
     return load_ogb_folder(data_dir, name, texts)
 
 
-def _graph_npz(path=None, texts=None, name=None, **_):
+def _graph_npz(path=None, texts=None, name=None, instructions=None, graph=None, **_):
     from glm.core.data.layouts import load_graph_npz
 
-    return load_graph_npz(path, texts, name)
+    return load_graph_npz(path, texts, name, instructions, graph)
 
 
 @hookimpl
@@ -68,6 +68,6 @@ def register_datasets(register: Callable[..., None]) -> None:
     register("ogb", _ogb, description="an OGB node-property folder (data_dir=the downloaded folder, name=ogbn-arxiv; "
                                       "texts=FILE adds node texts)",
              prompt={"graph": "graph", "node": "node", "nodes": "nodes", "split_title": False})
-    register("graph_npz", _graph_npz, description="a graph saved as .npz (path=, texts=): GraphGPT / LLaGA data "
-                                                  "converted as docs/data.md shows",
+    register("graph_npz", _graph_npz, description="a graph saved as .npz (path=, texts=, instructions=GraphGPT's "
+                                                  "instruction JSON): GraphGPT / LLaGA data converted as docs/data.md shows",
              prompt={"graph": "graph", "node": "node", "nodes": "nodes", "split_title": False})

@@ -16,7 +16,8 @@ index or the mapping's id, e.g. a MAG paper id of ``titleabs.tsv``) adds it.
 ``edge_index`` ``[2, E]`` int, ``y`` ``[N]`` int (``-1`` = unlabelled), optional ``x`` ``[N, F]`` and
 ``label_names`` ``[C]`` (strings), plus ``texts=FILE`` as above. GraphGPT's ``graph_data_all.pt`` and
 LLaGA's ``processed_data.pt`` are pickles, which glm never loads; docs/data.md shows the four lines that
-turn them into this ``.npz`` in the user's own environment.
+turn them into this ``.npz`` in the user's own environment. ``instructions=FILE`` adds GraphGPT's
+instruction JSON (:mod:`glm.core.data.instructions`): its target nodes' texts and class names from its answers.
 """
 
 from __future__ import annotations
@@ -122,7 +123,10 @@ def load_ogb_folder(data_dir: Optional[Path | str] = None, name: str = "ogbn-arx
 
 
 def load_graph_npz(path: Optional[str] = None, texts: Optional[str] = None, name: Optional[str] = None,
-                   **_) -> TextAttributedGraph:
+                   instructions: Optional[str] = None, graph: Optional[str] = None, **_) -> TextAttributedGraph:
+    """``instructions=FILE``: GraphGPT's instruction JSON (:mod:`glm.core.data.instructions`) adds the texts of
+    its target nodes and, when the ``.npz`` has no ``label_names``, class names from its answers; ``graph``
+    picks its items (``"<graph>_..."`` ids; default: ``name`` or the file's stem)."""
     if path is None:
         raise DataValidationError(None, None, "data.options.path", "the .npz file (edge_index, y[, x, label_names])",
                                   "nothing")
@@ -150,10 +154,18 @@ def load_graph_npz(path: Optional[str] = None, texts: Optional[str] = None, name
         raise DataValidationError(file, None, "x", f"shape [{n}, F]", f"shape {x.shape}")
     num_classes = int(y.max()) + 1 if (y >= 0).any() else 0
     names = [str(s) for s in found["label_names"]] if "label_names" in found else [f"class {c}" for c in range(num_classes)]
+    ids = [str(i) for i in range(n)]
+    node_texts = _texts(texts, ids, n)
+    if instructions is not None:
+        from glm.core.data import instructions as gi
+
+        ins = gi.read_instructions(instructions, graph or name or file.stem, n)
+        node_texts = gi.texts_with_instructions(ins, n, node_texts)
+        if "label_names" not in found:
+            names = gi.class_names_from_answers(ins, y, num_classes) or names
     if len(names) < num_classes:
         raise DataValidationError(file, None, "label_names", f"{num_classes} names (y goes up to {num_classes - 1})",
                                   len(names))
-    ids = [str(i) for i in range(n)]
-    return build_tag(name or file.stem, ids, _texts(texts, ids, n), torch.from_numpy(y), torch.from_numpy(ei),
+    return build_tag(name or file.stem, ids, node_texts, torch.from_numpy(y), torch.from_numpy(ei),
                      class_names=names, x=None if x is None else torch.from_numpy(x.astype(np.float32)),
                      source=str(file))
