@@ -268,6 +268,8 @@ class TrainingConfig:
     seed: int = 42
     deterministic: bool = False
     logging_steps: int = 10
+    # where the log records also go (HF's name and values): "none", "tensorboard", "wandb" or a list of them
+    report_to: Any = "none"
     save_steps: int = 500  # 0 = only at the end
     save_total_limit: Optional[int] = 3
     plot_loss: bool = False

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from glm.core.config_parse import ConfigError
+from glm.errors import GlmError
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,14 @@ def check_run(config: Any, spec: Any, source: str) -> None:
     _choice(config.model.encoder.activation, tuple(sorted(ACTIVATIONS)), "model.encoder.activation", source)
     _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
     _choice(t.loss, LOSSES, "training.loss", source)
+    from glm.core.train.report import REPORTERS, check_available
+
+    for name in [t.report_to] if isinstance(t.report_to, str) or t.report_to is None else list(t.report_to):
+        _choice(name, REPORTERS, "training.report_to", source)
+    try:
+        check_available(t.report_to)
+    except GlmError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     _choice(config.model.token_norm, ("none", "embedding"), "model.token_norm", source)
     _choice(config.eval.mode, ("choice", "generate"), "eval.mode", source)
     _choice(config.data.split, ("heldout", "new_graph", "pretrain_graph"), "data.split", source)

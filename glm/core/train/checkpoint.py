@@ -152,7 +152,8 @@ def verify_checkpoint(checkpoint: str | os.PathLike) -> list[str]:
 
 RESUMABLE_CHANGES = ("training.resume", "training.resume_anyway", "training.overwrite_output_dir",
                      "training.output_dir", "training.max_steps", "training.num_epochs", "training.logging_steps",
-                     "training.save_steps", "training.save_total_limit", "training.plot_loss", "eval.", "backend")
+                     "training.save_steps", "training.save_total_limit", "training.plot_loss", "training.report_to", "eval.",
+                     "backend")
 
 
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -292,8 +292,10 @@ class Trainer:
             rank0_info("resumed from %s (step %d)", resume, start_step)
 
         self._perm, self._perm_epoch = [], -1
+        from glm.core.train.report import Reporters
+
         logger = TrainLogger(out, total, start_step, enabled=dist.rank == 0, progress=self.progress,
-                             desc=t.stage)
+                             desc=t.stage, reporters=Reporters(t.report_to, out, cfg.to_dict(), dist.rank == 0))
         history: list[dict[str, Any]] = list(state.get("log_history", []))
         engine.train()
         health = TrainingHealth(self.model)
