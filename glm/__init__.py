@@ -36,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "evaluate": "glm.run",
     "predict": "glm.run",
     "from_pretrained": "glm.run",
+    "save_pretrained": "glm.run",
     # plugins
     "hookimpl": "glm.plugins",
     "get_registry": "glm.plugins",

@@ -9,7 +9,8 @@ A notebook's whole loop (docs/api.md walks through it)::
     adapt = glm.load_config("examples/demo_adapt.yaml", training={"init_from": str(result.output_dir)})
     glm.train(adapt)
     model, data = glm.from_pretrained(adapt.training.output_dir)   # the adapter chain on its base LLM
-    print(glm.evaluate(model, adapt, data).accuracy)
+    scores = glm.evaluate(model, adapt, data)
+    glm.save_pretrained(model, adapt, "my-model", metrics=scores)  # one folder with a model card
     glm.predict(model, adapt, data, nodes=[0, 1, 2])        # one dict per node
 
 Every function takes the same :class:`~glm.core.config.RunConfig` the CLI reads from YAML, and raises the
@@ -73,6 +74,14 @@ def from_pretrained(run_dir: str | Path, config: Optional[RunConfig] = None):
     model = build_model(config)
     apply_adapter_chain(model, run)
     return model, prepare_data(config)
+
+
+def save_pretrained(model: Any, config: RunConfig, folder: str | Path, metrics: Any = None) -> Path:
+    """One self-contained folder (every trained tensor, the config, a model card ``README.md``) that
+    :func:`from_pretrained` loads; ``metrics``: an ``EvalResult`` or ``{name: value}`` for the card."""
+    from glm.core.train.pretrained import save_pretrained as save
+
+    return save(model, config, folder, metrics)
 
 
 def evaluate(model: Any, config: RunConfig, data: Any = None, split: str = "test", mode: Optional[str] = None):

@@ -14,7 +14,7 @@ def test_the_walkthrough_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("GLM_WALKTHROUGH_DIR", str(tmp_path))
     monkeypatch.setenv("GLM_CACHE_DIR", str(tmp_path / "cache"))
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "api.md").read_text(encoding="utf-8"), re.S)
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     scope: dict = {}
     for block in blocks:
         exec(compile(block, "docs/api.md", "exec"), scope)  # noqa: S102 - the project's own documentation
@@ -22,3 +22,10 @@ def test_the_walkthrough_runs(tmp_path, monkeypatch):
     assert 0.0 <= scope["scores"].accuracy <= 1.0 and scope["scores"].num_samples == 60
     assert [p["node"] for p in scope["predictions"]] == [0, 1, 2]
     assert (tmp_path / "adapt" / "adapter_model.safetensors").is_file()
+    saved = tmp_path / "my-model"
+    card = (saved / "README.md").read_text()
+    assert "library_name: glm" in card and "| accuracy |" in card and "init_from: null" in card
+    from glm.core.adapter import read_adapter
+
+    tensors, meta = read_adapter(saved / "adapter_model.safetensors")
+    assert meta["extra"]["init_from"] is None and any(k.startswith("encoder.") for k in tensors)  # pre-trained part too

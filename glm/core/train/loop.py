@@ -412,14 +412,9 @@ class Trainer:
             **(self.tracker.state() if self.tracker is not None else {}),
             **({"loaded_best_model_at_end": True} if loaded_best else {}),
         }
-        from glm.core.data.matrix import feature_source
+        from glm.core.train.pretrained import adapter_metadata
 
-        d = self.config.data
-        meta = {"recipe": self.config.recipe,
-                "init_from": str(Path(t.init_from).resolve()) if t.init_from else None,
-                "features": {"embedder": feature_source(d), "dim": self.config.model.encoder.in_dim,
-                             "reduction": "random_projection", "dataset": d.dataset},
-                "token_norm": self.config.model.token_norm}
+        meta = adapter_metadata(self.config)
         saved = ckpt.save_checkpoint(engine, out, step, state, self.config.to_yaml(), dist.rank,
                                      dist.world_size, t.save_total_limit, meta, t.stage,
                                      tuple(self.config.model.stage_extra))
