@@ -21,6 +21,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from glm.core.eval.metrics import is_correct, macro_f1, match_class
+from glm.core.eval.prefix_cache import MIN_PREFIX, PrefixCache, logits_to_keep, shared_head
 from glm.core.sample import Sample
 
 logger = logging.getLogger(__name__)
@@ -106,9 +107,11 @@ def _first_reply_tokens(collate, sample: Sample, choices: Sequence[str]) -> Opti
 
 @torch.no_grad()
 def score_first_tokens(model, samples: Sequence[Sample], train_collate, infer_collate,
-                       batch_size: int = 8, progress: bool = False) -> Optional[list[dict[str, float]]]:
+                       batch_size: int = 8, progress: bool = False,
+                       reuse_head: bool = True) -> Optional[list[dict[str, float]]]:
     """Log-probability of each choice's first reply token after the prompt (one forward per
-    sample), or ``None`` if some sample's choices share a first token."""
+    sample), or ``None`` if some sample's choices share a first token. ``reuse_head``: the prompts'
+    shared first tokens run through the LLM once (:mod:`glm.core.eval.prefix_cache`)."""
     firsts = []
     for s in samples:
         f = _first_reply_tokens(train_collate, s, _choices(s))
@@ -117,28 +120,25 @@ def score_first_tokens(model, samples: Sequence[Sample], train_collate, infer_co
         firsts.append(f)
     device = next(p for p in model.parameters()).device
     # batches of similar prompt length waste less compute on padding; scores come back in input order
-    lengths = [len(infer_collate.encode(s)[0]) if hasattr(infer_collate, "encode") else 0 for s in samples]
+    encoded = [infer_collate.encode(s)[0] for s in samples] if hasattr(infer_collate, "encode") else []
+    lengths = [len(ids) for ids in encoded] or [0] * len(samples)
     order = sorted(range(len(samples)), key=lambda i: -lengths[i])
-    extra = _last_logits_only(model)
+    extra = logits_to_keep(model)
+    graph_ids = getattr(model, "graph_token_ids", None)
+    head = shared_head(encoded, graph_ids.tolist()) if reuse_head and graph_ids is not None else []
+    cache = PrefixCache(model, head) if len(head) >= MIN_PREFIX else None
     scores: list[Optional[dict[str, float]]] = [None] * len(samples)
     for start in _batches(len(order), batch_size, progress, "scoring"):
         rows = order[start:start + batch_size]
         chunk = [samples[i] for i in rows]
         batch = infer_collate(chunk).to(device)  # left padded: the last position predicts the reply
-        logits = model(replace(batch, labels=None), **extra).logits[:, -1].float()
-        logp = torch.log_softmax(logits, dim=-1)
+        logits = cache.last_logits(model, batch) if cache is not None else None
+        if logits is None:
+            logits = model(replace(batch, labels=None), **extra).logits[:, -1]
+        logp = torch.log_softmax(logits.float(), dim=-1)
         for row, (i, s) in enumerate(zip(rows, chunk)):
             scores[i] = {c: float(logp[row, t]) for c, t in zip(_choices(s), firsts[i])}
     return scores  # type: ignore[return-value]
-
-
-def _last_logits_only(model) -> dict[str, Any]:
-    """``{"logits_to_keep": 1}`` when the wrapped LLM accepts it (skips the LM head on all but the
-    last position; a 49K-vocabulary head is a large share of a small LLM's forward), else ``{}``."""
-    from glm.core.model import _accepts_logits_to_keep
-
-    llm = getattr(model, "llm", None)
-    return {"logits_to_keep": 1} if llm is not None and _accepts_logits_to_keep(llm) else {}
 
 
 @torch.no_grad()
