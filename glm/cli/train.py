@@ -109,7 +109,10 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter", help="adapter file / run dir (default: eval.adapter, then training.output_dir)")
     p.add_argument("--mode", choices=("choice", "generate"), help="scoring (default: eval.mode)")
-    p.add_argument("--match", choices=("exact", "substring"), help="label matching in generate mode")
+    from glm.core.eval.parsers import ANSWER_PARSERS
+
+    p.add_argument("--match", choices=tuple(ANSWER_PARSERS),
+                   help="answer parser in generate mode (docs/bench.md; every parser's accuracy is printed too)")
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--output", help="write predictions as JSONL here (default: eval.output)")
 
@@ -250,6 +253,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{args.split}: {result.num_samples} nodes of {', '.join(data.split.heldout_classes)}: "
           f"accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f} ({result.mode}, {result.match}) "
           f"in {result.seconds:.1f} s; adapters: {', '.join(str(c) for c in chain)}")
+    if result.by_parser:
+        print("answer parsers: " + ", ".join(f"{m} {v['accuracy']:.4f} ({v['unmatched']:.0f} unmatched)"
+                                            for m, v in result.by_parser.items()))
     print(_baseline_line(result, list(data.split.heldout_classes)))
     from glm.core.eval.report import format_class_report, report_of, write_confusion
 

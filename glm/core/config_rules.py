@@ -183,7 +183,9 @@ def check_run(config: Any, spec: Any, source: str) -> None:
 
     _choice(config.model.llm.dtype, tuple(DTYPES), "model.llm.dtype", source)
     _check_tuning(config, spec, source)
-    _choice(config.eval.match, ("exact", "substring"), "eval.match", source)
+    from glm.core.eval.parsers import ANSWER_PARSERS
+
+    _choice(config.eval.match, tuple(ANSWER_PARSERS), "eval.match", source)
     _choice(t.metric_for_best_model, ("eval_accuracy", "eval_loss"), "training.metric_for_best_model", source)
     for key, on in (("load_best_model_at_end", t.load_best_model_at_end),
                     ("early_stopping_patience", t.early_stopping_patience is not None)):

@@ -3,7 +3,16 @@ import json
 import pytest
 
 from glm.core.config import load_config
-from glm.core.eval.metrics import accuracy, is_correct, macro_f1, majority_baseline, match_class, normalize
+from glm.core.eval.metrics import accuracy, macro_f1, majority_baseline, normalize
+from glm.core.eval.parsers import judge
+
+
+def match_class(answer, choices, mode="exact"):
+    return judge(answer, choices[0], choices, mode).matched
+
+
+def is_correct(answer, label, choices, mode="exact"):
+    return judge(answer, label, choices, mode).correct
 from glm.core.train.dsconfig import RecipeError, recipe_hints, resolve_recipe, load_recipe
 from glm.plugins.manager import get_registry
 

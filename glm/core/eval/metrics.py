@@ -1,12 +1,7 @@
 """Classification and generation metrics with explicit label matching.
 
-Matching a free-text prediction to a class:
-
-* ``exact`` (default): the prediction, normalised (lower case, punctuation and surrounding
-  words such as "Answer:" stripped, whitespace collapsed), must equal one class name
-  normalised the same way; otherwise the prediction matches no class and counts as wrong.
-* ``substring``: the official GraphLAMA scoring (``grapht3/eval/run_SFT_task.py``): correct when the normalised
-  label occurs inside the normalised prediction. Lenient: "AI or ML" is correct for both.
+How a free-text answer is read as a class (``exact``, ``substring`` and the field's own rules) is
+:mod:`glm.core.eval.parsers`; this module has :func:`normalize`, which they share, and the scores.
 
 BLEU uses ``sacrebleu`` (``pip install sacrebleu``) when installed; it raises
 :class:`ImportError` naming the package otherwise (no home-made BLEU).
@@ -29,35 +24,6 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower().replace("_", " ")
     text = _SPACE.sub(" ", _PUNCT.sub(" ", text)).strip()
     return _PREFIX.sub("", text).strip()
-
-
-def match_class(prediction: str, choices: Sequence[str], mode: str = "exact") -> Optional[str]:
-    """The class a prediction names, or ``None``.
-
-    ``exact``: the normalised prediction equals a normalised choice (first line only).
-    ``substring``: the first choice whose normalised name occurs in the normalised prediction
-    (longest names tried first, so "Machine Learning" wins over "Learning").
-    """
-    if mode not in ("exact", "substring"):
-        raise ValueError(f"match mode must be 'exact' or 'substring', got {mode!r}")
-    first_line = prediction.strip().split("\n", 1)[0] if mode == "exact" else prediction
-    pred = normalize(first_line)
-    if mode == "exact":
-        for c in choices:
-            if normalize(c) == pred:
-                return c
-        return None
-    padded = f" {pred} "
-    for c in sorted(choices, key=lambda c: -len(normalize(c))):
-        if f" {normalize(c)} " in padded:
-            return c
-    return None
-
-
-def is_correct(prediction: str, label: str, choices: Sequence[str], mode: str = "exact") -> bool:
-    if mode == "substring":  # the paper's rule: label inside the output
-        return f" {normalize(label)} " in f" {normalize(prediction)} "
-    return match_class(prediction, choices, mode) == label
 
 
 def accuracy(predicted: Sequence[Optional[str]], labels: Sequence[str]) -> float:

@@ -8,7 +8,7 @@ Two modes:
   what greedy decoding restricted to the candidates would answer. Otherwise every candidate
   is scored by the log-likelihood of its full reply (class name + end-of-turn), ``C``
   forwards per sample. No parsing, no invalid answers.
-* ``generate``: greedy decoding of ``max_new_tokens``, then :func:`glm.core.eval.metrics.match_class`.
+* ``generate``: greedy decoding of ``max_new_tokens``, then the answer parser ``match`` (:mod:`glm.core.eval.parsers`; every parser's accuracy is kept).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from glm.core.eval.metrics import is_correct, macro_f1, match_class
+from glm.core.eval.metrics import macro_f1
+from glm.core.eval.parsers import accuracy_by_parser, judge
 from glm.core.eval.prefix_cache import MIN_PREFIX, PrefixCache, logits_to_keep, shared_head
 from glm.core.sample import Sample
 
@@ -48,6 +49,8 @@ class EvalResult:
     macro_f1: float
     seconds: float
     predictions: list[Prediction] = field(default_factory=list)
+    # generate mode: {parser: {"accuracy", "unmatched"}} for every answer parser (glm.core.eval.parsers)
+    by_parser: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def num_samples(self) -> int:
@@ -161,6 +164,7 @@ def evaluate(model, samples: Sequence[Sample], train_collate, infer_collate=None
     model.eval()
     t0 = time.perf_counter()
     preds: list[Prediction] = []
+    by_parser: dict[str, dict[str, float]] = {}
     try:
         if mode == "choice":
             scores = None
@@ -180,9 +184,10 @@ def evaluate(model, samples: Sequence[Sample], train_collate, infer_collate=None
                 raise ValueError("generate mode needs an inference collator (left padding)")
             texts = generate_answers(model, samples, infer_collate, batch_size, max_new_tokens, progress)
             for s, text in zip(samples, texts):
-                choices = _choices(s)
-                preds.append(Prediction(s.meta.get("node"), s.answer, text, match_class(text, choices, match),
-                                        is_correct(text, s.answer, choices, match)))
+                j = judge(text, s.answer, _choices(s), match)
+                preds.append(Prediction(s.meta.get("node"), s.answer, text, j.matched, j.correct))
+            if samples:
+                by_parser = accuracy_by_parser(texts, [s.answer for s in samples], _choices(samples[0]))
         else:
             raise ValueError(f"eval mode must be 'choice' or 'generate', got {mode!r}")
     finally:
@@ -193,4 +198,4 @@ def evaluate(model, samples: Sequence[Sample], train_collate, infer_collate=None
     classes = _choices(samples[0]) if samples else None
     predicted = [p.label if p.correct else (p.matched if p.matched != p.label else None) for p in preds]
     f1 = macro_f1(predicted, labels, classes)
-    return EvalResult(mode, match, acc, f1, seconds, preds)
+    return EvalResult(mode, match, acc, f1, seconds, preds, by_parser)
