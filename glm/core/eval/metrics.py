@@ -3,8 +3,7 @@
 How a free-text answer is read as a class (``exact``, ``substring`` and the field's own rules) is
 :mod:`glm.core.eval.parsers`; this module has :func:`normalize`, which they share, and the scores.
 
-BLEU uses ``sacrebleu`` (``pip install sacrebleu``) when installed; it raises
-:class:`ImportError` naming the package otherwise (no home-made BLEU).
+Generation metrics (BLEU, ROUGE, GraphLAMA's BLEU) are :mod:`glm.core.eval.text_metrics`.
 """
 
 from __future__ import annotations
@@ -61,12 +60,3 @@ def majority_baseline(train_labels: Sequence[str], test_labels: Sequence[str]) -
         return float("nan")
     top = Counter(train_labels).most_common(1)[0][0]
     return accuracy([top] * len(test_labels), test_labels)
-
-
-def bleu(predictions: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus BLEU (sacrebleu defaults: 13a tokenisation, 4-grams), 0-100."""
-    try:
-        import sacrebleu
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("BLEU needs the 'sacrebleu' package: pip install sacrebleu") from exc
-    return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
