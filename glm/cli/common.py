@@ -88,3 +88,14 @@ class IntermixedParser(argparse.ArgumentParser):
             return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._busy = False
+
+
+def write_jsonl(rows: list[dict], path: str | None) -> None:
+    """Rows as JSON lines to ``path`` (atomically), or to stdout when ``path`` is ``None``."""
+    text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
+    if path is None:
+        sys.stdout.write(text)
+        return
+    from glm.core.io import atomic_write_text
+
+    atomic_write_text(text, path)

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from glm.cli.common import CliError, IntermixedParser, add_backend_argument
+from glm.cli.common import CliError, IntermixedParser, add_backend_argument, write_jsonl
 
 
 def _parser(subparsers: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
@@ -50,8 +50,10 @@ def add_commands(subparsers: Any) -> None:
     _predict_arguments(p)
     p.add_argument("--report-dir", help="write confusion.json and confusion.png (per-class metrics, confusion matrix) here "
                    "(link_report.json with --task link_prediction)")
-    p.add_argument("--task", choices=("node_classification", "link_prediction"), default="node_classification",
-                   help="link_prediction: yes/no pairs among the held-out classes' nodes; AUC, accuracy by hop distance")
+    p.add_argument("--task", choices=("node_classification", "link_prediction", "title_generation"),
+                   default="node_classification",
+                   help="link_prediction: yes/no pairs among the held-out classes' nodes; AUC, accuracy by hop distance; "
+                        "title_generation: BLEU / ROUGE of generated titles (the same as data.task=title_generation)")
     p.add_argument("--pairs", type=int, default=200, help="link-prediction pairs, half of them linked (default 200)")
     p.set_defaults(func=cmd_eval)
 
@@ -210,16 +212,6 @@ def _model_with_adapter(args: argparse.Namespace, config):
     return model, data, chain
 
 
-def _write_jsonl(rows: list[dict], path: str | None) -> None:
-    text = "".join(json.dumps(r, default=str) + "\n" for r in rows)
-    if path is None:
-        sys.stdout.write(text)
-        return
-    from glm.core.io import atomic_write_text
-
-    atomic_write_text(text, path)
-
-
 def _output_file(args: argparse.Namespace, config) -> str | None:
     """``--output`` (else ``eval.output``), refused before any work when it names a directory."""
     out = args.output or config.eval.output
@@ -232,13 +224,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from glm.core.eval.predict import evaluate
     from glm.core.train.pipeline import eval_samples, make_collator
 
+    if getattr(args, "task", None) == "title_generation":
+        args.overrides = [*args.overrides, "data.task=title_generation"]
     config = _load(args)
     if _maybe_print(args, config):
         return 0
     out = _output_file(args, config)
     model, data, chain = _model_with_adapter(args, config)
     if getattr(args, "task", "node_classification") == "link_prediction":
-        return _eval_links(args, config, model, data, chain, out)
+        from glm.cli.eval_tasks import eval_links
+
+        return eval_links(args, config, model, data, chain, out)
+    if config.data.task == "title_generation":
+        from glm.cli.eval_tasks import eval_titles
+
+        return eval_titles(args, config, model, data, chain, out)
     samples = eval_samples(config, data, args.split)
     if not samples:
         raise CliError(f"--split {args.split}: the split has no {args.split} nodes "
@@ -249,7 +249,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                       mode=args.mode or ev.mode, match=args.match or ev.match, batch_size=ev.batch_size,
                       max_new_tokens=ev.max_new_tokens, progress=True)
     if out:
-        _write_jsonl([p.as_dict() for p in result.predictions], out)
+        write_jsonl([p.as_dict() for p in result.predictions], out)
     print(f"{args.split}: {result.num_samples} nodes of {', '.join(data.split.heldout_classes)}: "
           f"accuracy {result.accuracy:.4f}, macro-F1 {result.macro_f1:.4f} ({result.mode}, {result.match}) "
           f"in {result.seconds:.1f} s; adapters: {', '.join(str(c) for c in chain)}")
@@ -264,37 +264,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if getattr(args, "report_dir", None):
         paths = write_confusion(report, Path(args.report_dir), f"{args.split}: {result.num_samples} nodes")
         print(f"confusion matrix: {paths[0]}, {paths[1]}")
-    return 0
-
-
-def _eval_links(args: argparse.Namespace, config, model, data, chain, out) -> int:
-    """``glm eval --task link_prediction``: AUC, accuracy and accuracy by hop distance (glm/core/eval/link.py)."""
-    from glm.core.data.errors import DataError
-    from glm.core.eval.link import format_link_report, link_eval_samples, link_report, pair_distances
-    from glm.core.eval.predict import evaluate
-    from glm.core.train.pipeline import make_collator
-
-    if args.pairs < 2:
-        raise CliError(f"--pairs must be >= 2 (half linked, half not), found {args.pairs}")
-    try:
-        samples = link_eval_samples(config, data, args.pairs, args.split)
-    except DataError as exc:
-        raise CliError(f"--task link_prediction: {exc}") from None
-    result = evaluate(model, samples, make_collator(config, model, data), make_collator(config, model, data, inference=True),
-                      mode="choice", batch_size=config.eval.batch_size, progress=True)
-    dist = pair_distances(data.tag.edge_index, data.tag.num_nodes, [tuple(s.meta["pair"]) for s in samples])
-    report = link_report(result, dist)
-    if out:
-        _write_jsonl([{**p.as_dict(), "pair": list(s.meta["pair"]), "hop_distance": d}
-                      for p, s, d in zip(result.predictions, samples, dist)], out)
-    print(f"{args.split}: pairs among the nodes of {', '.join(data.split.heldout_classes)}; "
-          f"adapters: {', '.join(str(c) for c in chain)}")
-    print(format_link_report(report))
-    if getattr(args, "report_dir", None):
-        path = Path(args.report_dir) / "link_report.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=1), encoding="utf-8")
-        print(f"link report: {path}")
     return 0
 
 

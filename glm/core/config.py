@@ -153,6 +153,17 @@ class ModelConfig:
 
 
 @dataclass
+class GenerationSplit:
+    """The nodes of title generation (``data.task: title_generation``), drawn with ``data.seed`` from the
+    nodes that have a title: ``train`` examples (a count, or a fraction < 1 of the titled nodes: 0.8 is
+    the official 80/20 split), ``val`` nodes, then ``test`` nodes (``None``: all the rest)."""
+
+    train: float = 5
+    val: int = 0
+    test: Optional[int] = 200
+
+
+@dataclass
 class DataConfig:
     """What the model is trained or evaluated on.
 
@@ -216,6 +227,10 @@ class DataConfig:
     options: dict[str, Any] = field(default_factory=dict)
     prompt: dict[str, Any] = field(default_factory=dict)
     datasets: list[dict[str, Any]] = field(default_factory=list)  # more pre-training graphs (glm.core.train.mix)
+    # the task adaptation trains and evaluation scores: node_classification (held-out classes) or
+    # title_generation (the nodes of ``generation``)
+    task: str = "node_classification"
+    generation: GenerationSplit = field(default_factory=GenerationSplit)
 
 
 @dataclass
@@ -294,7 +309,8 @@ class EvalConfig:
             ``generate`` decodes greedily and matches the text.
         match: ``exact`` (normalised class name) or ``substring`` (paper-compatible).
         batch_size: samples per forward / generate call.
-        max_new_tokens: generation budget in ``generate`` mode.
+        max_new_tokens: generation budget in ``generate`` mode and title generation.
+        do_sample / temperature: sampled decoding (GraphLAMA's evaluation: ``true`` / 0.2); greedy by default.
         adapter: adapter or checkpoint to apply on top of the base model.
         output: JSONL file for predictions (``None`` = print).
         val_samples: validation nodes scored while training (``training.eval_steps``), drawn once
@@ -305,6 +321,8 @@ class EvalConfig:
     match: str = "exact"
     batch_size: int = 8
     max_new_tokens: int = 16
+    do_sample: bool = False  # generation: sample (with temperature) instead of greedy decoding
+    temperature: float = 1.0
     adapter: Optional[str] = None
     output: Optional[str] = None
     val_samples: Optional[int] = None

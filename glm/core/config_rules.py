@@ -77,6 +77,9 @@ RULES: dict[str, Range] = {
     "data.max_text_words": AT_LEAST_0,
     "data.graph_matching_nodes": AT_LEAST_1,
     "data.seed": AT_LEAST_0,
+    "data.generation.train": POSITIVE,
+    "data.generation.val": AT_LEAST_0,
+    "data.generation.test": AT_LEAST_1,
     "training.learning_rate": POSITIVE,
     "training.weight_decay": AT_LEAST_0,
     "training.num_epochs": AT_LEAST_0,
@@ -97,6 +100,7 @@ RULES: dict[str, Range] = {
     "training.align.temperature": POSITIVE,
     "eval.batch_size": AT_LEAST_1,
     "eval.max_new_tokens": AT_LEAST_1,
+    "eval.temperature": POSITIVE,
     "eval.val_samples": AT_LEAST_1,
 }
 ITEM_RULES: dict[str, Range] = {  # every item of a list field
@@ -179,6 +183,13 @@ def check_run(config: Any, spec: Any, source: str) -> None:
     _choice(config.model.token_norm, ("none", "embedding"), "model.token_norm", source)
     _choice(config.eval.mode, ("choice", "generate"), "eval.mode", source)
     _choice(config.data.split, ("heldout", "new_graph", "pretrain_graph"), "data.split", source)
+    _choice(config.data.task, ("node_classification", "title_generation"), "data.task", source)
+    if config.data.task == "title_generation" and t.eval_steps > 0:
+        raise ConfigError(f"{source}: training.eval_steps scores classes; with data.task=title_generation choose "
+                          "settings with glm eval --split val (data.generation.val > 0)")
+    g = config.data.generation.train
+    if g >= 1 and g != int(g):
+        raise ConfigError(f"{source}: data.generation.train must be a count (1, 2, ...) or a fraction < 1; found {g!r}")
     from glm.core.llm import DTYPES
 
     _choice(config.model.llm.dtype, tuple(DTYPES), "model.llm.dtype", source)

@@ -137,7 +137,8 @@ def _column(table, names: Sequence[str], required: bool = True):
 
 def load_tag_columnar(nodes: Path, edges: Path, class_names: Optional[Sequence[str]] = None,
                       allow_empty_text: bool = False):
-    """``(ids, texts, labels, class_codes, edge_index)`` of a user TAG, or :class:`NeedsRowReader`."""
+    """``(ids, texts, labels, class_codes, edge_index, titles)`` of a user TAG (``titles``: the optional
+    ``title`` column, else ``None``), or :class:`NeedsRowReader`."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -145,6 +146,7 @@ def load_tag_columnar(nodes: Path, edges: Path, class_names: Optional[Sequence[s
     ids = _column(table, ID_COLUMNS)
     texts = _column(table, TEXT_COLUMNS)
     raw_labels = _column(table, LABEL_COLUMNS, required=False)
+    titles = _column(table, ("title",), required=False)
     n = len(ids)
     if n == 0:
         raise NeedsRowReader("no nodes")
@@ -176,4 +178,5 @@ def load_tag_columnar(nodes: Path, edges: Path, class_names: Optional[Sequence[s
             out.append(pos.to_numpy())
     edge_index = (torch.from_numpy(np.stack([np.concatenate(e) for e in ends]).astype(np.int64)) if ends[0]
                   else torch.zeros(2, 0, dtype=torch.long))
-    return ids.to_pylist(), texts.to_pylist(), torch.from_numpy(labels), codes, edge_index
+    return (ids.to_pylist(), texts.to_pylist(), torch.from_numpy(labels), codes, edge_index,
+            None if titles is None else pc.fill_null(titles, "").to_pylist())

@@ -118,7 +118,8 @@ def load_tag_files(
     """Load a user TAG from a nodes file and an edges file.
 
     Args:
-        nodes: ``id``, ``text``, optional ``label`` per record (an empty label = unlabelled).
+        nodes: ``id``, ``text``, optional ``label`` per record (an empty label = unlabelled), optional
+            ``title`` (title generation's reference; ``text`` is then the rest, e.g. the abstract).
         edges: ``source``, ``target`` per record (undirected; duplicates and self loops dropped).
         name: dataset name (default: the nodes file's stem, or its folder's name when the file is a
             generic ``nodes.*`` -- ``webkb/nodes.csv`` is ``webkb``, not ``nodes``).
@@ -134,11 +135,11 @@ def load_tag_files(
     base = nodes.name[:-len(suffix)] if suffix and nodes.name.lower().endswith(suffix) else nodes.stem
     name = name or (nodes.parent.name if base.lower() == "nodes" and nodes.parent.name else base)
     try:  # vectorised; on any problem the row reader below names the first bad record
-        ids, texts, y, codes, edge_index = load_tag_columnar(nodes, edges, class_names, allow_empty_text)
+        ids, texts, y, codes, edge_index, titles = load_tag_columnar(nodes, edges, class_names, allow_empty_text)
     except NeedsRowReader:
         return _load_tag_rows(nodes, edges, name, class_names, allow_empty_text)
     return build_tag(name, ids, texts, y, edge_index, class_names=codes, class_codes=codes,
-                     source=f"{nodes} + {edges}")
+                     source=f"{nodes} + {edges}", titles=titles)
 
 
 def _load_tag_rows(nodes: Path, edges: Path, name: str, class_names: Optional[Sequence[str]],
@@ -147,6 +148,7 @@ def _load_tag_rows(nodes: Path, edges: Path, name: str, class_names: Optional[Se
     ids: list[str] = []
     texts: list[str] = []
     labels: list[Optional[str]] = []
+    titles: list[str] = []
     first_line: dict[str, int] = {}
     allowed = None if class_names is None else set(class_names)
     for ln, rec in _records(nodes):
@@ -154,6 +156,9 @@ def _load_tag_rows(nodes: Path, edges: Path, name: str, class_names: Optional[Se
         text = _field(nodes, ln, rec, ("text",)).strip()
         label = _field(nodes, ln, rec, ("label",), required=False)
         label = label.strip() if label is not None and label.strip() else None
+        title = _field(nodes, ln, rec, ("title",), required=False)
+        if title is not None:
+            titles.append(title.strip())
         if not nid:
             raise MalformedRecordError(nodes, ln, "id", "a non-empty id", "''")
         if nid in first_line:
@@ -188,6 +193,7 @@ def _load_tag_rows(nodes: Path, edges: Path, name: str, class_names: Optional[Se
         class_names=codes,
         class_codes=codes,
         source=f"{nodes} + {edges}",
+        titles=titles if len(titles) == len(ids) else None,
     )
 
 

@@ -58,6 +58,8 @@ class TextAttributedGraph:
         x: optional native features ``[N, F]`` (bag of words for Planetoid).
         class_codes: optional short label of each class as found in the files (``ML``, ``IR``, ...).
         source: where the data came from (for messages).
+        titles: optional node titles, length ``N`` (a user TAG's ``title`` column): the references of
+            title generation, with ``texts`` the rest (``""`` = no title).
     """
 
     name: str
@@ -69,6 +71,7 @@ class TextAttributedGraph:
     x: Optional[Tensor] = None
     class_codes: Optional[list[str]] = None
     source: str = ""
+    titles: Optional[list[str]] = None
     _hash: Optional[str] = field(default=None, repr=False, compare=False)
 
     @property
@@ -164,6 +167,7 @@ def build_tag(
     class_codes: Optional[Sequence[str]] = None,
     x: Optional[Tensor] = None,
     source: str = "",
+    titles: Optional[Sequence[str]] = None,
 ) -> TextAttributedGraph:
     """Assemble a :class:`TextAttributedGraph` from plain lists (labels as class codes or ``None``)."""
     n = len(node_ids)
@@ -186,6 +190,7 @@ def build_tag(
         x=x,
         class_codes=None if class_codes is None else list(class_codes),
         source=source,
+        titles=None if titles is None else list(titles),
     )
 
 

@@ -177,6 +177,8 @@ class GraphSource:
         template does not split titles."""
         if self.tag.texts is None:
             return None, None
+        if self.tag.titles is not None:  # a title column: the text is the rest
+            return self.tag.titles[node] or None, self.tag.texts[node]
         if not self.template.split_title:
             return None, self.tag.texts[node]
         return split_title_abstract(self.tag.texts[node])

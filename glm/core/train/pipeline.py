@@ -241,19 +241,34 @@ def _held_out(config: RunConfig, data: DataBundle) -> None:
                             "nothing to adapt to or evaluate; adapt on another graph (data.split=new_graph)")
 
 
+def generation_samples(config: RunConfig, data: DataBundle, which: str = "train", draw: int = 0) -> list[Sample]:
+    """Title-generation samples of the ``data.generation`` nodes (``train`` / ``val`` / ``test``)."""
+    from glm.core.data import tasks as T
+    from glm.core.data.generation_split import generation_nodes
+
+    split = generation_nodes(data.source, config.data.generation, config.data.seed, draw)
+    return T.title_generation(data.source, getattr(split, which), max_abstract_words=config.data.max_text_words)
+
+
 def fewshot_samples(config: RunConfig, data: DataBundle) -> list[Sample]:
-    """Node-classification samples of the ``k_shot`` training nodes of the held-out classes."""
+    """Node-classification samples of the ``k_shot`` training nodes of the held-out classes (title
+    generation: its train examples)."""
     from glm.core.data import tasks as T
 
+    if config.data.task == "title_generation":
+        return generation_samples(config, data, "train")
     _held_out(config, data)
     return T.node_classification(data.source, data.split.train, classes=data.split.class_indices(data.tag, "heldout"),
                                  max_text_words=config.data.max_text_words, include_text=config.data.node_text)
 
 
 def eval_samples(config: RunConfig, data: DataBundle, which: str = "test") -> list[Sample]:
-    """Node-classification samples of the held-out classes' ``test`` (or ``val``) nodes."""
+    """Node-classification samples of the held-out classes' ``test`` (or ``val``) nodes (title generation:
+    its test / val nodes)."""
     from glm.core.data import tasks as T
 
+    if config.data.task == "title_generation":
+        return generation_samples(config, data, which)
     _held_out(config, data)
     nodes = data.split.test if which == "test" else data.split.val
     return T.node_classification(data.source, nodes, classes=data.split.class_indices(data.tag, "heldout"),
