@@ -96,8 +96,21 @@ def load_causal_lm(source: Union[str, Path], gguf_file: Optional[str] = None,
         raise LLMLoadError(f"load_causal_lm: folder {folder} not found (nothing is downloaded)")
     extra = {"gguf_file": gguf_file} if gguf_file else {}
     try:
+        if gguf_file and not kwargs:  # dequantised once, then read as a plain folder (glm.core.llm_cache)
+            from glm.core.llm_cache import cached_gguf_folder, restore_identity
+
+            def load_gguf():
+                return (AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=torch.float32,
+                                                             **extra),
+                        AutoTokenizer.from_pretrained(folder, local_files_only=True, **extra))
+
+            cached = cached_gguf_folder(folder, gguf_file, load_gguf)
+            if cached is not None:
+                folder, extra = cached, {}
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **extra)
         model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, dtype=dtype, **extra, **kwargs)
+        if gguf_file and not extra:
+            restore_identity(model, folder)
     except (OSError, ValueError) as err:
         raise LLMLoadError(f"load_causal_lm: could not load {folder}" + (f" / {gguf_file}" if gguf_file else "")
                            + f": {err}") from err
