@@ -1,4 +1,4 @@
-"""``glm bench fewshot``: the few-shot benchmark (every baseline and method side by side)."""
+"""``glm bench fewshot`` (every baseline and method side by side) and ``glm bench generation`` (title generation)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ QUICK_SEEDS = 3
 
 
 def add_commands(subparsers: Any) -> None:
-    p = subparsers.add_parser("bench", help="benchmarks: `glm bench fewshot CONFIG` (every baseline side by side)")
+    p = subparsers.add_parser("bench", help="benchmarks: `glm bench fewshot CONFIG` (every baseline side by side), "
+                                            "`glm bench generation CONFIG` (title generation)")
     sub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     f = sub.add_parser("fewshot", help="all rows on the config's few-shot split, over seeds: markdown, JSON, PNG")
     f.add_argument("config", help="YAML run configuration (e.g. examples/demo_pretrain.yaml)")
@@ -44,6 +45,45 @@ def add_commands(subparsers: Any) -> None:
                         "against k: curve.md, curve.json, curve.png")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_fewshot)
+
+    g = sub.add_parser("generation", help="title generation: every baseline and method on the same test nodes, "
+                                          "BLEU / ROUGE / GraphLAMA's BLEU, example outputs")
+    g.add_argument("config", help="a title-generation config (data.task: title_generation; "
+                                  "e.g. examples/title_generation.yaml)")
+    g.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
+    g.add_argument("--pretrain-config", help="pre-train the methods with this config (default: CONFIG)")
+    g.add_argument("--draws", type=int, default=1, help="draws of the training examples (default 1)")
+    g.add_argument("--rows", help="comma-separated rows (default: the standard set; `--rows list` prints all)")
+    g.add_argument("--output-dir", help="default runs/bench/<config>")
+    g.add_argument("--force", action="store_true", help="recompute rows already computed")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.set_defaults(func=cmd_generation)
+
+
+def cmd_generation(args: argparse.Namespace) -> int:
+    from glm.core.config import load_config
+    from glm.core.eval.bench_generation import DEFAULT_ROWS, ROWS, prepare, run_rows, write_report
+    from glm.core.train.outdir import RunLock
+
+    if args.rows == "list":
+        for name, spec in ROWS.items():
+            print(f"{name:<18} {spec.description}{'  (default)' if name in DEFAULT_ROWS else ''}")
+        return 0
+    if args.draws < 1:
+        raise CliError(f"--draws must be >= 1, found {args.draws}")
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(DEFAULT_ROWS)
+    out = Path(args.output_dir or Path("runs") / "bench" / Path(args.config).stem)
+    t0 = time.perf_counter()
+    with RunLock(out):
+        config = load_config(args.config, list(args.overrides))
+        pretrain = load_config(args.pretrain_config, list(args.overrides)) if args.pretrain_config else None
+        bench = prepare(config, out, pretrain, progress=not args.no_progress, force=args.force)
+        results = run_rows(bench, rows, args.draws, log=lambda line: print(line, file=sys.stderr))
+        paths = write_report(bench, results, args.draws)
+    print(paths["markdown"].read_text(encoding="utf-8"))
+    print(f"bench generation: {len(rows)} rows x {args.draws} draw(s) in {time.perf_counter() - t0:.0f} s -> "
+          + ", ".join(str(p) for p in paths.values()))
+    return 0
 
 
 def cmd_fewshot(args: argparse.Namespace) -> int:

@@ -156,11 +156,13 @@ class ModelConfig:
 class GenerationSplit:
     """The nodes of title generation (``data.task: title_generation``), drawn with ``data.seed`` from the
     nodes that have a title: ``train`` examples (a count, or a fraction < 1 of the titled nodes: 0.8 is
-    the official 80/20 split), ``val`` nodes, then ``test`` nodes (``None``: all the rest)."""
+    the official 80/20 split), ``val`` nodes, then ``test`` nodes (``None``: all the rest). ``draw > 0``
+    redraws the train examples from outside val and test (the bench's draws); the test nodes stay."""
 
     train: float = 5
     val: int = 0
     test: Optional[int] = 200
+    draw: int = 0
 
 
 @dataclass

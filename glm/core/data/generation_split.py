@@ -29,8 +29,9 @@ def titled_nodes(source: Any) -> list[int]:
     return [n for n in range(source.tag.num_nodes) if source.text_parts(n)[0]]
 
 
-def generation_nodes(source: Any, settings: Any, seed: int, draw: int = 0) -> GenerationNodes:
-    """The split of ``settings`` (:class:`~glm.core.config.GenerationSplit`); ``draw > 0`` redraws train."""
+def generation_nodes(source: Any, settings: Any, seed: int) -> GenerationNodes:
+    """The split of ``settings`` (:class:`~glm.core.config.GenerationSplit`); ``settings.draw > 0`` redraws train."""
+    draw = int(getattr(settings, "draw", 0))
     nodes = torch.tensor(titled_nodes(source), dtype=torch.long)
     if nodes.numel() == 0:
         raise DataValidationError(source.tag.source or source.tag.name, None, "title",

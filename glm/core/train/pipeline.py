@@ -241,12 +241,12 @@ def _held_out(config: RunConfig, data: DataBundle) -> None:
                             "nothing to adapt to or evaluate; adapt on another graph (data.split=new_graph)")
 
 
-def generation_samples(config: RunConfig, data: DataBundle, which: str = "train", draw: int = 0) -> list[Sample]:
+def generation_samples(config: RunConfig, data: DataBundle, which: str = "train") -> list[Sample]:
     """Title-generation samples of the ``data.generation`` nodes (``train`` / ``val`` / ``test``)."""
     from glm.core.data import tasks as T
     from glm.core.data.generation_split import generation_nodes
 
-    split = generation_nodes(data.source, config.data.generation, config.data.seed, draw)
+    split = generation_nodes(data.source, config.data.generation, config.data.seed)
     return T.title_generation(data.source, getattr(split, which), max_abstract_words=config.data.max_text_words)
 
 

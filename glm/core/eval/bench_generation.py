@@ -1,0 +1,294 @@
+"""``glm bench generation``: title generation, every baseline and method on the same test nodes.
+
+Rows (:data:`ROWS`):
+
+* ``neighbour_title``: the title of the graph neighbour most similar to the node (cosine of the node
+  features over its titled 1-hop neighbours; without one, the most similar training example's title). It
+  uses the structure and no LLM.
+* ``llm_zero_shot``: the LLM with the abstract and the question, no graph, no examples.
+* ``llm_icl``: the same with up to :data:`ICL_DEMOS` training examples (abstract -> title) in context.
+* ``graphgpt``, ``llaga``, ``graphlama``: the method pre-trained (once, on ``--pretrain-config`` or the
+  config) and adapted on the training examples (``data.generation.train``, default 5); ``<method>@0.8``:
+  adapted on 80 % of the titled nodes (the official 80/20 split; the adaptation's ``max_steps`` bounds how
+  many of them it sees).
+
+Draws: draw 0 uses the config's split, draw ``d > 0`` redraws the training examples from outside the
+validation and test nodes (``data.generation.draw``); the test nodes never change. Every row decodes
+the same way (``eval.do_sample`` / ``eval.temperature``, greedy by default; ``eval.max_new_tokens``).
+Each (row, draw) is stored under ``<out>/rows/`` with the hash of its settings and reused.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import statistics
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+from glm.core.eval.bench_settings import BenchError, config_hash
+from glm.core.io import atomic_write_text
+
+ICL_DEMOS = 3
+METHODS = ("graphgpt", "llaga", "graphlama")
+TABLE_METRICS = (("bleu", "BLEU"), ("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"),
+                 ("graphlama_bleu1", "GL-BLEU-1"), ("graphlama_bleu4", "GL-BLEU-4"),
+                 ("graphlama_charbleu4", "GL-charBLEU-4"))
+
+
+@dataclass
+class GenerationRow:
+    row: str
+    draw: int
+    scores: dict[str, float]
+    test_nodes: int
+    train_examples: int
+    train_seconds: float
+    infer_seconds_per_node: float
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _prompt(abstract: str, node: str = "paper") -> str:
+    from glm.core.data.tasks import CITATION
+
+    return f"Abstract: {abstract}\nQuestion: {replace(CITATION, node=node).title_generation_text()}"
+
+
+def generate_from_prompts(llm: Any, tokenizer: Any, prompts: Sequence[str], batch_size: int, max_new_tokens: int,
+                          do_sample: bool = False, temperature: float = 1.0, seed: int = 0) -> list[str]:
+    """Chat-template ``prompts`` decoded by ``llm`` (left padding, stop at EOS), first line of each reply."""
+    from glm.core.data.collate import GraphCollator
+    from glm.core.eval.generation import first_line
+
+    collate = GraphCollator(tokenizer, max_length=None, validate=False)
+    device = next(llm.parameters()).device
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
+                              "pad_token_id": tokenizer.pad_token_id}
+    if do_sample:
+        kwargs["temperature"] = temperature
+        torch.manual_seed(seed)
+    out: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        ids = [tokenizer(collate.render(p, "")[0], add_special_tokens=False)["input_ids"]
+               for p in prompts[start:start + batch_size]]
+        width = max(map(len, ids))
+        batch = torch.full((len(ids), width), collate.pad_id)
+        mask = torch.zeros_like(batch)
+        for r, row in enumerate(ids):
+            batch[r, width - len(row):] = torch.tensor(row)
+            mask[r, width - len(row):] = 1
+        with torch.no_grad():
+            new = llm.generate(input_ids=batch.to(device), attention_mask=mask.to(device), **kwargs)[:, width:]
+        out += [first_line(t) for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
+    return out
+
+
+@dataclass
+class GenerationBench:
+    """What every row shares: the config (``data.task: title_generation``), the data, the output folder."""
+
+    config: Any
+    data: Any
+    out: Path
+    pretrain_config: Any = None
+    progress: bool = True
+    force: bool = False
+    pretrained_now: set[str] = field(default_factory=set)
+    adapt: dict[str, Any] = field(default_factory=dict)  # the fewshot bench's AdaptSettings (unused: config's)
+    _llm: Any = None
+
+    def nodes(self, draw: int, train: Optional[float] = None):
+        from glm.core.data.generation_split import generation_nodes
+
+        settings = replace(self.config.data.generation, draw=draw, **({} if train is None else {"train": train}))
+        return generation_nodes(self.data.source, settings, self.config.data.seed)
+
+    @property
+    def test(self) -> list[int]:
+        return self.nodes(0).test
+
+    def adapt_for(self, method: str) -> None:
+        return None
+
+    def llm(self):
+        if self._llm is None:
+            from glm.core.llm import load_llm_from_config
+
+            self._llm = load_llm_from_config(self.config.model.llm)
+        return self._llm
+
+    def abstract(self, node: int) -> str:
+        from glm.core.data.tasks import clip_words
+
+        return clip_words(self.data.source.text_parts(node)[1] or "", self.config.data.max_text_words)
+
+    def title(self, node: int) -> str:
+        return self.data.source.text_parts(node)[0] or ""
+
+
+# -- rows -------------------------------------------------------------------------------------------
+
+
+def _neighbour_title(b: GenerationBench, draw: int) -> tuple[list[str], int, float]:
+    from glm.core.data.generation_split import titled_nodes
+
+    x = torch.nn.functional.normalize(b.data.source.x.float(), dim=-1)
+    src, dst = b.data.tag.edge_index  # sorted by source: each node's neighbours are one slice
+    ptr = torch.zeros(b.data.tag.num_nodes + 1, dtype=torch.long)
+    ptr[1:] = torch.bincount(src, minlength=b.data.tag.num_nodes).cumsum(0)
+    train = b.nodes(draw).train
+    titled = torch.zeros(b.data.tag.num_nodes, dtype=torch.bool)
+    titled[torch.tensor(titled_nodes(b.data.source), dtype=torch.long)] = True
+    out = []
+    for node in b.test:
+        nbrs = dst[ptr[node]:ptr[node + 1]]
+        nbrs = nbrs[titled[nbrs] & (nbrs != node)]
+        pool = nbrs if nbrs.numel() else torch.tensor(train)
+        best = int(pool[(x[pool] @ x[node]).argmax()])
+        out.append(b.title(best))
+    return out, len(train), 0.0
+
+
+def _text_row(icl: bool) -> Callable[[GenerationBench, int], tuple[list[str], int, float]]:
+    def run(b: GenerationBench, draw: int) -> tuple[list[str], int, float]:
+        llm, tok = b.llm()
+        node = b.data.source.template.node
+        demos = ""
+        if icl:
+            shots = b.nodes(draw).train[:ICL_DEMOS]
+            demos = "".join(f"Example {i + 1}:\nAbstract: {b.abstract(n)}\nTitle: {b.title(n)}\n\n"
+                            for i, n in enumerate(shots))
+        ev = b.config.eval
+        prompts = [demos + _prompt(b.abstract(n), node) for n in b.test]
+        return (generate_from_prompts(llm, tok, prompts, ev.batch_size, ev.max_new_tokens, ev.do_sample,
+                                      ev.temperature, draw), ICL_DEMOS if icl else 0, 0.0)
+    return run
+
+
+def _method_row(method: str, train: Optional[float] = None) -> Callable[[GenerationBench, int], Any]:
+    def run(b: GenerationBench, draw: int):
+        from glm.core.eval.generation import evaluate_generation
+        from glm.core.eval.method_rows import _config, pretrained
+        from glm.core.train.pipeline import eval_samples, make_collator, run_stage
+
+        base = pretrained(b, method)
+        out = b.out / "methods" / method / f"adapt{'' if train is None else f'@{train:g}'}-draw{draw}"
+        cfg = _config(b, method, "adapt", out, base)
+        gen = replace(cfg.data.generation, draw=draw, **({} if train is None else {"train": train}))
+        cfg.data = replace(cfg.data, task="title_generation", generation=gen)
+        result, model, _ = run_stage(cfg, progress=b.progress, data=b.data)
+        ev = cfg.eval
+        res = evaluate_generation(model, eval_samples(cfg, b.data, "test"), make_collator(cfg, model, b.data, True),
+                                  ev.batch_size, ev.max_new_tokens, ev.do_sample, ev.temperature, seed=draw)
+        return [o.output for o in res.outputs], len(b.nodes(draw, train).train), result.train_seconds
+    return run
+
+
+@dataclass(frozen=True)
+class GenRowSpec:
+    name: str
+    run: Callable[[GenerationBench, int], Any]
+    description: str
+    method: Optional[str] = None
+
+
+ROWS: dict[str, GenRowSpec] = {r.name: r for r in [
+    GenRowSpec("neighbour_title", _neighbour_title, "the most similar titled neighbour's title (no LLM)"),
+    GenRowSpec("llm_zero_shot", _text_row(False), "the LLM with the abstract, no graph, no examples"),
+    GenRowSpec("llm_icl", _text_row(True), f"the LLM with {ICL_DEMOS} training examples in context"),
+    *[GenRowSpec(m, _method_row(m), f"{m}: pre-trained, adapted on the training examples", m) for m in METHODS],
+    *[GenRowSpec(f"{m}@0.8", _method_row(m, 0.8), f"{m}: pre-trained, adapted on the 80 % split", m) for m in METHODS],
+]}
+DEFAULT_ROWS = ("neighbour_title", "llm_zero_shot", "llm_icl", "graphgpt", "llaga", "graphlama", "graphlama@0.8")
+
+
+def run_rows(b: GenerationBench, rows: Sequence[str], draws: int, log: Callable[[str], None] = print
+             ) -> list[GenerationRow]:
+    from glm.core.eval.text_metrics import generation_scores
+
+    unknown = [r for r in rows if r not in ROWS]
+    if unknown:
+        raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
+    if b.config.data.task != "title_generation":
+        raise BenchError("glm bench generation needs a title-generation config (data.task: title_generation)")
+    test = b.test
+    refs = [b.title(n) for n in test]
+    found: list[GenerationRow] = []
+    for name in rows:
+        spec = ROWS[name]
+        digest = config_hash(b.config, None, b.pretrain_config if spec.method else None)
+        for draw in range(draws if name != "llm_zero_shot" else 1):
+            path = b.out / "rows" / name / f"draw-{draw}.json"
+            if not b.force and path.is_file():
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                if saved.get("config_hash") == digest:
+                    found.append(GenerationRow(**saved["result"]))
+                    continue
+            t0 = time.perf_counter()
+            outputs, n_train, train_s = spec.run(b, draw)
+            infer_s = (time.perf_counter() - t0 - train_s) / max(len(test), 1)
+            examples = [{"node": n, "reference": r, "output": o} for n, r, o in list(zip(test, refs, outputs))[:5]]
+            row = GenerationRow(name, draw, generation_scores(outputs, refs), len(test), n_train, train_s, infer_s,
+                                examples)
+            atomic_write_text(json.dumps({"config_hash": digest, "result": asdict(row)}, indent=1), path)
+            found.append(row)
+        log(f"{name}: done")
+    return found
+
+
+def summarise(results: Sequence[GenerationRow]) -> list[dict[str, Any]]:
+    rows: dict[str, list[GenerationRow]] = {}
+    for r in results:
+        rows.setdefault(r.row, []).append(r)
+    out = []
+    for name, rs in rows.items():
+        entry: dict[str, Any] = {"row": name, "draws": len(rs), "train_examples": rs[0].train_examples,
+                                 "train_seconds": statistics.fmean(r.train_seconds for r in rs),
+                                 "infer_seconds_per_node": statistics.fmean(r.infer_seconds_per_node for r in rs),
+                                 "examples": rs[0].examples}
+        for key in rs[0].scores:
+            values = [r.scores[key] for r in rs]
+            entry[key] = statistics.fmean(values)
+            entry[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+        out.append(entry)
+    return out
+
+
+def markdown(summary: Sequence[dict[str, Any]], title: str) -> str:
+    head = "| row | draws | train examples | " + " | ".join(label for _, label in TABLE_METRICS) + " | s/node |"
+    lines = [f"# {title}", "", head, "|" + "---|" * (len(TABLE_METRICS) + 4)]
+    for s in summary:
+        cells = [f"{s[k]:.2f} ± {s[k + '_std']:.2f}" if not k.startswith("graphlama") else
+                 f"{s[k]:.3f} ± {s[k + '_std']:.3f}" for k, _ in TABLE_METRICS]
+        lines.append(f"| {s['row']} | {s['draws']} | {s['train_examples']} | " + " | ".join(cells)
+                     + f" | {s['infer_seconds_per_node']:.2f} |")
+    lines += ["", "BLEU: sacrebleu corpus BLEU; ROUGE: rouge-score F1 (stemmed); both 0-100. GL-BLEU: GraphLAMA's "
+              "own BLEU (nltk sentence BLEU with output and title swapped, no smoothing; charBLEU on characters), "
+              "0-1, not comparable to BLEU (docs/bench.md).", "", "## Example outputs (draw 0)", ""]
+    for s in summary:
+        lines.append(f"**{s['row']}**")
+        lines += [f"- node {e['node']}: {e['output']!r} (reference: {e['reference']!r})" for e in s["examples"][:3]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_report(b: GenerationBench, results: Sequence[GenerationRow], draws: int) -> dict[str, Path]:
+    summary = summarise(results)
+    title = (f"Title generation on {b.data.tag.name}: {len(b.test)} test nodes, "
+             f"{b.config.data.generation.train:g} training examples, {draws} draw(s), LLM {b.config.model.llm.name}")
+    paths = {"markdown": b.out / "bench.md", "json": b.out / "bench.json"}
+    atomic_write_text(markdown(summary, title), paths["markdown"])
+    atomic_write_text(json.dumps({"title": title, "summary": summary}, indent=1), paths["json"])
+    return paths
+
+
+def prepare(config: Any, out: Path, pretrain_config: Any = None, progress: bool = True, force: bool = False):
+    """A :class:`GenerationBench` of ``config`` (its data prepared)."""
+    from glm.core.train.pipeline import prepare_data
+
+    return GenerationBench(copy.deepcopy(config), prepare_data(config, progress=progress), out, pretrain_config,
+                           progress, force)
