@@ -1,7 +1,6 @@
 """Measured peaks: run a few real training steps of the GraphLanguageModel and record memory.
 
-Each probe runs in a fresh Python process (``python -m glm.core.plan.probe SPEC_JSON``) so
-measurements are independent of one another and of the caller.
+Each probe runs in a fresh process (``python -m glm.core.plan.probe SPEC_JSON``): measurements are independent.
 
 Two runners
 -----------
@@ -24,10 +23,8 @@ What is measured
   high-water mark is reset (``/proc/self/clear_refs``, value 5) and ``VmHWM - VmRSS(before)`` is
   read after the steps. glibc is told to serve every allocation above 64 KiB with ``mmap``
   (``MALLOC_MMAP_THRESHOLD_``) so freed tensors leave the RSS at once and the high-water mark
-  tracks live tensors; MKL's own buffer cache is turned off for the same reason
-  (``MKL_DISABLE_FAST_MM``: it keeps the packing buffers of the largest GEMM so far resident, 5-7 MiB
-  for SmolLM2's LM head, which is not a tensor and not in the estimate; measured with
-  ``torch.profiler``'s memory timeline, whose live tensors matched the estimate within 1 %).
+  tracks live tensors; so is MKL's buffer cache (``MKL_DISABLE_FAST_MM``: it keeps the largest GEMM's
+  packing buffers, 5-7 MiB for SmolLM2's LM head, resident; not a tensor, so not estimated).
 
 What stays resident before the measured steps (the weights, and with the recipe runner also
 the optimizer states, DeepSpeed's fp32 partitions and gradient buckets and the allocator and
