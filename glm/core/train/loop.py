@@ -15,14 +15,11 @@ launcher the process sets single-process defaults (``RANK=0``, ``WORLD_SIZE=1``,
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
 import random
 import shutil
-import socket
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +31,8 @@ import torch
 from glm.core.config import RunConfig, save_config
 from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
-from glm.core.train.ds_compat import (exclude_tied_frozen, offload_optimizer_fallback, release_shm_buffer,
-                                      use_venv_extensions_dir)
+from glm.core.train.dist import DistInfo, init_distributed, own_process_group  # noqa: F401  (re-exported)
+from glm.core.train.ds_compat import exclude_tied_frozen, offload_optimizer_fallback
 from glm.core.train.dsconfig import RecipeError, load_recipe, recipe_hints, resolve_recipe, zero_stage
 from glm.core.train.log import TrainLogger
 from glm.core.train.log import logger as train_logger
@@ -57,61 +54,6 @@ class TrainingError(GlmError, RuntimeError):
 
 
 # -- process set-up -------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int
-    local_rank: int
-    world_size: int
-    device: torch.device
-    backend: str
-
-
-def init_distributed() -> DistInfo:
-    """Initialise ``torch.distributed`` through DeepSpeed (idempotent).
-
-    Uses the launcher's environment when present; otherwise single-process defaults.
-    The backend is NCCL on CUDA and gloo on DeepSpeed's CPU accelerator.
-    """
-    env = os.environ
-    env.setdefault("RANK", "0")
-    env.setdefault("LOCAL_RANK", "0")
-    env.setdefault("WORLD_SIZE", "1")
-    env.setdefault("MASTER_ADDR", "127.0.0.1")
-    if "MASTER_PORT" not in env:
-        env["MASTER_PORT"] = str(_free_port())
-    env.setdefault("LOCAL_SIZE", env.get("LOCAL_WORLD_SIZE", "1"))
-    use_venv_extensions_dir()  # one build of DeepSpeed's CPU ops per venv, whatever the entry point
-    # DeepSpeed's logger binds sys.stdout when it is imported and its op builder prints: keep both off
-    # stdout, which carries results ("Setting accelerator to CPU", "shm_comm_op built successfully")
-    with contextlib.redirect_stdout(sys.stderr):
-        import deepspeed
-        from deepspeed.accelerator import get_accelerator
-
-        accel = get_accelerator()
-        backend = "nccl" if accel.device_name() == "cuda" else "gloo"
-        deepspeed.init_distributed(dist_backend=backend, verbose=False)
-    import torch.distributed as dist
-
-    rank, world = dist.get_rank(), dist.get_world_size()
-    release_shm_buffer(rank, world)
-    local_rank = int(env.get("LOCAL_RANK", 0))
-    if accel.device_name() == "cuda":
-        accel.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
-        local_size = max(int(env.get("LOCAL_SIZE", 1)), 1)
-        if local_size > 1:  # share the cores between the ranks of this node
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_size))
-    return DistInfo(rank, local_rank, world, device, backend)
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
@@ -207,13 +149,13 @@ class Trainer:
     def train(self) -> TrainResult:
         """Run the whole stage; the output directory is locked throughout and rolled back (previous
         run restored, new files removed) if the run fails before its first checkpoint."""
-        dist = init_distributed()
-        resume = ckpt.resolve_resume(self.config.training.resume, self.config.training.output_dir)
-        if resume is not None:
-            ckpt.check_resume_config(resume, self.config)
-        with RunDirectory(self.config, resume, dist.rank, dist.world_size) as run_dir:
-            self._run_dir = run_dir
-            return self._train(dist, resume, run_dir.path)
+        with own_process_group() as dist:
+            resume = ckpt.resolve_resume(self.config.training.resume, self.config.training.output_dir)
+            if resume is not None:
+                ckpt.check_resume_config(resume, self.config)
+            with RunDirectory(self.config, resume, dist.rank, dist.world_size) as run_dir:
+                self._run_dir = run_dir
+                return self._train(dist, resume, run_dir.path)
 
     def _train(self, dist: DistInfo, resume: Optional[Path], out: Path) -> TrainResult:
         import deepspeed
