@@ -85,7 +85,9 @@ def own_process_group():
         yield init_distributed()
     finally:
         if owned and tdist.is_initialized():
-            tdist.destroy_process_group()
+            import deepspeed.comm
+
+            deepspeed.comm.destroy_process_group()  # torch's group and DeepSpeed's references to it
             for key, value in before.items():
                 if value is None:
                     os.environ.pop(key, None)
