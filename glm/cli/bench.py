@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from glm.cli.common import CliError, add_backend_argument
+from glm.cli.common import CliError, IntermixedParser, add_backend_argument
 
 QUICK = ("training.max_steps=8", "data.test_per_class=10")
 QUICK_SEEDS = 3
@@ -19,6 +19,7 @@ def add_commands(subparsers: Any) -> None:
                                             "`glm bench generation CONFIG` (title generation)")
     sub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     f = sub.add_parser("fewshot", help="all rows on the config's few-shot split, over seeds: markdown, JSON, PNG")
+    f.__class__ = IntermixedParser  # key=value overrides may follow options, as in glm pretrain
     f.add_argument("config", help="YAML run configuration (e.g. examples/demo_pretrain.yaml)")
     f.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
     f.add_argument("--adapt-config", action="append", default=[], metavar="[METHOD=]PATH",
@@ -48,6 +49,7 @@ def add_commands(subparsers: Any) -> None:
 
     g = sub.add_parser("generation", help="title generation: every baseline and method on the same test nodes, "
                                           "BLEU / ROUGE / GraphLAMA's BLEU, example outputs")
+    g.__class__ = IntermixedParser
     g.add_argument("config", help="a title-generation config (data.task: title_generation; "
                                   "e.g. examples/title_generation.yaml)")
     g.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")

@@ -99,6 +99,15 @@ def test_plan_takes_overrides_after_options(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)
 
 
+def test_bench_commands_take_overrides_after_options():
+    from glm.cli.main import build_parser
+
+    for argv in (["bench", "fewshot", "c.yaml", "--seeds", "2", "data.k_shot=3", "--force"],
+                 ["bench", "generation", "c.yaml", "--draws", "2", "data.generation.test=9", "--force"]):
+        args = build_parser().parse_args(argv)
+        assert args.overrides == [argv[4]] and args.force, argv
+
+
 def test_convert_on_a_pickle_names_the_refused_global(tmp_path, capsys):
     import argparse
 
