@@ -105,7 +105,7 @@ def test_bench_commands_take_overrides_after_options():
     for argv in (["bench", "fewshot", "c.yaml", "--seeds", "2", "data.k_shot=3", "--force"],
                  ["bench", "generation", "c.yaml", "--draws", "2", "data.generation.test=9", "--force"]):
         args = build_parser().parse_args(argv)
-        assert args.overrides == [argv[4]] and args.force, argv
+        assert args.overrides == [argv[5]] and args.force, argv
 
 
 def test_convert_on_a_pickle_names_the_refused_global(tmp_path, capsys):
