@@ -233,6 +233,9 @@ class DataConfig:
     # title_generation (the nodes of ``generation``)
     task: str = "node_classification"
     generation: GenerationSplit = field(default_factory=GenerationSplit)
+    # node features smoothed over this many hops before the encoder reads them (SGC-style,
+    # glm.core.data.propagate); 0 = off. Adapters record it: a graph side trained on other features is refused
+    propagate: int = 0
 
 
 @dataclass

@@ -81,6 +81,7 @@ RULES: dict[str, Range] = {
     "data.generation.val": AT_LEAST_0,
     "data.generation.test": AT_LEAST_1,
     "data.generation.draw": AT_LEAST_0,
+    "data.propagate": Range(0, 8),
     "training.learning_rate": POSITIVE,
     "training.weight_decay": AT_LEAST_0,
     "training.num_epochs": AT_LEAST_0,

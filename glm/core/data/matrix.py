@@ -44,8 +44,10 @@ def feature_source_id(spec: str) -> str:
 
 def feature_source(data: Any) -> str:
     """What a ``data`` config section's node features come from, as adapters record it: the embedder's name,
-    or ``matrix:<file>`` for ``data.features``."""
-    return feature_source_id(data.features) if getattr(data, "features", None) else data.embedder
+    or ``matrix:<file>`` for ``data.features``, with ``+propagate<K>`` for ``data.propagate``."""
+    base = feature_source_id(data.features) if getattr(data, "features", None) else data.embedder
+    hops = int(getattr(data, "propagate", 0) or 0)
+    return f"{base}+propagate{hops}" if hops else base
 
 
 def read_matrix(spec: str) -> np.ndarray:

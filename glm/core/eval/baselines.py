@@ -23,6 +23,8 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
+from glm.core.data.propagate import propagate
+
 
 @dataclass
 class RowResult:
@@ -61,20 +63,6 @@ def linear_probe(x: Tensor, train: Sequence[int], train_y: Sequence[int], test: 
     """Logistic regression on the rows ``train`` of ``x`` (``[N, F]`` node features)."""
     pred, fit_s, infer_s = fit_predict(x[list(train)].float(), train_y, x[list(test)].float(), seed)
     return RowResult(pred, fit_s, infer_s, trainable_params=(x.shape[1] + 1) * len(set(train_y)))
-
-
-def propagate(x: Tensor, edge_index: Tensor, hops: int = 2) -> Tensor:
-    """``(D^-1/2 (A + I) D^-1/2)^hops x`` over an undirected ``edge_index [2, E]``; ``[N, F]``."""
-    n = x.shape[0]
-    both = torch.cat([edge_index, edge_index.flip(0)], dim=1)
-    both = both[:, both[0] != both[1]]
-    src, dst = torch.unique(torch.cat([both, torch.arange(n).repeat(2, 1)], dim=1), dim=1)  # one self loop each
-    deg = torch.zeros(n).index_add_(0, dst, torch.ones(dst.numel()))
-    w = deg[src].rsqrt() * deg[dst].rsqrt()
-    out = x.float()
-    for _ in range(hops):
-        out = torch.zeros_like(out).index_add_(0, dst, out[src] * w[:, None])
-    return out
 
 
 def sgc_probe(x: Tensor, edge_index: Tensor, train: Sequence[int], train_y: Sequence[int], test: Sequence[int],

@@ -112,7 +112,7 @@ class BenchContext:
 def _feature_row(kind: str) -> Callable[[BenchContext, int], RowResult]:
     def run(ctx: BenchContext, seed: int) -> RowResult:
         shots = ctx.shots(seed)
-        x = ctx.data.source.x
+        x = ctx.data.source.x if ctx.data.raw_x is None else ctx.data.raw_x  # before data.propagate
         if kind == "linear_probe":
             return linear_probe(x, shots, ctx.label_index(shots), ctx.test, seed)
         return sgc_probe(x, ctx.tag.edge_index, shots, ctx.label_index(shots), ctx.test, seed=seed)

@@ -134,6 +134,7 @@ class DataBundle:
     source: Any  # glm.core.data.tasks.GraphSource
     split: Any  # glm.core.data.splits.FewShotSplit
     task_encoder: Any  # glm.core.text.TaskTextEncoder
+    raw_x: Any = None  # the features before data.propagate (the bench's feature baselines read these)
 
 
 def prepare_data(config: RunConfig, progress: bool = False, tag: Any = None, x: Optional[torch.Tensor] = None) -> DataBundle:
@@ -159,6 +160,11 @@ def prepare_data(config: RunConfig, progress: bool = False, tag: Any = None, x: 
         x = matrix_features(d.features, tag.num_nodes, config.model.encoder.in_dim)
     else:
         x = node_features(tag, embedder, dim=config.model.encoder.in_dim, cache_dir=d.cache_dir, progress=progress)
+    raw_x = None
+    if d.propagate:
+        from glm.core.data.propagate import propagate
+
+        raw_x, x = x, propagate(x, tag.edge_index, d.propagate)
     source = GraphSource(tag, x, d.fanout, d.seed, cache_dir=d.cache_dir, template=prompt_template(config))
     # new_graph: every class is new (all "held out"); pretrain_graph: every class pre-trains (none held out)
     n_way = {"new_graph": tag.num_classes, "pretrain_graph": 0}.get(d.split, d.n_way)
@@ -166,7 +172,7 @@ def prepare_data(config: RunConfig, progress: bool = False, tag: Any = None, x: 
                                 val_per_class=d.val_per_class, test_per_class=d.test_per_class)
     task_dim = getattr(config.model.method_config, "task_embedding_dim", None)
     task_encoder = TaskTextEncoder(embedder, dim=task_dim) if task_dim else None
-    return DataBundle(tag, source, split, task_encoder)
+    return DataBundle(tag, source, split, task_encoder, raw_x)
 
 
 def prompt_template(config: RunConfig):
