@@ -88,7 +88,7 @@ def main() -> None:
             model.train_loss = loss
             times, flops, tokens = [], [], []
             for i, batch in enumerate(batches):
-                t = _timed(lambda: _step(model, batch, opt))
+                t = _timed(lambda m=model, b=batch, o=opt: _step(m, b, o))
                 if i == 0:
                     continue  # warm-up
                 times.append(t)

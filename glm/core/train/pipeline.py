@@ -120,7 +120,7 @@ def check_feature_compatibility(config: RunConfig, init_from: str | os.PathLike)
              for k, v in mine.items() if saved.get(k) != v]
     if diffs:
         raise PipelineError(f"training.init_from={init_from}: node features differ ({'; '.join(diffs)}); use the "
-                            "same data.embedder and model.encoder.in_dim as the pre-training")
+                            "same data.embedder, data.propagate and model.encoder.in_dim as the pre-training")
 
 
 # -- data -------------------------------------------------------------------------------------
