@@ -74,6 +74,10 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--classes", type=int, default=40)
     p.add_argument("--feature-dim", type=int, default=128)
     p.add_argument("--homophily", type=float, default=0.8, help="share of edges inside a class (default 0.8)")
+    p.add_argument("--text-signal", type=float, default=0.3,
+                   help="chance that a text word is one of its class's topic words (default 0.3; 0 = texts carry no class)")
+    p.add_argument("--feature-noise", type=float, default=2.0,
+                   help="standard deviation of the features' noise around the class centroid (default 2.0)")
     p.add_argument("--format", choices=("parquet", "csv"), default="parquet")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
@@ -260,11 +264,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
         degree = DENSITIES[args.density] if args.density in DENSITIES else float(args.density)
     except ValueError:
         raise CliError(f"--density: arxiv, products or a number, found {args.density!r}") from None
-    if args.nodes < 2 or args.classes < 1 or degree <= 0 or not 0 <= args.homophily <= 1:
-        raise CliError(f"glm data synth: need --nodes >= 2, --classes >= 1, a density > 0 and --homophily in [0, 1] "
-                       f"(found {args.nodes}, {args.classes}, {degree}, {args.homophily})")
+    if (args.nodes < 2 or args.classes < 1 or degree <= 0 or not 0 <= args.homophily <= 1
+            or not 0 <= args.text_signal <= 1 or not args.feature_noise >= 0):
+        raise CliError(f"glm data synth: need --nodes >= 2, --classes >= 1, a density > 0, --homophily and --text-signal "
+                       f"in [0, 1] and --feature-noise >= 0 (found {args.nodes}, {args.classes}, {degree}, "
+                       f"{args.homophily}, {args.text_signal}, {args.feature_noise})")
     t0 = time.perf_counter()
-    spec = SynthSpec(args.nodes, degree, args.classes, args.feature_dim, homophily=args.homophily, seed=args.seed)
+    spec = SynthSpec(args.nodes, degree, args.classes, args.feature_dim, homophily=args.homophily,
+                     text_signal=args.text_signal, feature_noise=args.feature_noise, seed=args.seed)
     paths = write_synthetic(args.output, spec, args.format)
     print(f"synthetic TAG: {args.nodes:,} nodes, ~{int(args.nodes * degree / 2):,} edges, {args.classes} classes in "
           f"{time.perf_counter() - t0:.1f}s -> " + ", ".join(str(p) for p in paths.values()))
