@@ -6,7 +6,8 @@ Rows (:data:`ROWS`):
   features over its titled 1-hop neighbours; without one, the most similar training example's title). It
   uses the structure and no LLM.
 * ``llm_zero_shot``: the LLM with the abstract and the question, no graph, no examples.
-* ``llm_icl``: the same with up to :data:`ICL_DEMOS` training examples (abstract -> title) in context.
+* ``llm_icl``: the same with up to :data:`ICL_DEMOS` training examples as earlier turns of the chat
+  (the abstract and question, then the title as the assistant's reply).
 * ``graphgpt``, ``llaga``, ``graphlama``: the method pre-trained (once, on ``--pretrain-config`` or the
   config) and adapted on the training examples (``data.generation.train``, default 5); ``<method>@0.8``:
   adapted on 80 % of the titled nodes (the official 80/20 split; the adaptation's ``max_steps`` bounds how
@@ -58,25 +59,35 @@ def _prompt(abstract: str, node: str = "paper") -> str:
     return f"Abstract: {abstract}\nQuestion: {replace(CITATION, node=node).title_generation_text()}"
 
 
-def generate_from_prompts(llm: Any, tokenizer: Any, prompts: Sequence[str], batch_size: int, max_new_tokens: int,
-                          do_sample: bool = False, temperature: float = 1.0, seed: int = 0) -> list[str]:
-    """Chat-template ``prompts`` decoded by ``llm`` (left padding, stop at EOS), first line of each reply."""
-    from glm.core.data.collate import GraphCollator
+def _chat_ids(tokenizer: Any, chat: Sequence[dict[str, str]]) -> list[int]:
+    if getattr(tokenizer, "chat_template", None):
+        return list(tokenizer.apply_chat_template(list(chat), add_generation_prompt=True, tokenize=True,
+                                                  return_dict=True)["input_ids"])
+    from glm.core.data.collate import PLAIN_TEMPLATE  # no template: glm's plain "User: ... Assistant: " turns
+
+    text = "".join(PLAIN_TEMPLATE.format(prompt=m["content"]) if m["role"] == "user" else m["content"] + "\n"
+                   for m in chat)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def generate_from_chats(llm: Any, tokenizer: Any, chats: Sequence[list[dict[str, str]]], batch_size: int,
+                        max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
+                        seed: int = 0) -> list[str]:
+    """The LLM's next assistant turn of each chat (``[{"role", "content"}, ...]``), decoded in batches with
+    left padding and stopped at EOS; the first line of each reply."""
     from glm.core.eval.generation import first_line
 
-    collate = GraphCollator(tokenizer, max_length=None, validate=False)
     device = next(llm.parameters()).device
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample,
-                              "pad_token_id": tokenizer.pad_token_id}
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "pad_token_id": pad}
     if do_sample:
         kwargs["temperature"] = temperature
         torch.manual_seed(seed)
     out: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        ids = [tokenizer(collate.render(p, "")[0], add_special_tokens=False)["input_ids"]
-               for p in prompts[start:start + batch_size]]
+    for start in range(0, len(chats), batch_size):
+        ids = [_chat_ids(tokenizer, c) for c in chats[start:start + batch_size]]
         width = max(map(len, ids))
-        batch = torch.full((len(ids), width), collate.pad_id)
+        batch = torch.full((len(ids), width), pad)
         mask = torch.zeros_like(batch)
         for r, row in enumerate(ids):
             batch[r, width - len(row):] = torch.tensor(row)
@@ -154,18 +165,20 @@ def _neighbour_title(b: GenerationBench, draw: int) -> tuple[list[str], int, flo
 
 
 def _text_row(icl: bool) -> Callable[[GenerationBench, int], tuple[list[str], int, float]]:
+    """Zero-shot: one user turn (abstract + question). ICL: the training examples as earlier turns of the
+    same chat (user: abstract + question, assistant: its title), then the test node's turn."""
     def run(b: GenerationBench, draw: int) -> tuple[list[str], int, float]:
         llm, tok = b.llm()
         node = b.data.source.template.node
-        demos = ""
+        demos: list[dict[str, str]] = []
         if icl:
-            shots = b.nodes(draw).train[:ICL_DEMOS]
-            demos = "".join(f"Example {i + 1}:\nAbstract: {b.abstract(n)}\nTitle: {b.title(n)}\n\n"
-                            for i, n in enumerate(shots))
+            for n in b.nodes(draw).train[:ICL_DEMOS]:
+                demos += [{"role": "user", "content": _prompt(b.abstract(n), node)},
+                          {"role": "assistant", "content": b.title(n)}]
         ev = b.config.eval
-        prompts = [demos + _prompt(b.abstract(n), node) for n in b.test]
-        return (generate_from_prompts(llm, tok, prompts, ev.batch_size, ev.max_new_tokens, ev.do_sample,
-                                      ev.temperature, draw), ICL_DEMOS if icl else 0, 0.0)
+        chats = [[*demos, {"role": "user", "content": _prompt(b.abstract(n), node)}] for n in b.test]
+        return (generate_from_chats(llm, tok, chats, ev.batch_size, ev.max_new_tokens, ev.do_sample,
+                                    ev.temperature, draw), ICL_DEMOS if icl else 0, 0.0)
     return run
 
 
