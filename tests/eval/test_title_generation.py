@@ -47,11 +47,11 @@ def test_adapt_eval_and_bench_on_titles(tmp_path, monkeypatch, capsys):
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6 and all(set(r) == {"node", "reference", "output"} and r["reference"] for r in rows)
     bench = tmp_path / "bench"
-    assert main(["bench", "generation", str(cfg), "--rows", "neighbour_title,llm_zero_shot,graphlama",
+    assert main(["bench", "generation", str(cfg), "--rows", "neighbour_title,llm_zero_shot,llm_icl,graphlama",
                  "--output-dir", str(bench), "--no-progress"]) == 0
     report = json.loads((bench / "bench.json").read_text())
     rows = {s["row"]: s for s in report["summary"]}
-    assert set(rows) == {"neighbour_title", "llm_zero_shot", "graphlama"}
+    assert set(rows) == {"neighbour_title", "llm_zero_shot", "llm_icl", "graphlama"}
     assert all(0.0 <= s["bleu"] <= 100.0 and len(s["examples"]) == 5 for s in rows.values())
     assert rows["graphlama"]["train_examples"] == 3 and (bench / "methods" / "graphlama" / "pretrain").is_dir()
     assert "Example outputs" in (bench / "bench.md").read_text()
