@@ -167,3 +167,23 @@ def test_third_party_dataset_hook():
     register_datasets(lambda *a, **k: reg.add_dataset(*a, plugin="x", **k))
     reg.add_dataset("mine", lambda **_: synthetic_tag(num_nodes=8), plugin="third")
     assert reg.dataset("mine").loader().num_nodes == 8
+
+
+@pytest.mark.parametrize("reader", ["columnar", "rows"])
+def test_a_title_column_gives_title_generation_its_references(tmp_path, reader, monkeypatch):
+    from glm.core.data.generation_split import titled_nodes
+    from glm.core.data.tasks import GENERIC, GraphSource
+
+    nodes = _write(tmp_path / "n.csv", "id,title,text,label\na,Graph Tokens,we splice nodes,x\nb,,no title here,y\n"
+                                       "c,Soft Prompts,we tune prompts,x\n")
+    edges = _write(tmp_path / "e.csv", "source,target\na,b\nb,c\n")
+    if reader == "rows":  # the row reader, which names a bad record, must read titles the same way
+        from glm.core.data import loaders
+
+        monkeypatch.setattr(loaders, "load_tag_columnar",
+                            lambda *a, **k: (_ for _ in ()).throw(loaders.NeedsRowReader("forced")))
+    tag = load_tag_files(nodes, edges)
+    assert tag.titles == ["Graph Tokens", "", "Soft Prompts"] and tag.texts[0] == "we splice nodes"
+    source = GraphSource(tag, torch.zeros(3, 4), [2], 0, template=GENERIC)
+    assert source.text_parts(0) == ("Graph Tokens", "we splice nodes") and source.text_parts(1) == (None, "no title here")
+    assert titled_nodes(source) == [0, 2]
