@@ -9,9 +9,10 @@ Rows (:data:`ROWS`):
 * ``llm_icl``: the same with up to :data:`ICL_DEMOS` training examples as earlier turns of the chat
   (the abstract and question, then the title as the assistant's reply).
 * ``graphgpt``, ``llaga``, ``graphlama``: the method pre-trained (once, on ``--pretrain-config`` or the
-  config) and adapted on the training examples (``data.generation.train``, default 5); ``<method>@0.8``:
-  adapted on 80 % of the titled nodes (the official 80/20 split; the adaptation's ``max_steps`` bounds how
-  many of them it sees).
+  config) and adapted on the training examples (``data.generation.train``, default 5); a method adapts the
+  ``model.stage_extra`` patterns it has parameters for (LLaGA has no encoder); ``<method>@0.8``: adapted
+  on 80 % of the titled nodes (the official 80/20 split; the adaptation's ``max_steps`` bounds how many of
+  them it sees).
 
 Draws: draw 0 uses the config's split, draw ``d > 0`` redraws the training examples from outside the
 validation and test nodes (``data.generation.draw``); the test nodes never change. Every row decodes
