@@ -145,7 +145,7 @@ class GenerationBench:
 # -- rows -------------------------------------------------------------------------------------------
 
 
-def _neighbour_title(b: GenerationBench, draw: int) -> tuple[list[str], int, float]:
+def _neighbour_title(b: GenerationBench, draw: int) -> tuple[list[str], int, float, float]:
     from glm.core.data.generation_split import titled_nodes
 
     x = torch.nn.functional.normalize(b.data.source.x.float(), dim=-1)
@@ -155,20 +155,20 @@ def _neighbour_title(b: GenerationBench, draw: int) -> tuple[list[str], int, flo
     train = b.nodes(draw).train
     titled = torch.zeros(b.data.tag.num_nodes, dtype=torch.bool)
     titled[torch.tensor(titled_nodes(b.data.source), dtype=torch.long)] = True
-    out = []
+    out, t0 = [], time.perf_counter()
     for node in b.test:
         nbrs = dst[ptr[node]:ptr[node + 1]]
         nbrs = nbrs[titled[nbrs] & (nbrs != node)]
         pool = nbrs if nbrs.numel() else torch.tensor(train)
         best = int(pool[(x[pool] @ x[node]).argmax()])
         out.append(b.title(best))
-    return out, len(train), 0.0
+    return out, len(train), 0.0, time.perf_counter() - t0
 
 
-def _text_row(icl: bool) -> Callable[[GenerationBench, int], tuple[list[str], int, float]]:
+def _text_row(icl: bool) -> Callable[[GenerationBench, int], tuple[list[str], int, float, float]]:
     """Zero-shot: one user turn (abstract + question). ICL: the training examples as earlier turns of the
     same chat (user: abstract + question, assistant: its title), then the test node's turn."""
-    def run(b: GenerationBench, draw: int) -> tuple[list[str], int, float]:
+    def run(b: GenerationBench, draw: int) -> tuple[list[str], int, float, float]:
         llm, tok = b.llm()
         node = b.data.source.template.node
         demos: list[dict[str, str]] = []
@@ -178,8 +178,10 @@ def _text_row(icl: bool) -> Callable[[GenerationBench, int], tuple[list[str], in
                           {"role": "assistant", "content": b.title(n)}]
         ev = b.config.eval
         chats = [[*demos, {"role": "user", "content": _prompt(b.abstract(n), node)}] for n in b.test]
-        return (generate_from_chats(llm, tok, chats, ev.batch_size, ev.max_new_tokens, ev.do_sample,
-                                    ev.temperature, draw), ICL_DEMOS if icl else 0, 0.0)
+        t0 = time.perf_counter()
+        outputs = generate_from_chats(llm, tok, chats, ev.batch_size, ev.max_new_tokens, ev.do_sample,
+                                      ev.temperature, draw)
+        return outputs, ICL_DEMOS if icl else 0, 0.0, time.perf_counter() - t0
     return run
 
 
@@ -198,7 +200,7 @@ def _method_row(method: str, train: Optional[float] = None) -> Callable[[Generat
         ev = cfg.eval
         res = evaluate_generation(model, eval_samples(cfg, b.data, "test"), make_collator(cfg, model, b.data, True),
                                   ev.batch_size, ev.max_new_tokens, ev.do_sample, ev.temperature, seed=draw)
-        return [o.output for o in res.outputs], len(b.nodes(draw, train).train), result.train_seconds
+        return [o.output for o in res.outputs], len(b.nodes(draw, train).train), result.train_seconds, res.seconds
     return run
 
 
@@ -260,9 +262,8 @@ def run_rows(b: GenerationBench, rows: Sequence[str], draws: int, log: Callable[
                 if saved.get("config_hash") == digest:
                     found.append(GenerationRow(**saved["result"]))
                     continue
-            t0 = time.perf_counter()
-            outputs, n_train, train_s = spec.run(b, draw)
-            infer_s = (time.perf_counter() - t0 - train_s) / max(len(test), 1)
+            outputs, n_train, train_s, gen_s = spec.run(b, draw)  # gen_s: producing the outputs only
+            infer_s = gen_s / max(len(test), 1)
             examples = [{"node": n, "reference": r, "output": o} for n, r, o in list(zip(test, refs, outputs))[:5]]
             row = GenerationRow(name, draw, generation_scores(outputs, refs), len(test), n_train, train_s, infer_s,
                                 examples)
