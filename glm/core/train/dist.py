@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
@@ -73,10 +74,12 @@ LAUNCH_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", 
 
 
 @contextlib.contextmanager
-def own_process_group():
+def own_process_group(keep: Callable[[], bool] = lambda: False):
     """:func:`init_distributed` for one run. Without a launcher (a notebook, a plain ``python``), the
     single-process group and the variables it set are removed again afterwards, so the calling process is
-    left as it was; under a launcher (or when the caller made a group) nothing is torn down."""
+    left as it was -- unless ``keep()`` says the result still needs the group (a ZeRO-3 model's partitioned
+    parameters are gathered through it); under a launcher (or when the caller made a group) nothing is
+    torn down."""
     import torch.distributed as tdist
 
     before = {k: os.environ.get(k) for k in LAUNCH_ENV}
@@ -84,7 +87,7 @@ def own_process_group():
     try:
         yield init_distributed()
     finally:
-        if owned and tdist.is_initialized():
+        if owned and tdist.is_initialized() and not keep():
             import deepspeed.comm
 
             deepspeed.comm.destroy_process_group()  # torch's group and DeepSpeed's references to it

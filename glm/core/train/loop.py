@@ -149,7 +149,8 @@ class Trainer:
     def train(self) -> TrainResult:
         """Run the whole stage; the output directory is locked throughout and rolled back (previous
         run restored, new files removed) if the run fails before its first checkpoint."""
-        with own_process_group() as dist:
+        zero3 = lambda: any(hasattr(p, "ds_id") for p in self.model.parameters())  # noqa: E731
+        with own_process_group(keep=zero3) as dist:
             resume = ckpt.resolve_resume(self.config.training.resume, self.config.training.output_dir)
             if resume is not None:
                 ckpt.check_resume_config(resume, self.config)
