@@ -94,12 +94,18 @@ INIT = textwrap.dedent("""
 
 @pytest.mark.skipif(not SHM.is_dir(), reason="no /dev/shm on this system")
 def test_glm_releases_the_shared_memory_deepspeed_leaks(tmp_path):
+    import os
+
     results = {}
+    # the control is plain DeepSpeed in this venv as a user runs it (activated: the venv's ninja first on PATH),
+    # so that its load finds the venv's shm-op build instead of rebuilding it with another ninja
+    env = {**os.environ, "PATH": str(Path(sys.prefix) / "bin") + os.pathsep + os.environ.get("PATH", "")}
     for how in ("deepspeed", "glm"):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = str(s.getsockname()[1])
-        proc = subprocess.run([sys.executable, "-c", INIT, how, port], capture_output=True, text=True, timeout=600)
+        proc = subprocess.run([sys.executable, "-c", INIT, how, port], capture_output=True, text=True, timeout=600,
+                              env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         leaked = list(SHM.glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
         results[how] = (proc.stdout.strip().splitlines()[-1], [p.name for p in leaked])
@@ -137,3 +143,25 @@ def test_build_error_quotes_the_compiler():
             raise RuntimeError("Error building extension 'cpu_adam'") from exc
     except RuntimeError as outer:
         assert ds_compat._build_error(outer) == "x.cpp:3: error: mismatch"
+
+
+def test_every_entry_point_builds_with_the_venvs_ninja(tmp_path):
+    """Two ninja versions (the system's and the venv's) hash one command differently, so a process that
+    found the other one rebuilt the ops: whatever PATH a process starts with, it uses the venv's ninja."""
+    import os
+    import shutil
+
+    venv_ninja = Path(sys.prefix) / "bin" / "ninja"
+    if sys.prefix == sys.base_prefix or not venv_ninja.is_file():
+        pytest.skip("not in a virtual environment with its own ninja")
+    code = ("import shutil; from glm.core.train.ds_compat import use_venv_extensions_dir; "
+            "use_venv_extensions_dir(); print(shutil.which('ninja'))")
+    system = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p) != venv_ninja.parent)
+    found = set()
+    for path in (system, str(venv_ninja.parent) + os.pathsep + system):
+        env = {**os.environ, "PATH": path}
+        env.pop("TORCH_EXTENSIONS_DIR", None)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        found.add(out.stdout.strip())
+    assert found == {str(venv_ninja)}, f"entry points would use {found} (system: {shutil.which('ninja', path=system)})"

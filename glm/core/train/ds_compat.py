@@ -153,11 +153,19 @@ def align_simd_with_compiler() -> None:
 
 def use_venv_extensions_dir() -> None:
     """Inside a virtual environment, keep DeepSpeed's JIT builds with it (``<venv>/torch_extensions``, what
-    ``make`` builds into) unless ``TORCH_EXTENSIONS_DIR`` is set: every entry point of that venv (``glm``,
-    ``python -m``, torchrun, DeepSpeed's launcher, pytest) then loads the one build instead of compiling its
-    own under ``~/.cache``."""
-    if "TORCH_EXTENSIONS_DIR" not in os.environ and sys.prefix != sys.base_prefix:
-        os.environ["TORCH_EXTENSIONS_DIR"] = str(Path(sys.prefix) / "torch_extensions")
+    ``make`` builds into) unless ``TORCH_EXTENSIONS_DIR`` is set, and build them with the venv's own ninja:
+    every entry point of that venv (``glm``, ``python -m``, torchrun, DeepSpeed's launcher, pytest) then loads
+    the one build instead of compiling its own under ``~/.cache``.
+
+    The ninja torch runs is the first on ``PATH``; a venv run without activation finds the system's instead.
+    Two ninja versions hash the same command differently (log v5 vs v7), so each takes the other's build
+    for a stale one and rebuilds: the venv's ``bin`` goes first on ``PATH`` when it holds a ninja."""
+    if sys.prefix == sys.base_prefix:
+        return
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
+    venv_bin = Path(sys.prefix) / "bin"
+    if (venv_bin / "ninja").is_file() and shutil.which("ninja") != str(venv_bin / "ninja"):
+        os.environ["PATH"] = str(venv_bin) + os.pathsep + os.environ.get("PATH", "")
 
 
 def _extensions_dir() -> Path:
@@ -169,6 +177,8 @@ def _extensions_dir() -> Path:
 def _toolchain_key() -> dict[str, str]:
     import deepspeed
     import torch
+
+    use_venv_extensions_dir()  # the ninja a build would run, whatever PATH this process started with
 
     try:
         version = subprocess.run([_compiler(), "--version"], capture_output=True, text=True,
@@ -205,6 +215,7 @@ def cpu_adam_problem() -> Optional[str]:
 @functools.lru_cache(maxsize=None)
 def _build_cpu_adam(retry: bool = False) -> Optional[str]:
     """Build (or load) CPU-Adam; without ``retry`` a recorded failure of this toolchain is trusted."""
+    use_venv_extensions_dir()
     align_simd_with_compiler()
     record = _extensions_dir() / FAILURE_RECORD
     if not retry and record.is_file():  # the toolchain is asked for only when there is a record to compare
@@ -284,6 +295,7 @@ def build_shm_comm() -> Optional[str]:
     ``None`` when it is ready, else why not. Its build output goes to stderr."""
     import contextlib
 
+    use_venv_extensions_dir()
     try:
         with contextlib.redirect_stdout(sys.stderr):
             from deepspeed.accelerator import get_accelerator
