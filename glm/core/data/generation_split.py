@@ -10,7 +10,7 @@ draws of classification: the test nodes stay fixed across draws.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -29,10 +29,11 @@ def titled_nodes(source: Any) -> list[int]:
     return [n for n in range(source.tag.num_nodes) if source.text_parts(n)[0]]
 
 
-def generation_nodes(source: Any, settings: Any, seed: int) -> GenerationNodes:
-    """The split of ``settings`` (:class:`~glm.core.config.GenerationSplit`); ``settings.draw > 0`` redraws train."""
+def generation_nodes(source: Any, settings: Any, seed: int, titled: Optional[Sequence[int]] = None) -> GenerationNodes:
+    """The split of ``settings`` (:class:`~glm.core.config.GenerationSplit`); ``settings.draw > 0`` redraws train.
+    ``titled``: :func:`titled_nodes` of ``source`` when the caller has them already."""
     draw = int(getattr(settings, "draw", 0))
-    nodes = torch.tensor(titled_nodes(source), dtype=torch.long)
+    nodes = torch.tensor(titled_nodes(source) if titled is None else list(titled), dtype=torch.long)
     if nodes.numel() == 0:
         raise DataValidationError(source.tag.source or source.tag.name, None, "title",
                                   "nodes with a title (a title column, or CiteSeer-style 'Title Abstract' texts)",

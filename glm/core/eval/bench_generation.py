@@ -23,6 +23,7 @@ Each (row, draw) is stored under ``<out>/rows/`` with the hash of its settings a
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import statistics
 import time
@@ -76,23 +77,16 @@ def generate_from_chats(llm: Any, tokenizer: Any, chats: Sequence[list[dict[str,
                         seed: int = 0) -> list[str]:
     """The LLM's next assistant turn of each chat (``[{"role", "content"}, ...]``), decoded in batches with
     left padding and stopped at EOS; the first line of each reply."""
-    from glm.core.eval.generation import first_line
+    from glm.core.eval.generation import decoding, first_line
+    from glm.core.eval.text_baselines import left_pad
 
     device = next(llm.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "pad_token_id": pad}
-    if do_sample:
-        kwargs["temperature"] = temperature
-        torch.manual_seed(seed)
+    kwargs = {**decoding(max_new_tokens, do_sample, temperature, seed), "pad_token_id": pad}
     out: list[str] = []
     for start in range(0, len(chats), batch_size):
-        ids = [_chat_ids(tokenizer, c) for c in chats[start:start + batch_size]]
-        width = max(map(len, ids))
-        batch = torch.full((len(ids), width), pad)
-        mask = torch.zeros_like(batch)
-        for r, row in enumerate(ids):
-            batch[r, width - len(row):] = torch.tensor(row)
-            mask[r, width - len(row):] = 1
+        batch, mask = left_pad([_chat_ids(tokenizer, c) for c in chats[start:start + batch_size]], pad)
+        width = batch.shape[1]
         with torch.no_grad():
             new = llm.generate(input_ids=batch.to(device), attention_mask=mask.to(device), **kwargs)[:, width:]
         out += [first_line(t) for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
@@ -110,14 +104,20 @@ class GenerationBench:
     progress: bool = True
     force: bool = False
     pretrained_now: set[str] = field(default_factory=set)
-    adapt: dict[str, Any] = field(default_factory=dict)  # the fewshot bench's AdaptSettings (unused: config's)
     _llm: Any = None
+
+    @functools.cached_property
+    def titled(self) -> list[int]:
+        """The nodes with a title (one pass over the texts, shared by every row and draw)."""
+        from glm.core.data.generation_split import titled_nodes
+
+        return titled_nodes(self.data.source)
 
     def nodes(self, draw: int, train: Optional[float] = None):
         from glm.core.data.generation_split import generation_nodes
 
         settings = replace(self.config.data.generation, draw=draw, **({} if train is None else {"train": train}))
-        return generation_nodes(self.data.source, settings, self.config.data.seed)
+        return generation_nodes(self.data.source, settings, self.config.data.seed, self.titled)
 
     @property
     def test(self) -> list[int]:
@@ -146,18 +146,14 @@ class GenerationBench:
 
 
 def _neighbour_title(b: GenerationBench, draw: int) -> tuple[list[str], int, float, float]:
-    from glm.core.data.generation_split import titled_nodes
-
     x = torch.nn.functional.normalize(b.data.source.x.float(), dim=-1)
-    src, dst = b.data.tag.edge_index  # sorted by source: each node's neighbours are one slice
-    ptr = torch.zeros(b.data.tag.num_nodes + 1, dtype=torch.long)
-    ptr[1:] = torch.bincount(src, minlength=b.data.tag.num_nodes).cumsum(0)
+    csr = b.data.source.sampler  # the sampler's CSR index: a node's neighbours are one slice of col
     train = b.nodes(draw).train
     titled = torch.zeros(b.data.tag.num_nodes, dtype=torch.bool)
-    titled[torch.tensor(titled_nodes(b.data.source), dtype=torch.long)] = True
+    titled[torch.tensor(b.titled, dtype=torch.long)] = True
     out, t0 = [], time.perf_counter()
     for node in b.test:
-        nbrs = dst[ptr[node]:ptr[node + 1]]
+        nbrs = csr.col[csr.rowptr[node]:csr.rowptr[node + 1]]
         nbrs = nbrs[titled[nbrs] & (nbrs != node)]
         pool = nbrs if nbrs.numel() else torch.tensor(train)
         best = int(pool[(x[pool] @ x[node]).argmax()])

@@ -45,6 +45,15 @@ def first_line(text: str) -> str:
     return line[len("title:"):].strip() if line.lower().startswith("title:") else line
 
 
+def decoding(max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0, seed: int = 0) -> dict[str, Any]:
+    """``generate`` keyword arguments of greedy or sampled decoding (sampling seeds torch with ``seed``)."""
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
+    if do_sample:
+        kwargs["temperature"] = temperature
+        torch.manual_seed(seed)
+    return kwargs
+
+
 def evaluate_generation(model: Any, samples: Sequence[Sample], infer_collate: Callable[[list[Sample]], Any],
                         batch_size: int = 8, max_new_tokens: int = 32, do_sample: bool = False,
                         temperature: float = 1.0, seed: int = 0, progress: bool = False) -> GenerationResult:
@@ -55,10 +64,7 @@ def evaluate_generation(model: Any, samples: Sequence[Sample], infer_collate: Ca
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": do_sample}
-    if do_sample:
-        kwargs["temperature"] = temperature
-        torch.manual_seed(seed)
+    kwargs = decoding(max_new_tokens, do_sample, temperature, seed)
     t0 = time.perf_counter()
     outputs: list[str] = []
     try:

@@ -73,6 +73,18 @@ def demonstrations(source, shots: Sequence[int], labels: Sequence[str], seed: in
 
 
 @torch.no_grad()
+def left_pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(input_ids, attention_mask)`` ``[B, L]`` of token-id rows padded on the left (the last position of
+    every row is its last real token: it predicts the reply)."""
+    width = max(map(len, ids))
+    batch = torch.full((len(ids), width), pad_id)
+    mask = torch.zeros_like(batch)
+    for r, row in enumerate(ids):
+        batch[r, width - len(row):] = torch.tensor(list(row))
+        mask[r, width - len(row):] = 1
+    return batch, mask
+
+
 def score_prompts(llm, tokenizer, items: Sequence[TextItem], batch_size: int = 8) -> list[dict[str, float]]:
     """Log-probability of each choice's first reply token (whole reply when first tokens collide)."""
     from glm.core.data.collate import GraphCollator
@@ -83,13 +95,7 @@ def score_prompts(llm, tokenizer, items: Sequence[TextItem], batch_size: int = 8
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
         heads = [collate.render(it.prompt, "")[0] for it in chunk]
-        ids = [tokenizer(h, add_special_tokens=False)["input_ids"] for h in heads]
-        width = max(map(len, ids))
-        batch = torch.full((len(ids), width), collate.pad_id)
-        mask = torch.zeros_like(batch)
-        for r, row in enumerate(ids):  # left padding: the last position predicts the reply
-            batch[r, width - len(row):] = torch.tensor(row)
-            mask[r, width - len(row):] = 1
+        batch, mask = left_pad([tokenizer(h, add_special_tokens=False)["input_ids"] for h in heads], collate.pad_id)
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         logits = llm(input_ids=batch.to(device), attention_mask=mask.to(device), position_ids=pos.to(device)).logits
         logp = torch.log_softmax(logits[:, -1].float(), dim=-1)
