@@ -87,7 +87,8 @@ def model_card(model: Any, config: RunConfig, meta: Mapping[str, Any]) -> str:
     llm = config.model.llm
     method = config.model.method
     features = meta["features"]
-    n_tensors = sum(p.numel() for n, p in model.named_parameters() if n in set(trained_names(model, config)))
+    trained = set(trained_names(model, config))
+    n_tensors = sum(p.numel() for n, p in model.named_parameters() if n in trained)
     front = {"library_name": "glm", "base_model": llm.path or llm.name, "tags": ["graph-language-model", method],
              "datasets": [config.data.dataset]}
     metrics = meta.get("metrics") or {}
