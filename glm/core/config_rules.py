@@ -174,9 +174,9 @@ def check_run(config: Any, spec: Any, source: str) -> None:
     _choice(config.model.encoder.activation, tuple(sorted(ACTIVATIONS)), "model.encoder.activation", source)
     _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
     _choice(t.loss, LOSSES, "training.loss", source)
-    from glm.core.train.report import REPORTERS, check_available
+    from glm.core.train.report import REPORTERS, check_available, targets
 
-    for name in [t.report_to] if isinstance(t.report_to, str) or t.report_to is None else list(t.report_to):
+    for name in targets(t.report_to):  # "none" is the only name targets() drops, and it is allowed
         _choice(name, REPORTERS, "training.report_to", source)
     try:
         check_available(t.report_to)
