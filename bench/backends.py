@@ -28,10 +28,11 @@ os.environ.setdefault("TL_BACKEND", "torch")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from glm.core.layouts import LAYOUTS  # noqa: E402
 from glm.plugins import get_registry  # noqa: E402
 
-LAYERS = ("gcn", "gat", "sage", "gt")
-OPTIONS = {"gat": {"heads": 8}, "gt": {"heads": 8}}
+LAYERS = tuple(LAYOUTS)
+OPTIONS = {name: {"heads": 8} for name, layout in LAYOUTS.items() if "heads" in layout.options}  # a real width
 BACKENDS = ("pyg", "gammagl")
 
 
@@ -83,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
           f" torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'layer':<6} {'pyg ms':>9} {'gammagl ms':>11} {'gammagl/pyg':>12}")
     for layer in LAYERS:
-        inputs = x_square if layer == "gt" else x
+        inputs = x_square if LAYOUTS[layer].square else x
         torch.manual_seed(0)
         modules = {b: registry.gnn_layer(layer, b).factory(inputs.shape[1], args.hidden, **OPTIONS.get(layer, {}))
                    for b in BACKENDS}

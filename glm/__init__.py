@@ -37,6 +37,9 @@ _EXPORTS: dict[str, str] = {
     "predict": "glm.run",
     "from_pretrained": "glm.run",
     "save_pretrained": "glm.run",
+    "TrainerCallback": "glm.core.train.callbacks",
+    "TrainerState": "glm.core.train.callbacks",
+    "TrainerControl": "glm.core.train.callbacks",
     # plugins
     "hookimpl": "glm.plugins",
     "get_registry": "glm.plugins",

@@ -49,15 +49,18 @@ def build_model(config: RunConfig):
     return build(config)
 
 
-def train(config: RunConfig, model: Any = None, data: Any = None, progress: bool = False):
+def train(config: RunConfig, model: Any = None, data: Any = None, progress: bool = False,
+          callbacks: Sequence[Any] = ()):
     """Train ``config.training.stage`` into ``config.training.output_dir`` (locked while it runs, refused
-    when it holds another run unless ``overwrite_output_dir`` / ``resume``); a ``TrainResult``."""
+    when it holds another run unless ``overwrite_output_dir`` / ``resume``); a ``TrainResult``.
+    ``callbacks``: :class:`glm.TrainerCallback` s (HF's idea: ``on_log``, ``on_step_end``, ...), called after
+    the built-in health, validation and reporting callbacks."""
     from glm.core.train.outdir import RunLock, check_output_dir
     from glm.core.train.pipeline import run_stage
 
     check_output_dir(config)
     with RunLock(config.training.output_dir):
-        result, _, _ = run_stage(config, progress=progress, model=model, data=data)
+        result, _, _ = run_stage(config, progress=progress, model=model, data=data, callbacks=callbacks)
     return result
 
 

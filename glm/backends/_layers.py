@@ -12,6 +12,7 @@ from typing import Callable
 from torch import Tensor, nn
 
 from glm.core.encoder import check_neutral_state, copy_into
+from glm.core.layouts import LAYOUTS
 
 Transform = Callable[[Tensor], Tensor]
 
@@ -42,15 +43,26 @@ class NeutralLayer(nn.Module):
 
     layer_name = "?"
     backend = "?"
-    #: whether ``forward`` uses ``edge_weight``; layers that do not ignore it (documented).
-    supports_edge_weight = False
+
+    @property
+    def supports_edge_weight(self) -> bool:
+        """Whether ``forward`` uses ``edge_weight`` (:data:`glm.core.layouts.LAYOUTS`); others ignore it."""
+        return LAYOUTS[self.layer_name].edge_weight
 
     def _neutral_map(self) -> dict[str, tuple[Tensor, Transform, Transform]]:
         raise NotImplementedError
 
+    def _checked_map(self) -> dict[str, tuple[Tensor, Transform, Transform]]:
+        found = self._neutral_map()
+        unknown = sorted(set(found) - set(LAYOUTS[self.layer_name].keys))
+        if unknown:
+            raise NotImplementedError(f"{self.layer_name} ({self.backend}): keys {unknown} are not in its neutral "
+                                      f"layout {sorted(LAYOUTS[self.layer_name].keys)} (glm.core.layouts)")
+        return found
+
     def neutral_state_dict(self) -> dict[str, Tensor]:
         """Parameters in the backend-neutral layout (detached copies)."""
-        return {k: to(p.detach()).clone() for k, (p, to, _) in self._neutral_map().items()}
+        return {k: to(p.detach()).clone() for k, (p, to, _) in self._checked_map().items()}
 
     def neutral_grads(self) -> dict[str, Tensor | None]:
         """Gradients of the parameters in the neutral layout (``None`` where there is none)."""

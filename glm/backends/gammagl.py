@@ -239,7 +239,7 @@ class GammaglGCN(GammaglLayer):
     ``bias [out]`` (GammaGL ``[1, out]``).
     """
 
-    layer_name, supports_edge_weight = "gcn", True
+    layer_name = "gcn"
 
     def __init__(self, in_dim: int, out_dim: int, bias: bool = True) -> None:
         super().__init__()

@@ -98,7 +98,7 @@ class PygGCN(NeutralLayer):
     Neutral layout: ``weight [out, in]``, ``bias [out]``.
     """
 
-    layer_name, backend, supports_edge_weight = "gcn", NAME, True
+    layer_name, backend = "gcn", NAME
 
     def __init__(self, in_dim: int, out_dim: int, bias: bool = True) -> None:
         super().__init__()

@@ -44,6 +44,9 @@ def add_commands(subparsers: Any) -> None:
     f.add_argument("--shots", metavar="K,K,...",
                    help="one bench per k (data.k_shot; under k<K>/ in the output dir) and every row's accuracy "
                         "against k: curve.md, curve.json, curve.png")
+    f.add_argument("--generate", action="store_true",
+                   help="method rows also decode their answers and report accuracy under every answer parser "
+                        "(exact, substring, graphlama, graphgpt, llaga) with the unmatched count, side by side")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_fewshot)
 
@@ -55,31 +58,34 @@ def add_commands(subparsers: Any) -> None:
     g.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
     g.add_argument("--pretrain-config", help="pre-train the methods with this config (default: CONFIG)")
     g.add_argument("--draws", type=int, default=1, help="draws of the training examples (default 1)")
-    g.add_argument("--rows", help="comma-separated rows (default: the standard set; `--rows list` prints all)")
+    g.add_argument("--rows", help="comma-separated rows (default: all; `--rows list` prints them)")
     g.add_argument("--output-dir", help="default runs/bench/<config>")
     g.add_argument("--force", action="store_true", help="recompute rows already computed")
+    g.add_argument("--split", choices=("test", "val"), default="test",
+                   help="score every row on the test nodes (default) or on data.generation.val's nodes, to choose "
+                        "settings without looking at the test nodes (bench-val.md, rows-val/)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.set_defaults(func=cmd_generation)
 
 
 def cmd_generation(args: argparse.Namespace) -> int:
     from glm.core.config import load_config
-    from glm.core.eval.bench_generation import DEFAULT_ROWS, ROWS, prepare, run_rows, write_report
+    from glm.bench.generation import all_rows, prepare, run_rows, write_report
     from glm.core.train.outdir import RunLock
 
     if args.rows == "list":
-        for name, spec in ROWS.items():
-            print(f"{name:<18} {spec.description}{'  (default)' if name in DEFAULT_ROWS else ''}")
+        for name, spec in all_rows().items():
+            print(f"{name:<18} {spec.description}")
         return 0
     if args.draws < 1:
         raise CliError(f"--draws must be >= 1, found {args.draws}")
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(DEFAULT_ROWS)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(all_rows())
     out = Path(args.output_dir or Path("runs") / "bench" / Path(args.config).stem)
     t0 = time.perf_counter()
     with RunLock(out):
         config = load_config(args.config, list(args.overrides))
         pretrain = load_config(args.pretrain_config, list(args.overrides)) if args.pretrain_config else None
-        bench = prepare(config, out, pretrain, progress=not args.no_progress, force=args.force)
+        bench = prepare(config, out, pretrain, progress=not args.no_progress, force=args.force, split=args.split)
         results = run_rows(bench, rows, args.draws, log=lambda line: print(line, file=sys.stderr))
         paths = write_report(bench, results, args.draws)
     print(paths["markdown"].read_text(encoding="utf-8"))
@@ -89,10 +95,10 @@ def cmd_generation(args: argparse.Namespace) -> int:
 
 
 def cmd_fewshot(args: argparse.Namespace) -> int:
-    from glm.core.eval.bench import ROWS
+    from glm.bench.fewshot import all_rows
 
     if args.rows == "list":
-        for name, spec in ROWS.items():
+        for name, spec in all_rows().items():
             print(f"{name:<22} {spec.description}")
         return 0
     if args.seeds is None:
@@ -103,7 +109,7 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
     if args.backend:
         overrides.append(f"backend={args.backend}")
     out = Path(args.output_dir or Path("runs") / "bench" / (Path(args.config).stem + ("-quick" if args.quick else "")))
-    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(ROWS)
+    rows = [r.strip() for r in args.rows.split(",") if r.strip()] if args.rows else list(all_rows())
     from glm.core.train.outdir import RunLock
 
     with RunLock(out):  # a second bench on this folder stops here, naming the first
@@ -111,7 +117,8 @@ def cmd_fewshot(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, overrides: list[str], rows: list[str], out: Path) -> int:
-    from glm.core.eval.bench import report_title, write_curve
+    from glm.bench.curve import write_curve
+    from glm.bench.fewshot import report_title
 
     t0 = time.perf_counter()
     if not args.shots:
@@ -144,7 +151,7 @@ def _shots(text: str) -> list[int]:
 def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out: Path):
     """Run ``rows`` on CONFIG with ``overrides`` into ``out``: ``(summary, report paths, bench context)``."""
     from glm.core.config import load_config
-    from glm.core.eval.bench import BenchContext, run_rows, summarise, write_report
+    from glm.bench.fewshot import BenchContext, run_rows, summarise, write_report
     from glm.core.train.pipeline import prepare_data
 
     config = load_config(args.config, overrides)
@@ -152,7 +159,7 @@ def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out:
     pretrain = load_config(args.pretrain_config, overrides) if args.pretrain_config else None
     ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
                        progress=not args.no_progress, adapt=adapt, pretrain_config=pretrain,
-                       split=args.split)
+                       split=args.split, generate=args.generate)
     results = run_rows(ctx, rows, args.seeds, args.force, log=lambda line: print(line, file=sys.stderr))
     return summarise(results), write_report(ctx, results, args.seeds), ctx
 
@@ -160,7 +167,7 @@ def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out:
 def adapt_settings(entries: list[str], overrides: list[str]) -> dict[str, Any]:
     """``--adapt-config [METHOD=]PATH`` entries -> ``{method or "": AdaptSettings}``."""
     from glm.core.config import load_config
-    from glm.core.eval.bench_settings import AdaptSettings
+    from glm.bench.settings import AdaptSettings
     from glm.plugins import get_registry
 
     methods = get_registry().methods

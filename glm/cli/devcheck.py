@@ -24,7 +24,7 @@ def add_commands(subparsers: Any) -> None:
 
 
 def cmd_devcheck(args: argparse.Namespace) -> int:
-    from glm.testing.devcheck import STEPS, format_report, run_devcheck
+    from glm.devcheck import STEPS, format_report, run_devcheck
 
     steps = STEPS if args.steps is None else tuple(s.strip() for s in args.steps.split(",") if s.strip())
     unknown = [s for s in steps if s not in STEPS]

@@ -31,7 +31,7 @@ ENV_VARIABLES: tuple[str, ...] = (
 
 
 def add_commands(subparsers: Any) -> None:
-    """Add ``plugins``, ``backends`` and ``env`` to the ``glm`` sub-parsers."""
+    """Add ``plugins``, ``backends``, ``env`` and ``examples`` to the ``glm`` sub-parsers."""
     p = subparsers.add_parser("plugins", help="list plugins, what they registered and load errors (JSON)")
     p.add_argument("--hook", help="only plugins implementing this hook")
     p.set_defaults(func=cmd_plugins)
@@ -44,6 +44,33 @@ def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser("env", help="versions, devices and backends, for bug reports")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_env)
+
+    p = subparsers.add_parser("examples", help="the example configs shipped with glm (--copy DIR to edit them)")
+    p.add_argument("--copy", metavar="DIR", help="copy them into DIR (existing files are kept)")
+    p.set_defaults(func=cmd_examples)
+
+
+# -- glm examples -------------------------------------------------------------------------
+def cmd_examples(args: argparse.Namespace) -> int:
+    import shutil
+
+    from glm.demo import examples_dir
+
+    files = sorted(examples_dir().glob("*.yaml"))
+    if not args.copy:
+        print(examples_dir())
+        for f in files:
+            print(f"  {f.name}")
+        return 0
+    target = Path(args.copy)
+    target.mkdir(parents=True, exist_ok=True)
+    kept = [f.name for f in files if (target / f.name).exists()]
+    for f in files:
+        if f.name not in kept:
+            shutil.copyfile(f, target / f.name)
+    print(f"copied {len(files) - len(kept)} example configs to {target}"
+          + (f" (kept existing: {', '.join(kept)})" if kept else ""))
+    return 0
 
 
 # -- glm plugins --------------------------------------------------------------------------

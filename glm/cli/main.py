@@ -19,7 +19,7 @@ from glm.errors import GlmError  # noqa: E402  (re-exported: ``from glm.cli.main
 
 # Built-in command groups; each module defines ``add_commands(subparsers)``.
 COMMAND_MODULES: tuple[str, ...] = (
-    "glm.cli.info",      # plugins, env, backends
+    "glm.cli.info",      # plugins, env, backends, examples
     "glm.cli.data",      # data list / stats / split / prepare
     "glm.cli.plan",      # plan (memory estimate, --probe)
     "glm.cli.methods",   # methods / convert

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from glm.core.choices import Attention, options
 from glm.cli.common import IntermixedParser, print_json
 from glm.cli.main import CliError
 
@@ -23,7 +24,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--gpu", default="3090", help="3090 | 4090 | a800 | a100 | h100 | h200 | a size in GiB (default 3090)")
     p.add_argument("--llm", help="plan for this LLM instead: built-in name or path to config.json / its folder")
     p.add_argument("--text-tokens", type=int, help="text tokens per sample (default: llm.max_length minus node tokens)")
-    p.add_argument("--attention", choices=["sdpa", "eager", "flash_attention_2"], default=None,
+    p.add_argument("--attention", choices=options(Attention), default=None,
                    help="attention implementation (default sdpa)")
     p.add_argument("--quantization", choices=["8bit", "4bit"], default=None, help="plan a quantised base LLM")
     p.add_argument("--nproc", type=int, default=None,
@@ -61,7 +62,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from glm.core.plan.fixes import suggestions
     from glm.core.plan.memory import PlanError, estimate
     from glm.core.plan.models import PlanModelError, gpu_gib
-    from glm.core.train.dsconfig import RecipeError
+    from glm.core.recipe import RecipeError
 
     try:
         card_name, card = gpu_gib(args.gpu)

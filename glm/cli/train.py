@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from glm.core.choices import EvalMode, options
 from glm.cli.common import CliError, IntermixedParser, add_backend_argument, write_jsonl
 
 
@@ -110,7 +111,7 @@ def _run_arguments(p: argparse.ArgumentParser) -> None:
 
 def _predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--adapter", help="adapter file / run dir (default: eval.adapter, then training.output_dir)")
-    p.add_argument("--mode", choices=("choice", "generate"), help="scoring (default: eval.mode)")
+    p.add_argument("--mode", choices=options(EvalMode), help="scoring (default: eval.mode)")
     from glm.core.eval.parsers import ANSWER_PARSERS
 
     p.add_argument("--match", choices=tuple(ANSWER_PARSERS),
@@ -322,7 +323,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
 
 def cmd_recipes(args: argparse.Namespace) -> int:
     from glm.core.config import ConfigError, RunConfig, load_config
-    from glm.core.train.dsconfig import RecipeError, resolve_recipe
+    from glm.core.recipe import RecipeError
+    from glm.core.train.dsconfig import resolve_recipe
     from glm.plugins.manager import get_registry
 
     if args.name:
@@ -359,7 +361,8 @@ def _plot_embeddings(args: argparse.Namespace, run_dirs: list[str]) -> int:
     from glm.core.config import load_config
     from glm.core.eval.embeddings import embedding_panel, plot_maps
     from glm.core.train.checkpoint import CheckpointError
-    from glm.core.train.pipeline import apply_adapter_chain, build_model, prepare_data
+    from glm.core.train.pipeline import (apply_adapter_chain, build_model, eval_samples, fewshot_samples,
+                                         make_collator, prepare_data)
 
     if not 1 <= len(run_dirs) <= 2:
         raise CliError(f"glm plot embeddings takes one or two run folders, found {len(run_dirs)}")
@@ -374,7 +377,9 @@ def _plot_embeddings(args: argparse.Namespace, run_dirs: list[str]) -> int:
             apply_adapter_chain(model, run)
         except (CheckpointError, FileNotFoundError) as exc:
             raise CliError(str(exc)) from None
-        panel = embedding_panel(model, config, prepare_data(config), args.split, args.stage, args.method, run.name)
+        data = prepare_data(config)
+        panel = embedding_panel(model, eval_samples(config, data, args.split), fewshot_samples(config, data),
+                                make_collator(config, model, data), args.stage, args.method, run.name, args.split)
         print(f"{run}: {panel['stage']} silhouette ({args.split}, cosine) "
               + ("n/a" if panel["silhouette"] is None else f"{panel['silhouette']:.4f}"))
         panels.append(panel)
@@ -387,7 +392,7 @@ def _plot_embeddings(args: argparse.Namespace, run_dirs: list[str]) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Each backend runs in its own process (clean peak-RSS numbers); the table comes at the end."""
     from glm.core.config import ConfigError
-    from glm.core.train.demo import DemoResult, format_table, run_demo
+    from glm.demo import DemoResult, format_table, run_demo
     from glm.plugins.manager import get_registry
 
     backends = ["pyg", "gammagl"] if args.backend == "both" else [args.backend]

@@ -29,6 +29,8 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from glm.core import config_rules
+from glm.core.choices import (AlignLoss, Attention, BestMetric, EvalMode, QuantType, Scheduler, Split, Task,
+                              TokenNorm, TrainLoss, Tuning)
 from glm.core.config_parse import ConfigError, apply_overrides, coerce, deep_merge, read_yaml
 from glm.core.encoder import EncoderConfig
 
@@ -61,7 +63,7 @@ class QuantSettings:
     """The 4-bit base of ``qlora`` (bitsandbytes): ``type`` ``nf4`` or ``fp4``; ``double_quant``
     quantises the per-block scales too (about 0.37 bit per weight less)."""
 
-    type: str = "nf4"
+    type: QuantType = "nf4"
     double_quant: bool = True
 
 
@@ -103,8 +105,8 @@ class LlmConfig:
     dtype: str = "float32"
     max_length: int = 512
     gradient_checkpointing: bool = False
-    attention: Optional[str] = None
-    tuning: str = "frozen"
+    attention: Optional[Attention] = None
+    tuning: Tuning = "frozen"
     train_stages: Optional[list[str]] = None
     learning_rate: Optional[float] = None
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -114,7 +116,6 @@ class LlmConfig:
 
 
 DEFAULT_METHOD = "graphlama"
-LEGACY_METHOD_KEY = "graph"  # model.graph: read as model.graphlama (glm 0.1 configs)
 
 
 @dataclass
@@ -134,7 +135,7 @@ class ModelConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     method: str = DEFAULT_METHOD
     stage_extra: list[str] = field(default_factory=list)
-    token_norm: str = "none"  # "embedding": soft tokens rescaled to the LLM's mean input-embedding norm
+    token_norm: TokenNorm = "none"  # "embedding": soft tokens rescaled to the LLM's mean input-embedding norm
     methods: dict[str, Any] = field(default_factory=dict)  # method name -> its config (YAML: model.<name>)
 
     @property
@@ -216,7 +217,7 @@ class DataConfig:
     fanout: list[int] = field(default_factory=lambda: [10, 10])
     tasks: list[str] = field(default_factory=lambda: ["node_classification"])
     samples_per_task: Optional[int] = None
-    split: str = "heldout"
+    split: Split = "heldout"
     n_way: int = 2
     k_shot: int = 5
     heldout_classes: Optional[list[str]] = None
@@ -231,7 +232,7 @@ class DataConfig:
     datasets: list[dict[str, Any]] = field(default_factory=list)  # more pre-training graphs (glm.core.train.mix)
     # the task adaptation trains and evaluation scores: node_classification (held-out classes) or
     # title_generation (the nodes of ``generation``)
-    task: str = "node_classification"
+    task: Task = "node_classification"
     generation: GenerationSplit = field(default_factory=GenerationSplit)
     # node features smoothed over this many hops before the encoder reads them (SGC-style,
     # glm.core.data.propagate); 0 = off. Adapters record it: a graph side trained on other features is refused
@@ -249,7 +250,7 @@ class AlignSettings:
     steps: int = 0
     learning_rate: float = 1e-3
     batch_size: int = 32
-    loss: str = "contrastive"
+    loss: AlignLoss = "contrastive"
     temperature: float = 0.1
 
 
@@ -280,10 +281,10 @@ class TrainingConfig:
     gradient_accumulation_steps: int = 1
     warmup_ratio: float = 0.03
     warmup_steps: int = 0  # > 0 overrides warmup_ratio
-    lr_scheduler: str = "cosine"
+    lr_scheduler: Scheduler = "cosine"
     # lm: next-token loss on the reply; choice: softmax over the candidates' first reply tokens for
     # samples with choices (what eval's choice scoring reads), lm elsewhere; lm+choice: both
-    loss: str = "lm"
+    loss: TrainLoss = "lm"
     max_grad_norm: float = 1.0
     seed: int = 42
     deterministic: bool = False
@@ -296,7 +297,7 @@ class TrainingConfig:
     # validation while training (HF names): every eval_steps optimizer steps and at the end, choice-scored
     # accuracy and loss on eval.val_samples validation nodes; 0 = off
     eval_steps: int = 0
-    metric_for_best_model: str = "eval_accuracy"  # or eval_loss (lower is better)
+    metric_for_best_model: BestMetric = "eval_accuracy"  # or eval_loss (lower is better)
     load_best_model_at_end: bool = False  # the final adapter holds the best evaluation's tensors
     early_stopping_patience: Optional[int] = None  # stop after this many evaluations without improvement
     # own learning rates for graph-side parameters: {fnmatch pattern over parameter names: lr}, first
@@ -322,7 +323,7 @@ class EvalConfig:
             with ``data.seed``; ``None`` = all of them.
     """
 
-    mode: str = "choice"
+    mode: EvalMode = "choice"
     match: str = "exact"
     batch_size: int = 8
     max_new_tokens: int = 16
@@ -381,15 +382,6 @@ def _method_sections(data: dict[str, Any], source: str) -> tuple[dict[str, Any],
     data = dict(data)
     if "methods" in data:
         raise ConfigError(f"{source}: unknown key 'model.methods'; write each method's options as model.<method>")
-    if LEGACY_METHOD_KEY in data:
-        if DEFAULT_METHOD in data:
-            raise ConfigError(f"{source}: both model.{LEGACY_METHOD_KEY} and model.{DEFAULT_METHOD} are set; "
-                              f"model.{LEGACY_METHOD_KEY} is the old name of model.{DEFAULT_METHOD}, keep one")
-        import warnings
-
-        warnings.warn(f"{source}: model.{LEGACY_METHOD_KEY} is deprecated; it is read as model.{DEFAULT_METHOD}",
-                      DeprecationWarning, stacklevel=4)
-        data[DEFAULT_METHOD] = data.pop(LEGACY_METHOD_KEY)
     sections = {}
     for key in [k for k in data if k in registry.methods]:
         sections[key] = coerce(data.pop(key), registry.methods[key].config_cls, f"model.{key}", source, _build)

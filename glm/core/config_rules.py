@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Sequence
 
+from glm.core.choices import options
 from glm.core.config_parse import ConfigError
-from glm.errors import GlmError
 
 
 @dataclass(frozen=True)
@@ -157,35 +158,79 @@ def check(config: Any, source: str, error: Callable[[str], Exception], active_me
 
 # -- choices and rules that tie fields together -------------------------------------------------------
 
-TUNING_MODES = ("frozen", "lora", "qlora", "freeze")  # glm.core.tuning
-ALIGN_LOSSES = ("contrastive", "cosine")  # glm.core.train.align.align_loss
-SCHEDULERS = ("cosine", "linear", "constant")
-LOSSES = ("lm", "choice", "lm+choice")  # glm.core.model.GraphLanguageModel.train_loss
+def literal_problems(obj: Any, prefix: str = "") -> Iterator[str]:
+    """``field must be one of ...; found ...`` for every ``Literal``-typed field (:mod:`glm.core.choices`)
+    of a config tree whose value is not among its choices (configs built in Python skip loading's check)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, name = getattr(obj, f.name), f"{prefix}.{f.name}" if prefix else f.name
+        if dataclasses.is_dataclass(value):
+            yield from literal_problems(value, name)
+            continue
+        allowed = options(hints.get(f.name))
+        if allowed and value not in allowed and not (value is None and type(None) in typing.get_args(hints[f.name])):
+            yield f"{name} must be one of {', '.join(allowed)}; found {value!r}"
+
+
+REPORTERS = ("none", "tensorboard", "wandb")  # training.report_to (HF's names); glm.core.train.report
+REPORTER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
+DATASET_ENTRY_KEYS = ("dataset", "options", "data_dir", "features", "prompt", "weight", "embedder")  # data.datasets
+
+
+def report_targets(report_to: Any) -> list[str]:
+    """``report_to`` as a list of reporters (``"none"`` and ``[]`` give ``[]``)."""
+    if report_to is None:
+        return []
+    names = [report_to] if isinstance(report_to, str) else list(report_to)
+    return [n for n in names if n != "none"]
+
+
+def missing_reporter(report_to: Any) -> str:
+    """One line naming the first chosen reporter whose package is not installed ("" when all are)."""
+    import importlib.util
+
+    for name in report_targets(report_to):
+        package = REPORTER_PACKAGES.get(name)
+        if package and importlib.util.find_spec(package) is None:
+            return f"training.report_to={name!r} needs the {package!r} package (pip install 'graph-glm[report]')"
+    return ""
+
+
+def check_datasets(data: Any) -> Iterator[str]:
+    """Problems of ``data.datasets`` that need no file: keys, weights, one feature source."""
+    for i, entry in enumerate(data.datasets):
+        where = f"data.datasets[{i}]"
+        if not isinstance(entry, dict) or "dataset" not in entry:
+            yield f"{where} must be a mapping with at least 'dataset', found {entry!r}"
+            continue
+        unknown = sorted(set(entry) - set(DATASET_ENTRY_KEYS))
+        if unknown:
+            yield f"{where}: unknown keys {unknown}; valid keys: {', '.join(DATASET_ENTRY_KEYS)}"
+        weight = entry.get("weight", 1)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
+            yield f"{where}.weight must be a number > 0, found {weight!r}"
+        if bool(entry.get("features")) != bool(data.features):
+            yield (f"{where}: node features from {'a matrix' if entry.get('features') else 'the embedder'}, but "
+                   f"data.dataset's from {'a matrix' if data.features else 'the embedder'}; one encoder reads both")
+        if entry.get("embedder", data.embedder) != data.embedder:
+            yield f"{where}.embedder {entry['embedder']!r} differs from data.embedder {data.embedder!r}"
 
 
 def check_run(config: Any, spec: Any, source: str) -> None:
     """Every rule of a run config (``spec``: its method's :class:`~glm.core.method.MethodSpec`): the range
     table, the choices, and the rules that tie fields together; raises :class:`ConfigError`."""
     check(config, source, ConfigError, active_method=spec.name)
+    for problem in literal_problems(config):
+        raise ConfigError(f"{source}: {problem}")
     t = config.training
     _choice(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})", source)
     from glm.core.encoder import ACTIVATIONS
 
     _choice(config.model.encoder.activation, tuple(sorted(ACTIVATIONS)), "model.encoder.activation", source)
-    _choice(t.lr_scheduler, SCHEDULERS, "training.lr_scheduler", source)
-    _choice(t.loss, LOSSES, "training.loss", source)
-    from glm.core.train.report import REPORTERS, check_available, targets
-
-    for name in targets(t.report_to):  # "none" is the only name targets() drops, and it is allowed
+    for name in report_targets(t.report_to):  # "none" is the only name report_targets() drops, and it is allowed
         _choice(name, REPORTERS, "training.report_to", source)
-    try:
-        check_available(t.report_to)
-    except GlmError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    _choice(config.model.token_norm, ("none", "embedding"), "model.token_norm", source)
-    _choice(config.eval.mode, ("choice", "generate"), "eval.mode", source)
-    _choice(config.data.split, ("heldout", "new_graph", "pretrain_graph"), "data.split", source)
-    _choice(config.data.task, ("node_classification", "title_generation"), "data.task", source)
+    if missing_reporter(t.report_to):
+        raise ConfigError(f"{source}: {missing_reporter(t.report_to)}")
     if config.data.task == "title_generation" and t.eval_steps > 0:
         raise ConfigError(f"{source}: training.eval_steps scores classes; with data.task=title_generation choose "
                           "settings with glm eval --split val (data.generation.val > 0)")
@@ -199,7 +244,6 @@ def check_run(config: Any, spec: Any, source: str) -> None:
     from glm.core.eval.parsers import ANSWER_PARSERS
 
     _choice(config.eval.match, tuple(ANSWER_PARSERS), "eval.match", source)
-    _choice(t.metric_for_best_model, ("eval_accuracy", "eval_loss"), "training.metric_for_best_model", source)
     for key, on in (("load_best_model_at_end", t.load_best_model_at_end),
                     ("early_stopping_patience", t.early_stopping_patience is not None)):
         if on and t.eval_steps == 0:
@@ -218,9 +262,6 @@ def check_run(config: Any, spec: Any, source: str) -> None:
         if not (rate > 0 and rate != float("inf")):
             raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a learning rate > 0, found {lr!r} "
                               "(a finite number)")
-    _choice(t.align.loss, ALIGN_LOSSES, "training.align.loss", source)
-    from glm.core.train.mix import check_datasets
-
     for problem in check_datasets(config.data):
         raise ConfigError(f"{source}: {problem}")
     if t.max_steps <= 0 and t.num_epochs <= 0:
@@ -231,10 +272,6 @@ def check_run(config: Any, spec: Any, source: str) -> None:
 
 def _check_tuning(config: Any, spec: Any, source: str) -> None:
     llm = config.model.llm
-    _choice(llm.tuning, TUNING_MODES, "model.llm.tuning", source)
-    if llm.attention is not None:
-        _choice(llm.attention, ("sdpa", "eager", "flash_attention_2"), "model.llm.attention", source)
-    _choice(llm.quant.type, ("nf4", "fp4"), "model.llm.quant.type", source)
     for stage in llm.train_stages or ():
         _choice(stage, tuple(spec.stages), f"model.llm.train_stages (stages of method {spec.name!r})", source)
     if not llm.lora.target_modules:

@@ -7,24 +7,9 @@ Layer contract (what ``register_gnn_layers`` factories return)::
     layer.neutral_state_dict() -> dict[str, Tensor]      # backend-neutral parameter layout
     layer.load_neutral_state_dict(state) -> None         # inverse; raises on missing/shape mismatch
 
-Neutral layouts (PyG's conventions; weights are ``[out, in]`` as in ``torch.nn.Linear``):
-
-============  ==========================================================================
-``gcn``       ``weight [out, in]``, ``bias [out]``. PyG ``GCNConv`` semantics: self loops
-              added, symmetric normalisation with weighted in-degrees.
-``gat``       ``weight [heads*C, in]``, ``att_src [heads, C]``, ``att_dst [heads, C]``,
-              ``bias [heads*C]`` (concat) or ``[C]``; self loops added, LeakyReLU 0.2.
-              ``out_dim`` is ``heads*C`` when concatenating.
-``sage``      ``lin_neigh.weight [out, in]``, ``lin_root.weight [out, in]``, ``bias [out]``;
-              mean aggregation, ``lin_neigh(mean_j x_j) + lin_root(x_i) + bias``.
-``gt``        ``wq``, ``wk``, ``wv`` ``[d, d]`` (no bias), ``norm.weight [d]``, ``norm.bias [d]``;
-              GraphLAMA's sparse graph-transformer layer (official ``graph_transformer.py``): per head,
-              ``a_ij = exp(clamp(<q_i, k_j>, -10, 10))`` normalised over the incoming edges of
-              ``i``, ``h_i' = LayerNorm(h_i + sum_j a_ij v_j)``; ``q = x wq^T`` etc.
-============  ==========================================================================
-
-Only ``gcn`` uses ``edge_weight``; ``gat``, ``sage`` and ``gt`` ignore it (layers expose this
-as ``supports_edge_weight``). A whole :class:`GraphEncoder` adds ``input_proj.weight/bias``
+Neutral layouts: one per built-in layer name (``gcn``, ``gat``, ``sage``, ``gt``), declared once in
+:data:`glm.core.layouts.LAYOUTS` (keys, shapes, semantics, whether ``edge_weight`` is used; layers
+expose the last as ``supports_edge_weight``). A whole :class:`GraphEncoder` adds ``input_proj.weight/bias``
 and ``output_proj.weight/bias`` (``torch.nn.Linear`` layout) and prefixes layer keys with
 ``layers.<i>.``.
 

@@ -106,6 +106,17 @@ class NodeTokenModule(nn.Module):
 
 
 @dataclass(frozen=True)
+class BenchVariant:
+    """An extra ``glm bench fewshot`` row of a method, ``<method>_<suffix>``: an ablation of its
+    pre-train -> adapt protocol (every method also gets its plain row, pre-trained and adapted)."""
+
+    suffix: str
+    description: str
+    pretrain: bool = True
+    adapt: bool = True
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """A registered method.
 
@@ -122,6 +133,7 @@ class MethodSpec:
         check: ``check(method_config, run_config) -> list[str]`` problems with the whole config.
         reference: paper and official code, for listings.
         description: one line for listings.
+        bench_variants: extra bench rows (:class:`BenchVariant`), e.g. adapted without pre-training.
     """
 
     name: str
@@ -136,6 +148,7 @@ class MethodSpec:
     check: Optional[Callable[[Any, Any], list[str]]] = None
     reference: str = ""
     description: str = ""
+    bench_variants: tuple[BenchVariant, ...] = ()
     plugin: Optional[str] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:

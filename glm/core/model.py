@@ -32,13 +32,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers.modeling_outputs import CausalLMOutput
 
+from glm.core.choices import TrainLoss, options
 from glm.core.method import MethodError, MethodSpec, NodeTokenModule
 from glm.core.sample import GraphBatch
 from glm.core.tokens import G_END, G_PATCH, G_START, add_graph_tokens
 from glm.errors import GlmError
 
 IGNORE_INDEX = -100
-TRAIN_LOSSES = ("lm", "choice", "lm+choice")
+TRAIN_LOSSES = options(TrainLoss)
 CORE_NAMES = ("llm", "graph_token_embeddings", "tokenizer", "method", "node_token_module", "llm_tuning")
 
 

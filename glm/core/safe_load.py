@@ -31,7 +31,6 @@ import torch
 
 from glm.errors import GlmError
 
-RNG_FILE = "rng_state.safetensors"
 DEEPSPEED_SAFE_GLOBALS = (
     "deepspeed.runtime.fp16.loss_scaler:LossScaler",
     "deepspeed.runtime.fp16.loss_scaler:DynamicLossScaler",

@@ -17,7 +17,7 @@ import hashlib
 import importlib.util
 import logging
 import re
-from typing import Callable, Optional, Protocol, Sequence
+from typing import Optional, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -198,5 +198,3 @@ class TaskTextEncoder:
             self._cache.update(zip(new, vecs))
         return torch.stack([self._cache[t] for t in texts]) if texts else torch.zeros(0, self.dim)
 
-
-TaskEmbeddingFn = Callable[[str], Tensor]

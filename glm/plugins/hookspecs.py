@@ -7,12 +7,24 @@ validation, de-duplication and listing. A plugin may accept a subset of the argu
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Protocol, runtime_checkable
 
 import pluggy
 
 hookspec = pluggy.HookspecMarker("glm")
 hookimpl = pluggy.HookimplMarker("glm")
+
+
+@runtime_checkable
+class MethodSpecLike(Protocol):
+    """What the registry checks of a ``register_methods`` argument (the seam never imports core):
+    :class:`glm.core.method.MethodSpec` has these and validates the rest when it is built."""
+
+    name: str
+    config_cls: type
+    build: Callable[..., Any]
+    stages: Mapping[str, Any]
+    bench_variants: tuple[Any, ...]
 
 
 @hookspec

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from glm.errors import GlmError
+from glm.plugins.hookspecs import MethodSpecLike
 
 
 class RegistryError(GlmError, LookupError):
@@ -227,9 +228,9 @@ class Registry:
         self._note(plugin, "recipes", name)
 
     def add_method(self, spec: Any, plugin: str | None = None) -> None:
-        from glm.core.method import MethodSpec
-
-        self._add_spec("methods", "method", spec, MethodSpec, plugin)
+        if not isinstance(spec, MethodSpecLike):  # glm.core.method.MethodSpec checks the rest when built
+            raise TypeError(f"register_methods: expected glm.core.method.MethodSpec, got {type(spec).__name__}")
+        self._add_spec("methods", "method", spec, object, plugin)
 
     # -- look-ups -------------------------------------------------------------------------
     def backend(self, name: str) -> BackendSpec:

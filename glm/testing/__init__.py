@@ -6,7 +6,7 @@
   backend parity); :class:`BackendConformance` checks a backend against the reference backend.
 * :func:`random_graph` / :func:`empty_graph` build small inputs.
 * :func:`neutral_parity` measures backend disagreement on any device / dtype; ``glm devcheck``
-  (:mod:`glm.testing.devcheck`) runs it with the rest of the GPU check.
+  (:mod:`glm.devcheck`) runs it with the rest of the GPU check.
 * :func:`build_plugin_distribution` makes a throw-away installed plugin, to test discovery
   through a real entry point.
 """

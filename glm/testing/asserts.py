@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 import torch
 from torch import Tensor
 
+from glm.core.layouts import LAYOUTS
 from glm.testing.graphs import GraphCase, empty_graph, random_graph
 from glm.testing.layer_case import LayerCase, LayerRef, resolve_layer
 
@@ -29,14 +30,9 @@ ALL_CHECKS: tuple[str, ...] = (
     "edge_weight", "empty_edges", "dtype", "device", "neutral_state_dict",
 )
 
-# Neutral layouts of glm's built-in layer names (glm/core/encoder.py); a backend that
-# implements one of these names must use exactly these keys, so checkpoints move across backends.
-NEUTRAL_KEYS: dict[str, frozenset[str]] = {
-    "gcn": frozenset({"weight", "bias"}),
-    "gat": frozenset({"weight", "att_src", "att_dst", "bias"}),
-    "sage": frozenset({"lin_neigh.weight", "lin_root.weight", "bias"}),
-    "gt": frozenset({"wq", "wk", "wv", "norm.weight", "norm.bias"}),
-}
+# Neutral layouts of glm's built-in layer names (glm.core.layouts); a backend that implements one of
+# these names must use exactly these keys, so checkpoints move across backends.
+NEUTRAL_KEYS: dict[str, frozenset[str]] = {name: frozenset(layout.keys) for name, layout in LAYOUTS.items()}
 
 # Largest allowed |out_dtype - out_fp32| relative to max(1, max |out_fp32|).
 DTYPE_TOLERANCE: dict[torch.dtype, float] = {

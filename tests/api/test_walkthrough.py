@@ -30,6 +30,11 @@ def test_the_walkthrough_runs(tmp_path, monkeypatch):
     assert 0.0 <= scope["scores"].accuracy <= 1.0 and scope["scores"].num_samples == 60
     assert [p["node"] for p in scope["predictions"]] == [0, 1, 2]
     assert (tmp_path / "adapt" / "adapter_model.safetensors").is_file()
+    assert [step for step, _ in scope["trace"].losses] == [1, 2]  # the user's callback saw every record
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "adapt" / "runs")).Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
     saved = tmp_path / "my-model"
     card = (saved / "README.md").read_text()
     assert "library_name: glm" in card and "| accuracy |" in card and "init_from: null" in card

@@ -20,13 +20,14 @@ import torch
 from torch import Tensor
 
 from glm.core.graph import Subgraph, SubgraphBatch
+from glm.core.layouts import LAYOUTS
 from glm.plugins import get_registry
 
 REFERENCE_BACKEND = "pyg"
 BACKENDS = ("gammagl",)  # compared against REFERENCE_BACKEND
-LAYERS = ("gcn", "gat", "sage", "gt")
-LAYER_OPTIONS = {"gat": {"heads": 2}, "gt": {"heads": 4}}
-SQUARE_LAYERS = {"gt"}  # need in_dim == out_dim
+LAYERS = tuple(LAYOUTS)
+LAYER_OPTIONS = {name: layout.options for name, layout in LAYOUTS.items() if layout.options}
+SQUARE_LAYERS = {name for name, layout in LAYOUTS.items() if layout.square}  # need in_dim == out_dim
 OUT_DIM = 16
 TOLERANCE = {torch.float32: 1e-5, torch.bfloat16: 1e-2}
 

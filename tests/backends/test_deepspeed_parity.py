@@ -61,7 +61,7 @@ def recipe_config() -> dict:
 
 @pytest.fixture(scope="module")
 def gloo():
-    from glm.core.train.loop import init_distributed
+    from glm.core.train.dist import init_distributed
 
     init_distributed()  # gloo, one process, DeepSpeed's shared-memory segment released
     yield

@@ -1,6 +1,9 @@
 """``glm plan``: JSON and human output, verdicts and named errors."""
 
 import json
+import os
+import subprocess
+import sys
 
 from glm.cli.main import main
 
@@ -51,3 +54,17 @@ def test_plan_per_rank_under_zero_partitioning(capsys):
     assert zero0["optimizer states"] == alone["optimizer states"]
     assert main(["plan", "--nproc", "0"]) == 2
     assert "--nproc must be >= 1" in capsys.readouterr().err
+
+
+def test_plan_on_a_gammagl_only_install():
+    """Without PyG (its plugin disabled, as on an install without it) the encoder is built on GammaGL, the
+    first installed backend, not counted by formula; with no backend at all the formula is named."""
+    def plan(disabled: str) -> dict:
+        env = {**os.environ, "GLM_DISABLED_PLUGINS": disabled, "TL_BACKEND": "torch"}
+        done = subprocess.run([sys.executable, "-m", "glm.cli.main", "plan", *VICUNA, "--gpu", "3090", "--json"],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads(done.stdout)
+
+    assert "encoder built on backend gammagl" in json.dumps(plan("pyg"))
+    assert "encoder counted by formula" in json.dumps(plan("pyg,gammagl"))

@@ -10,10 +10,13 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
 
-from glm.core.train.outdir import OutputDirError, RunLock
+from glm.core.train import checkpoint as ckpt
+from glm.core.train.outdir import OutputDirError, RunDirectory, RunLock
 from train_helpers import glm_cmd, subprocess_env, write_tiny_config
 
 
@@ -105,3 +108,51 @@ def test_sigint_says_where_to_resume(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert "glm: interrupted: interrupted at step" in err and "resume with --resume" in err
     assert "Traceback" not in err and not list(out.glob("*.tmp")) and not (tmp_path / "run.lock").exists()
+
+
+class _Engine(torch.nn.Linear):
+    """A module with DeepSpeed's ``save_checkpoint`` signature (writes one file, as a rank would)."""
+
+    def save_checkpoint(self, save_dir: str, tag: str, **_: object) -> None:
+        Path(save_dir, tag).mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), Path(save_dir, tag, "model_states.pt"))
+
+
+def test_a_rank_dying_after_the_checkpoint_rename_keeps_the_new_run(tmp_path, monkeypatch):
+    """The launcher kill flake: rank 1 killed while rank 0 waits in the save's last barrier (the checkpoint
+    is already renamed into place, commit() not yet called). The new run must stay resumable; rolling it
+    back removed its checkpoint and log."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "trainer_log.jsonl").write_text('{"step": 1, "old": true}\n')
+    config = SimpleNamespace(training=SimpleNamespace(output_dir=str(out), resume=None, overwrite_output_dir=True))
+    barriers = {"n": 0}
+
+    def barrier() -> None:  # the 4th barrier of a save is the one after the rename
+        barriers["n"] += 1
+        if barriers["n"] == 4:
+            raise RuntimeError("[gloo] Connection closed by peer")
+
+    monkeypatch.setattr(ckpt, "_barrier", barrier)
+    with pytest.raises(RuntimeError, match="Connection closed"):
+        with RunDirectory(config, resume=None):
+            (out / "trainer_log.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n')
+            ckpt.save_checkpoint(_Engine(2, 2), out, 3, {"log_history": []}, "seed: 7\n")
+    assert (out / "checkpoint-3" / ckpt.TRAINER_STATE).is_file()
+    assert ckpt.resolve_resume("latest", out) == out / "checkpoint-3"
+    assert '"old"' not in (out / "trainer_log.jsonl").read_text()
+    assert not (tmp_path / "run.previous").exists() and not (tmp_path / "run.lock").exists()
+
+
+def test_a_failure_before_any_checkpoint_still_rolls_back(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "trainer_log.jsonl").write_text('{"old": true}\n')
+    config = SimpleNamespace(training=SimpleNamespace(output_dir=str(out), resume=None, overwrite_output_dir=True))
+    with pytest.raises(RuntimeError):
+        with RunDirectory(config, resume=None):
+            (out / "trainer_log.jsonl").write_text('{"new": true}\n')
+            (out / "checkpoint-3.tmp").mkdir()  # a save cut short is not a checkpoint
+            raise RuntimeError("[gloo] Connection closed by peer")
+    assert (out / "trainer_log.jsonl").read_text() == '{"old": true}\n'
+    assert not (out / "checkpoint-3.tmp").exists() and not (tmp_path / "run.previous").exists()

@@ -19,18 +19,17 @@ def test_defaults_and_sections_reuse_core_configs():
     assert cfg.training.stage == "pretrain" and cfg.recipe == "cpu"  # the method's pre-training stage
 
 
-def test_method_sections_and_the_legacy_graph_key(tmp_path):
-    path = write(tmp_path, "model:\n  graph:\n    hop_mode: official\n")
-    with pytest.warns(DeprecationWarning, match="model.graph is deprecated; it is read as model.graphlama"):
-        cfg = load_config(path)
+def test_method_sections(tmp_path):
+    path = write(tmp_path, "model:\n  graphlama:\n    hop_mode: official\n")
+    cfg = load_config(path)
     assert cfg.model.method_config.hop_mode == "official"
     saved = yaml.safe_load(cfg.to_yaml())
     assert saved["model"]["graphlama"]["hop_mode"] == "official" and "graph" not in saved["model"]
     assert load_config(None, ["model.method=llaga", "model.llaga.template=hop_field"]).model.method_config.template == "hop_field"
     gpt = load_config(None, ["model.method=graphgpt"])
     assert gpt.training.stage == "task"  # GraphGPT's pre-training stage
-    with pytest.raises(ConfigError, match="both model.graph and model.graphlama"):
-        load_config(None, ["model.graph.hop_mode=official", "model.graphlama.max_hops=3"])
+    with pytest.raises(ConfigError, match="model.graph"):  # no old names: unknown like any other key
+        load_config(None, ["model.graph.hop_mode=official"])
     with pytest.raises(ConfigError, match="unknown method 'nosuch'; registered: graphgpt, graphlama, llaga"):
         load_config(None, ["model.method=nosuch"])
     with pytest.raises(ConfigError, match="unknown key 'model.llaga.foo'"):
@@ -105,3 +104,26 @@ def test_apply_overrides_creates_sections():
     data = apply_overrides({}, ["a.b.c=1", "a.b.d=[1, 2]", "e=x"])
     assert data == {"a": {"b": {"c": 1, "d": [1, 2]}}, "e": "x"}
     assert RunConfig().to_dict()["training"]["output_dir"] == "runs/glm"
+
+
+def test_literal_choices_are_one_table_checked_on_load_and_on_validate():
+    """Every fixed choice is a Literal of glm.core.choices: loading refuses other values, and so does
+    validate() for a config changed in Python (which loading never saw)."""
+    import typing
+
+    from glm.core import choices
+    from glm.core.config_rules import literal_problems
+
+    assert choices.options(choices.Tuning) == ("frozen", "lora", "qlora", "freeze")
+    assert choices.options(typing.Optional[choices.Attention]) == ("sdpa", "eager", "flash_attention_2")
+    assert choices.options(int) == ()
+    with pytest.raises(ConfigError, match="training.lr_scheduler must be one of cosine, linear, constant; found 'step'"):
+        load_config(None, ["training.lr_scheduler=step"])
+    cfg = load_config(None, ["model.llm.attention=null"])
+    assert list(literal_problems(cfg)) == []
+    cfg.model.llm.quant.type = "int3"
+    cfg.eval.mode = "vote"
+    assert list(literal_problems(cfg)) == ["model.llm.quant.type must be one of nf4, fp4; found 'int3'",
+                                           "eval.mode must be one of choice, generate; found 'vote'"]
+    with pytest.raises(ConfigError, match="model.llm.quant.type must be one of nf4, fp4"):
+        cfg.validate()

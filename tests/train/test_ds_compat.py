@@ -82,7 +82,7 @@ INIT = textwrap.dedent("""
     os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", LOCAL_SIZE="1", MASTER_ADDR="127.0.0.1",
                       MASTER_PORT=sys.argv[2])
     if sys.argv[1] == "glm":
-        from glm.core.train.loop import init_distributed
+        from glm.core.train.dist import init_distributed
         init_distributed()
     else:
         import deepspeed

@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _recipe_as_on_a_3090(name: str, directory: Path) -> Path:
-    from glm.core.train.dsconfig import load_recipe
+    from glm.core.recipe import load_recipe
 
     raw, _ = load_recipe(name)
     assert raw["bf16"] == {"enabled": "auto"} and raw["_glm"]["gradient_checkpointing"] is True

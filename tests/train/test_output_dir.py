@@ -1,7 +1,7 @@
 import pytest
 
 from glm.core.config import config_from_dict
-from glm.core.train.loop import OutputDirError, check_output_dir
+from glm.core.train.outdir import OutputDirError, check_output_dir
 
 
 def _config(out, **training):

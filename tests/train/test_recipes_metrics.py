@@ -13,7 +13,8 @@ def match_class(answer, choices, mode="exact"):
 
 def is_correct(answer, label, choices, mode="exact"):
     return judge(answer, label, choices, mode).correct
-from glm.core.train.dsconfig import RecipeError, recipe_hints, resolve_recipe, load_recipe
+from glm.core.recipe import RecipeError, load_recipe, recipe_hints
+from glm.core.train.dsconfig import resolve_recipe
 from glm.plugins.manager import get_registry
 
 BUILTIN = ("cpu", "single-gpu", "3090-zero2-offload", "3090-zero3-offload")

@@ -282,7 +282,8 @@ def test_llm_learning_rate_puts_the_llm_part_in_its_own_group(tmp_path):
 
 
 def test_lr_groups_give_graph_side_patterns_their_own_rate(tmp_path):
-    from glm.core.train.loop import LrGroupError, parameter_groups
+    from glm.core.stages import LrGroupError
+    from glm.core.train.loop import parameter_groups
 
     config = tiny(tmp_path, tuning="lora")
     model = build_model(config)

@@ -2,9 +2,11 @@
 
 A node takes part when :meth:`~glm.core.data.tasks.GraphSource.text_parts` finds a title (CiteSeer's
 split heuristic, or a user TAG's ``title`` column). The titled nodes are permuted once with the seed;
-``train`` takes the first examples (a count, or a fraction of the titled nodes), then ``val``, then
-``test``. Seed ``s`` of the bench redraws the train examples from outside val and test, like the k-shot
-draws of classification: the test nodes stay fixed across draws.
+``val`` takes the first of them, then ``test`` (``null``: every node left after the train examples), and
+``train`` its examples (a count, or a fraction of the titled nodes) from the rest. So the validation and
+test nodes do not depend on ``train``: the 5-example and the 80 % rows of a bench score the same nodes.
+Draw ``d`` of the bench redraws the train examples from outside val and test, like the k-shot draws of
+classification: the test nodes stay fixed across draws.
 """
 
 from __future__ import annotations
@@ -46,8 +48,8 @@ def generation_nodes(source: Any, settings: Any, seed: int, titled: Optional[Seq
         raise DataValidationError(source.tag.name, None, "data.generation",
                                   f"train + val + test <= {len(order)} titled nodes, with test >= 1",
                                   f"train {k}, val {settings.val}, test {settings.test}")
-    val, test = order[k:k + settings.val], order[k + settings.val:k + held]
-    pool = order[:k] + order[k + held:]
+    val, test = order[:settings.val], order[settings.val:held]
+    pool = order[held:]
     if draw > 0:
         pick = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed * 1000 + draw))[:k]
         train = [pool[i] for i in pick.tolist()]

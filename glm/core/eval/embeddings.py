@@ -141,17 +141,13 @@ def default_stage(model) -> str:
     return "tokens"
 
 
-def embedding_panel(model, config, data, split: str = "test", stage: Optional[str] = None, method: str = "pca",
-                    title: str = "") -> dict[str, Any]:
-    """The map of ``split``'s held-out nodes plus the k shots (marked) at ``stage``; adds ``silhouette``
-    (classes, shots left out) to the panel dict that :func:`plot_maps` draws."""
-    from glm.core.train.pipeline import eval_samples, fewshot_samples, make_collator
-
+def embedding_panel(model, nodes: Sequence[Any], shots: Sequence[Any], collator, stage: Optional[str] = None,
+                    method: str = "pca", title: str = "", split: str = "test") -> dict[str, Any]:
+    """The map of the held-out ``nodes`` plus the k ``shots`` (marked; samples, collated by ``collator``) at
+    ``stage``; adds ``silhouette`` (classes, shots left out) to the panel dict that :func:`plot_maps` draws."""
     stage = stage or default_stage(model)
-    nodes = eval_samples(config, data, split)
-    shots = fewshot_samples(config, data)
-    samples = nodes + shots
-    vectors = target_vectors(model, samples, make_collator(config, model, data), stage)
+    samples = list(nodes) + list(shots)
+    vectors = target_vectors(model, samples, collator, stage)
     labels = [s.answer for s in samples]
     support = [False] * len(nodes) + [True] * len(shots)
     score = silhouette(vectors[: len(nodes)], labels[: len(nodes)])

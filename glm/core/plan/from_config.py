@@ -64,11 +64,14 @@ def graph_side(cfg: Any, shape: LLMShape) -> tuple[int, int, str, bool, Optional
     encoder, how = None, f"method {cfg.model.method!r}"
     if cfg.model.method_spec.uses_encoder:
         from glm.core.encoder import build_encoder
+        from glm.core.factory import default_backend
+        from glm.errors import GlmError
 
-        try:
-            encoder = build_encoder(enc, cfg.backend or "pyg")
-            how += f", encoder built on backend {cfg.backend or 'pyg'}"
-        except Exception as exc:  # no backend installed: count a graph transformer by formula
+        try:  # the config's backend, else the first installed one (GammaGL on a GammaGL-only install)
+            backend = default_backend(cfg.backend)
+            encoder = build_encoder(enc, backend)
+            how += f", encoder built on backend {backend}"
+        except GlmError as exc:  # no backend installed: count a graph transformer by formula, and say so
             encoder = _FormulaEncoder(enc.in_dim, enc.hidden_dim, enc.out_dim, enc.num_layers)
             how += f", encoder counted by formula ({type(exc).__name__}: {exc})"
     cfg = copy.deepcopy(cfg)

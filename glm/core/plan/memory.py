@@ -41,6 +41,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from glm.core.choices import Tuning, options
 from glm.core.plan.models import GIB, LLMShape
 from glm.errors import GlmError
 
@@ -48,7 +49,7 @@ DTYPE_BYTES = {"float32": 4, "fp32": 4, "bfloat16": 2, "bf16": 2, "float16": 2, 
 # bytes per quantised linear weight (bitsandbytes: int8 + per-row scale; NF4 + fp32 absmax per 64)
 QUANT_BYTES = {"8bit": 1.0 + 4 / 4096, "4bit": 0.5 + 4 / 64}
 DOUBLE_QUANT_4BIT = 0.5 + 1 / 64 + 4 / (64 * 256)  # 8-bit absmax per 64 weights + fp32 scale per 256 blocks
-TUNING = ("frozen", "lora", "qlora", "freeze")
+TUNING = options(Tuning)
 # Llama-layout linears of one decoder layer: name -> (input, output) as functions of the shape
 LINEARS = {
     "q_proj": lambda m: (m.hidden, m.heads * m.head_dim), "k_proj": lambda m: (m.hidden, m.kv_heads * m.head_dim),

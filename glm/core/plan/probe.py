@@ -427,6 +427,7 @@ def spec_from_config(cfg: Any, device: str = "cpu", steps: int = 2, text_tokens:
     of the shape the planner assumes for ``device`` (:func:`glm.core.plan.from_config.from_run_config`)."""
     from dataclasses import replace
 
+    from glm.core.factory import default_backend
     from glm.core.llm import tiny_family
     from glm.core.plan.from_config import from_run_config
 
@@ -443,7 +444,7 @@ def spec_from_config(cfg: Any, device: str = "cpu", steps: int = 2, text_tokens:
     return ProbeSpec(llm=llm, dtype=inp.dtype, stage=inp.stage, gradient_checkpointing=inp.gradient_checkpointing,
                      attention=inp.attention, micro_batch=inp.micro_batch, text_tokens=inp.text_tokens,
                      graphs_per_sample=inp.graphs_per_sample, nodes_per_graph=inp.nodes_per_graph, steps=steps,
-                     device=device, backend=cfg.backend or "pyg", encoder=asdict(cfg.model.encoder),
+                     device=device, backend=default_backend(cfg.backend), encoder=asdict(cfg.model.encoder),
                      runner=runner, config=cfg.to_dict() if runner == "recipe" else None,
                      quantization=inp.quantization)
 

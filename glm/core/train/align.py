@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from glm.core.config_rules import ALIGN_LOSSES
+from glm.core.choices import AlignLoss, options
 from glm.errors import GlmError
 
 logger = logging.getLogger("glm.train")
@@ -87,8 +87,8 @@ def align_loss(tokens: Tensor, targets: Tensor, node_ids: Tensor, kind: str = "c
         - **tokens, targets:** ``[N, hidden]``; **node_ids:** ``[N]``
         - **output:** scalar
     """
-    if kind not in ALIGN_LOSSES:
-        raise AlignError(f"training.align.loss must be one of {ALIGN_LOSSES}, found {kind!r}")
+    if kind not in options(AlignLoss):
+        raise AlignError(f"training.align.loss must be one of {options(AlignLoss)}, found {kind!r}")
     z = F.normalize(tokens.float(), dim=-1)
     t = F.normalize(targets.float().to(z.device), dim=-1)
     if kind == "cosine":

@@ -277,12 +277,6 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
     save_file({k: v.contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
 
 
-def load_tensors(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(path))
-
-
 # -- save / load ----------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ import copy
 from typing import Any, Optional
 
 from glm.core.config import RunConfig
-from glm.core.recipe import RecipeError, load_recipe, recipe_hints, zero_stage  # noqa: F401  (re-exported)
+from glm.core.recipe import RecipeError, load_recipe
 
 
 def _bf16_supported(device_type: str) -> bool:

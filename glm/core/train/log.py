@@ -97,9 +97,8 @@ class TrainLogger:
     """
 
     def __init__(self, output_dir: str | os.PathLike, total_steps: int, initial_step: int = 0,
-                 enabled: bool = True, progress: bool = True, desc: str = "train", reporters: Any = None) -> None:
+                 enabled: bool = True, progress: bool = True, desc: str = "train") -> None:
         self.path = Path(output_dir) / LOG_FILENAME
-        self.reporters = reporters  # glm.core.train.report.Reporters: the same records to TensorBoard / W&B
         self.total_steps = total_steps
         self.enabled = enabled
         self.bar = None
@@ -130,8 +129,6 @@ class TrainLogger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
-            if self.reporters is not None:
-                self.reporters.log(record)
             msg = (f"step {step}/{self.total_steps} loss {record.get('loss', float('nan')):.4f}"
                    f" lr {record.get('lr', 0):.3g} grad_norm {record.get('grad_norm') or 0:.3g}"
                    f" rss {record['rss_mb']:.0f} MiB eta {record['remaining_time']}")
@@ -142,8 +139,6 @@ class TrainLogger:
         return record
 
     def close(self) -> None:
-        if self.reporters is not None:
-            self.reporters.close()
         if self.bar is not None:
             self.bar.close()
             self.bar = None

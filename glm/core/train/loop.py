@@ -31,16 +31,18 @@ import torch
 from glm.core.config import RunConfig, save_config
 from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
-from glm.core.train.dist import DistInfo, init_distributed, own_process_group  # noqa: F401  (re-exported)
+from glm.core.train.callbacks import (HealthCallback, ReportCallback, TrainerCallback, TrainerControl, TrainerState,
+                                      ValidationCallback)
+from glm.core.train.dist import DistInfo, own_process_group
 from glm.core.train.ds_compat import exclude_tied_frozen, offload_optimizer_fallback
-from glm.core.train.dsconfig import RecipeError, load_recipe, recipe_hints, resolve_recipe, zero_stage
+from glm.core.recipe import RecipeError, load_recipe, recipe_hints, zero_stage
+from glm.core.train.dsconfig import resolve_recipe
 from glm.core.train.log import TrainLogger
 from glm.core.train.log import logger as train_logger
 from glm.core.train.log import peak_rss_mb, rank0_info, truncate_log
-from glm.core.train.outdir import OutputDirError, RunDirectory, check_output_dir  # noqa: F401  (re-exported)
+from glm.core.train.outdir import RunDirectory
 from glm.core.train.preempt import Preemption, TrainingTerminated
-from glm.core.train.validation import BestTracker
-from glm.core.stages import LrGroupError, check_lr_groups, lr_group_of  # noqa: F401  (LrGroupError re-exported)
+from glm.core.stages import check_lr_groups, lr_group_of
 from glm.core.tuning import PEFT_CONFIG_FILE
 from glm.errors import GlmError
 
@@ -116,12 +118,15 @@ class Trainer:
         warmup: ``warmup(run_dir)`` run once before the engine is built, on a fresh run only (a resumed
             run's checkpoint already holds its result), e.g. the alignment warm-up of
             :mod:`glm.core.train.align`; every rank runs it, only rank 0 gets the run directory to write to.
+        callbacks: :class:`~glm.core.train.callbacks.TrainerCallback` s called after the built-in ones
+            (health, validation, reporting).
     """
 
     def __init__(self, config: RunConfig, model: torch.nn.Module, dataset: Sequence[Any],
                  collate_fn: Callable[[list[Any]], Any], progress: bool = True,
                  hidden_size: Optional[int] = None, validator: Optional[Callable[..., dict[str, float]]] = None,
-                 warmup: Optional[Callable[[Optional[Path]], Any]] = None) -> None:
+                 warmup: Optional[Callable[[Optional[Path]], Any]] = None,
+                 callbacks: Sequence[TrainerCallback] = ()) -> None:
         self.config = config
         self.model = model
         self.dataset = dataset
@@ -130,7 +135,20 @@ class Trainer:
         self.hidden_size = hidden_size
         self.validator = validator
         self.warmup = warmup
-        self.tracker = None
+        self.extra_callbacks = list(callbacks)
+        self.callbacks: list[TrainerCallback] = []
+
+    def _builtin_callbacks(self, engine: Any, input_dtype: Any, zero: int, out: Path,
+                           dist: DistInfo) -> list[TrainerCallback]:
+        """Health always; validation when there is a validator and ``training.eval_steps`` > 0; reporting."""
+        t = self.config.training
+        found: list[TrainerCallback] = [HealthCallback(self.model, partitioned=zero > 0)]
+        if self.validator is not None and t.eval_steps > 0:
+            found.append(ValidationCallback(self.validator, lambda b: to_engine(b, engine.device, input_dtype),
+                                            t.eval_steps, t.metric_for_best_model, t.load_best_model_at_end,
+                                            t.early_stopping_patience))
+        found.append(ReportCallback(t.report_to, out, self.config.to_dict(), dist.rank == 0))
+        return found
 
     # -- data order ---------------------------------------------------------------------
     def _permutation(self, epoch: int) -> list[int]:
@@ -161,8 +179,6 @@ class Trainer:
     def _train(self, dist: DistInfo, resume: Optional[Path], out: Path) -> TrainResult:
         import deepspeed
         import torch.distributed as tdist
-
-        from glm.core.train.health import TrainingHealth, total_norm
 
         cfg, t = self.config, self.config.training
         if dist.rank == 0 and resume is None:  # a resume writes it once its checkpoint has loaded
@@ -222,26 +238,23 @@ class Trainer:
 
         state: dict[str, Any] = {"log_history": []}
         start_step = 0
-        validate = self.validator is not None and t.eval_steps > 0
-        tracker = self.tracker = BestTracker(t.metric_for_best_model, t.load_best_model_at_end) if validate else None
         if resume is not None:
             state = ckpt.load_checkpoint(engine, resume, dist.rank, dist.world_size)
             start_step = int(state["global_step"])
             if dist.rank == 0:
                 truncate_log(out, start_step)
                 save_config(cfg, out)
-            if tracker is not None:
-                tracker.load_state(state, out)
             rank0_info("resumed from %s (step %d)", resume, start_step)
 
         self._perm, self._perm_epoch = [], -1
-        from glm.core.train.report import Reporters
-
-        logger = TrainLogger(out, total, start_step, enabled=dist.rank == 0, progress=self.progress,
-                             desc=t.stage, reporters=Reporters(t.report_to, out, cfg.to_dict(), dist.rank == 0))
+        logger = TrainLogger(out, total, start_step, enabled=dist.rank == 0, progress=self.progress, desc=t.stage)
         history: list[dict[str, Any]] = list(state.get("log_history", []))
+        run = TrainerState(start_step, total, out, dist.rank, history=history)
+        callbacks = self.callbacks = [*self._builtin_callbacks(engine, input_dtype, stage, out, dist),
+                                      *self.extra_callbacks]
+        for cb in callbacks:
+            cb.on_train_begin(run, engine, state if resume is not None else None)
         engine.train()
-        health = TrainingHealth(self.model)
         t0 = time.perf_counter()
         window_loss, window_steps, window_samples, window_t = 0.0, 0, 0, t0
         last_loss: Optional[float] = None
@@ -252,8 +265,7 @@ class Trainer:
                 # the rate this step applies (the scheduler moves on inside engine.step): what the log shows
                 step_lr = scheduler.get_last_lr()[0] if scheduler is not None else t.learning_rate
                 step_loss = 0.0
-                grad_norm: Optional[float] = None
-                group_norms: Optional[dict[str, float]] = None
+                run.step, run.grad_norm = step, None
                 for k in range(accum):
                     micro_index = (step - 1) * accum + k
                     batch = self.collate_fn(self._micro_batch(micro_index, per_epoch, dist))
@@ -261,10 +273,11 @@ class Trainer:
                     loss = engine(batch).loss
                     engine.backward(loss)
                     if k == accum - 1:
-                        group_norms = health.grad_norms(partitioned=stage > 0)
-                        grad_norm = total_norm(group_norms)
+                        for cb in callbacks:
+                            cb.on_pre_optimizer_step(run, engine)
                     engine.step()
                     step_loss += float(loss.detach()) / accum
+                grad_norm = run.grad_norm
                 if grad_norm is None:
                     gn = engine.get_global_grad_norm()
                     grad_norm = float(gn) if gn is not None else None
@@ -278,15 +291,12 @@ class Trainer:
                 window_steps += 1
                 window_samples += accum * t.micro_batch_size * dist.world_size
                 logger.update(1, step_loss)
-                health.observe(group_norms)
-                evaluated: dict[str, Any] = {}
-                if tracker is not None and (step % t.eval_steps == 0 or step == total):
-                    evaluated = self.validator(engine.module, lambda b: to_engine(b, engine.device, input_dtype))
-                    evaluated["is_best"] = tracker.update(step, evaluated, engine)
-                    engine.train()
-                stop = tracker is not None and tracker.should_stop(t.early_stopping_patience)
+                control = TrainerControl()
+                for cb in callbacks:
+                    cb.on_step_end(run, engine, control)
+                stop = control.should_stop
 
-                if step % t.logging_steps == 0 or step == total or evaluated:
+                if step % t.logging_steps == 0 or step == total or control.should_log:
                     now = time.perf_counter()
                     record = {
                         "current_steps": step,
@@ -295,21 +305,22 @@ class Trainer:
                         "lr": step_lr,
                         "grad_norm": grad_norm,
                         "throughput": round(window_samples / max(now - window_t, 1e-9), 3),
-                        **health.record(),
-                        **evaluated,
                     }
+                    for cb in callbacks:
+                        record.update(cb.log_fields(run))
                     record = logger.log(record, now - t0, step - start_step)
                     history.append(record)
+                    if dist.rank == 0:
+                        for cb in callbacks:
+                            cb.on_log(run, record)
                     window_loss, window_steps, window_samples, window_t = 0.0, 0, 0, now
 
-                if (t.save_steps and step % t.save_steps == 0) or step == total or stop or terminate:
+                if (t.save_steps and step % t.save_steps == 0) or step == total or control.should_save or terminate:
                     self._save(engine, out, step, total, per_epoch, history, dist)
                 if terminate:
                     raise TrainingTerminated(f"terminated (SIGTERM) at step {step} of {total}; saved "
                                              f"{ckpt.CHECKPOINT_PREFIX}{step}; resume with --resume")
                 if stop:
-                    rank0_info("early stopping at step %d: %s has not improved for %d evaluations (best %.4f at "
-                               "step %d)", step, tracker.metric, tracker.since_best, tracker.best, tracker.best_step)
                     break
         except KeyboardInterrupt:
             if dist.rank == 0:
@@ -324,12 +335,11 @@ class Trainer:
         finally:
             preemption.__exit__()
             logger.close()
-            health.close()
-        if tracker is not None and t.load_best_model_at_end and tracker.best_step not in (None, step):
-            if tracker.restore(engine):  # the final adapter holds the best evaluation's tensors
-                self._save(engine, out, step, total, per_epoch, history, dist, loaded_best=True)
-                rank0_info("loaded the best model at the end: %s %.4f at step %d", tracker.metric, tracker.best,
-                           tracker.best_step)
+            for cb in callbacks:
+                cb.close()
+        run.step = step
+        if any([cb.on_train_end(run, engine) for cb in callbacks]):  # (every callback's end runs)
+            self._save(engine, out, step, total, per_epoch, history, dist, loaded_best=True)
         elapsed = time.perf_counter() - t0
         if dist.rank == 0:
             _publish_final(out, step)
@@ -352,7 +362,7 @@ class Trainer:
             "data_order": {"seed": t.seed, "micro_batches_per_epoch": per_epoch,
                            "consumed_micro_batches": step * t.gradient_accumulation_steps,
                            "num_samples": len(self.dataset)},
-            **(self.tracker.state() if self.tracker is not None else {}),
+            **{k: v for cb in self.callbacks for k, v in cb.state_fields().items()},
             **({"loaded_best_model_at_end": True} if loaded_best else {}),
         }
         from glm.core.train.pretrained import adapter_metadata

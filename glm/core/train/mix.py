@@ -12,32 +12,9 @@ check runs when the config is read (names) and when the graphs are loaded (width
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from glm.errors import GlmError
-
-ENTRY_KEYS = ("dataset", "options", "data_dir", "features", "prompt", "weight", "embedder")
-
-
-def check_datasets(data: Any) -> Iterator[str]:
-    """Problems of ``data.datasets`` that need no file: keys, weights, one feature source."""
-    for i, entry in enumerate(data.datasets):
-        where = f"data.datasets[{i}]"
-        if not isinstance(entry, dict) or "dataset" not in entry:
-            yield f"{where} must be a mapping with at least 'dataset', found {entry!r}"
-            continue
-        unknown = sorted(set(entry) - set(ENTRY_KEYS))
-        if unknown:
-            yield f"{where}: unknown keys {unknown}; valid keys: {', '.join(ENTRY_KEYS)}"
-        weight = entry.get("weight", 1)
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
-            yield f"{where}.weight must be a number > 0, found {weight!r}"
-        if bool(entry.get("features")) != bool(data.features):
-            yield (f"{where}: node features from {'a matrix' if entry.get('features') else 'the embedder'}, but "
-                   f"data.dataset's from {'a matrix' if data.features else 'the embedder'}; one encoder reads both")
-        if entry.get("embedder", data.embedder) != data.embedder:
-            yield f"{where}.embedder {entry['embedder']!r} differs from data.embedder {data.embedder!r}"
-
 
 def graph_config(config: Any, entry: dict[str, Any]) -> Any:
     """``config`` with ``data`` replaced by one ``data.datasets`` entry (every class pre-trains there)."""

@@ -160,7 +160,8 @@ class RunDirectory:
     """Lock + overwrite transaction around one training run (rank 0 acts, other ranks only hold ``path``).
 
     ``commit()`` after the first checkpoint; leaving the ``with`` block by an exception before
-    that rolls back: new files removed, the previous run restored.
+    that rolls back: new files removed, the previous run restored. A complete checkpoint found in the
+    folder at that moment commits instead (it can only be the new run's: the old one's were moved aside).
     """
 
     def __init__(self, config: Any, resume: Optional[Path], rank: int = 0, world_size: int = 1) -> None:
@@ -240,7 +241,11 @@ class RunDirectory:
         if self.rank != 0:
             return
         try:
-            if exc_type is not None and not self.committed:
+            if exc_type is not None and not self.committed and ckpt.latest_checkpoint(self.path) is not None:
+                # a checkpoint was renamed into place before the failure (e.g. a rank died in the save's last
+                # barrier, before commit()): the new run exists and --resume continues it; never roll it back
+                self.commit()
+            elif exc_type is not None and not self.committed:
                 self._rollback()
             elif exc_type is None:
                 self.commit()

@@ -17,7 +17,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 
@@ -294,8 +294,10 @@ def make_collator(config: RunConfig, model, data: Optional[DataBundle], inferenc
 # -- a whole stage ----------------------------------------------------------------------------
 
 
-def run_stage(config: RunConfig, progress: bool = True, model=None, data: Optional[DataBundle] = None):
-    """Train ``config.training.stage``; return ``(TrainResult, model, data)``."""
+def run_stage(config: RunConfig, progress: bool = True, model=None, data: Optional[DataBundle] = None,
+              callbacks: Sequence[Any] = ()):
+    """Train ``config.training.stage``; return ``(TrainResult, model, data)``. ``callbacks``:
+    :class:`~glm.core.train.callbacks.TrainerCallback` s after the built-in ones."""
     from glm.core.stages import format_parameter_table, set_stage, trainable_parameters
     from glm.core.train.loop import Trainer, set_seed
 
@@ -316,7 +318,7 @@ def run_stage(config: RunConfig, progress: bool = True, model=None, data: Option
     collator = make_collator(config, model, data)
     trainer = Trainer(config, model, samples, collator, progress=progress,
                       hidden_size=int(model.llm.config.hidden_size), validator=make_validator(config, model, data),
-                      warmup=make_align_warmup(config, model, data, samples, collator))
+                      warmup=make_align_warmup(config, model, data, samples, collator), callbacks=callbacks)
     return trainer.train(), model, data
 
 

@@ -64,7 +64,6 @@ def plot_run(run_dir: str | os.PathLike, keys: Sequence[str] = ("loss", "lr")) -
     return written
 
 
-FAMILIES = ("grad_norm", "update_ratio", "act")
 
 
 def _plot_family(plt, records: list[dict], family: str, members: list[str], run_dir: Path) -> Path:

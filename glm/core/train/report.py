@@ -21,10 +21,9 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
+from glm.core.config_rules import missing_reporter, report_targets as targets
 from glm.errors import GlmError
 
-REPORTERS = ("none", "tensorboard", "wandb")
-PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb"}
 _NOT_SCALARS = {"current_steps", "total_steps", "epoch_samples"}
 
 
@@ -32,22 +31,11 @@ class ReportError(GlmError, RuntimeError):
     """A reporter's package is missing or it could not start."""
 
 
-def targets(report_to: Any) -> list[str]:
-    """``report_to`` as a list of reporters (``"none"`` and ``[]`` give ``[]``)."""
-    if report_to is None:
-        return []
-    names = [report_to] if isinstance(report_to, str) else list(report_to)
-    return [n for n in names if n != "none"]
-
-
 def check_available(report_to: Any) -> None:
     """Raise :class:`ReportError` in one line when a chosen reporter's package is not installed."""
-    import importlib.util
-
-    for name in targets(report_to):
-        if importlib.util.find_spec(PACKAGES[name]) is None:
-            raise ReportError(f"training.report_to={name!r} needs the {PACKAGES[name]!r} package "
-                              f"(pip install 'graph-glm[report]')")
+    problem = missing_reporter(report_to)
+    if problem:
+        raise ReportError(problem)
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:

@@ -13,7 +13,7 @@ adapters swaps it too).
 
 from __future__ import annotations
 
-from glm.core.method import MethodContext, MethodSpec, StageSpec
+from glm.core.method import BenchVariant, MethodContext, MethodSpec, StageSpec
 from glm.methods.graphlama.config import GraphLAMAConfig
 from glm.methods.graphlama.node_tokens import GraphLAMANodeTokens
 from glm.plugins.hookspecs import hookimpl
@@ -48,6 +48,8 @@ SPEC = MethodSpec(
     parameter_groups=("gate.task_related", "gate.task_invariant"), check=check,
     reference="GraphLAMA, KDD'25; github.com/BUPT-GAMMA/GraphLAMA",
     description="GNN + hop code + task-related/task-invariant dual gate + linear projector, one token per node",
+    bench_variants=(BenchVariant("no_pretrain", "adapted from a random graph side (no pre-training)", pretrain=False),
+                    BenchVariant("no_adapt", "pre-trained, not adapted", adapt=False)),
 )
 
 

@@ -1,9 +1,10 @@
 """``glm bench fewshot``: every baseline and method on the same test nodes, k-shot draws and features.
 
-Rows (:data:`ROWS`, one table): chance and majority; a linear probe and SGC on the node features;
-GNN-only (gcn, sage, gat, gt) trained on the shots' subgraphs; the LLM zero-shot and with the shots
-in context (ICL); GraphGPT and LLaGA; GraphLAMA without pre-training (adapted from a random graph
-side, the official ablation), pre-trained without adaptation, and adapted.
+Rows (:func:`all_rows`): the baselines (:data:`BASELINE_ROWS`: chance and majority; a linear probe and
+SGC on the node features; GNN-only (gcn, sage, gat, gt) trained on the shots' subgraphs; the LLM
+zero-shot and with the shots in context (ICL)), then every registered method's rows, a plugin's too:
+pre-trained and adapted, plus its ``MethodSpec.bench_variants`` (GraphLAMA: adapted from a random graph
+side, the official ablation, and pre-trained without adaptation).
 
 Seeds: seed 0 uses the split of the config (``data.seed``); seed ``s > 0`` redraws the k shots per
 held-out class from the nodes outside the test and validation sets. The test nodes never change.
@@ -26,12 +27,14 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from glm.core.eval.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
-from glm.core.eval.bench_settings import AdaptSettings, BenchError, config_hash
+from glm.bench.answers import parsers_markdown, parsers_mean
+from glm.bench.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
+from glm.bench.settings import AdaptSettings, BenchError, config_hash
 from glm.core.eval.metrics import accuracy, macro_f1
 from glm.core.io import atomic_write_text
+from glm.core.layouts import LAYOUTS
 
-GNN_LAYERS = ("gcn", "sage", "gat", "gt")
+GNN_LAYERS = tuple(LAYOUTS)  # every built-in layer name (glm.core.layouts)
 
 
 @dataclass
@@ -45,6 +48,7 @@ class BenchContext:
     adapt: dict[str, AdaptSettings] = field(default_factory=dict)  # by method, "" for the rest (default: CONFIG's)
     pretrain_config: Any = None  # pre-train the methods on this config's graph (transfer; default: the config)
     split: str = "test"  # the nodes every row is scored on: test, or val to choose settings
+    generate: bool = False  # method rows also decode answers, read by every answer parser (glm.bench.answers)
     force: bool = False  # recompute rows and pre-train the methods again (once per run)
     pretrained_now: set[str] = field(default_factory=set)  # methods whose pre-training this run checked or made
     _llm: Any = None
@@ -82,7 +86,8 @@ class BenchContext:
         count, other rows see the config alone."""
         if spec.method is None:
             return config_hash(self.config)
-        return config_hash(self.config, self.adapt_for(spec.method), self.pretrain_config)
+        digest = config_hash(self.config, self.adapt_for(spec.method), self.pretrain_config)
+        return f"{digest}+generate" if self.generate else digest
 
     def label_index(self, nodes: Sequence[int]) -> list[int]:
         names = [self.tag.class_names[int(self.tag.labels[n])] for n in nodes]
@@ -137,7 +142,7 @@ def _gnn_row(layer: str) -> Callable[[BenchContext, int], RowResult]:
 
 def _text_row(icl: bool) -> Callable[[BenchContext, int], RowResult]:
     def run(ctx: BenchContext, seed: int) -> RowResult:
-        from glm.core.eval import text_baselines as tb
+        from glm.bench import text_baselines as tb
 
         llm, tok = ctx.llm()
         words = ctx.config.data.max_text_words
@@ -159,7 +164,7 @@ def _text_row(icl: bool) -> Callable[[BenchContext, int], RowResult]:
 
 def _method_row(name: str, method: str, description: str, pretrain: bool = True, adapt: bool = True) -> RowSpec:
     def run(ctx: BenchContext, seed: int) -> RowResult:
-        from glm.core.eval.method_rows import run_method
+        from glm.bench.method_rows import run_method
 
         return run_method(ctx, method, seed, pretrain=pretrain, adapt=adapt)
     return RowSpec(name, run, "method", description, per_seed=adapt, pretrains=pretrain, method=method, adapts=adapt)
@@ -177,7 +182,7 @@ class RowSpec:
     adapts: bool = False  # adapts the method on the seed's shots
 
 
-ROWS: dict[str, RowSpec] = {r.name: r for r in [
+BASELINE_ROWS: dict[str, RowSpec] = {r.name: r for r in [
     RowSpec("chance", None, "trivial", "1 / n_way", per_seed=False),
     RowSpec("majority", None, "trivial", "always the largest test class", per_seed=False),
     RowSpec("linear_probe", _feature_row("linear_probe"), "features", "logistic regression on the node features"),
@@ -187,13 +192,26 @@ ROWS: dict[str, RowSpec] = {r.name: r for r in [
     RowSpec("llm_zero_shot", _text_row(icl=False), "llm", "the LLM with the node text, no graph, no shots",
             per_seed=False),
     RowSpec("llm_icl", _text_row(icl=True), "llm", "the LLM with the k shots as demonstrations"),
-    _method_row("graphgpt", "graphgpt", "GraphGPT: pre-trained, adapted (projector)"),
-    _method_row("llaga", "llaga", "LLaGA: pre-trained, adapted (projector)"),
-    _method_row("graphlama_no_pretrain", "graphlama", "GraphLAMA adapted from a random graph side (no pre-training)",
-                pretrain=False),
-    _method_row("graphlama_no_adapt", "graphlama", "GraphLAMA pre-trained, not adapted", adapt=False),
-    _method_row("graphlama", "graphlama", "GraphLAMA pre-trained and adapted"),
 ]}
+
+
+def method_rows() -> dict[str, RowSpec]:
+    """The rows of every registered method, a plugin's too (by name): its ``bench_variants``, then the
+    method pre-trained and adapted."""
+    from glm.plugins import get_registry
+
+    found: dict[str, RowSpec] = {}
+    for name, spec in sorted(get_registry().methods.items()):
+        for v in spec.bench_variants:
+            found[f"{name}_{v.suffix}"] = _method_row(f"{name}_{v.suffix}", name, f"{name}: {v.description}",
+                                                      pretrain=v.pretrain, adapt=v.adapt)
+        found[name] = _method_row(name, name, f"{name} pre-trained and adapted: {spec.description}")
+    return found
+
+
+def all_rows() -> dict[str, RowSpec]:
+    """Every row, in table order: the baselines, then the methods' rows."""
+    return {**BASELINE_ROWS, **method_rows()}
 
 
 # -- running ----------------------------------------------------------------------------------------
@@ -239,14 +257,15 @@ def _trivial(ctx: BenchContext, row: str) -> RowSeed:
 def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = False,
              log: Callable[[str], None] = print) -> list[RowSeed]:
     """Compute (or reuse) every ``(row, seed)``; return them all."""
-    unknown = [r for r in rows if r not in ROWS]
+    table = all_rows()
+    unknown = [r for r in rows if r not in table]
     if unknown:
-        raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
+        raise BenchError(f"unknown rows {unknown}; known: {', '.join(table)}")
     _check_request(ctx, rows, seeds)
     ctx = replace(ctx, force=force or ctx.force, pretrained_now=set())  # this run's view: the caller's stays as is
     results: list[RowSeed] = []
     for name in rows:
-        spec = ROWS[name]
+        spec = table[name]
         digest = ctx.row_hash(spec)
         todo = range(seeds) if spec.per_seed else range(1)
         bar = _progress(todo, name, ctx.progress)
@@ -284,13 +303,14 @@ def _check_request(ctx: BenchContext, rows: Sequence[str], seeds: int = 1) -> No
                          "--seeds 1")
     if ctx.split == "val" and not ctx.data.split.val:
         raise BenchError("--split val: the split has no validation nodes; set data.val_per_class")
-    pretraining = [r for r in rows if ROWS[r].pretrains]
+    table = all_rows()
+    pretraining = [r for r in rows if table[r].pretrains]
     if split == "new_graph" and ctx.pretrain_config is None and pretraining:
         raise BenchError(f"data.split=new_graph: rows {pretraining} cannot pre-train on the new graph; "
                          "pass --pretrain-config with a config of the pre-training graph")
-    from glm.core.eval.method_rows import check_adaptation
+    from glm.bench.method_rows import check_adaptation
 
-    for method in dict.fromkeys(ROWS[r].method for r in rows if ROWS[r].adapts):
+    for method in dict.fromkeys(table[r].method for r in rows if table[r].adapts):
         check_adaptation(ctx, method)
 
 
@@ -313,14 +333,15 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def summarise(results: Sequence[RowSeed]) -> list[dict[str, Any]]:
-    """One summary dict per row, in :data:`ROWS` order."""
+    """One summary dict per row, in :func:`all_rows` order."""
+    table = all_rows()
     by_row: dict[str, list[RowSeed]] = {}
     for r in results:
         by_row.setdefault(r.row, []).append(r)
     icl = by_row.get("llm_icl")
     icl_time = statistics.fmean(r.infer_seconds_per_node for r in icl) if icl else None
     out = []
-    for name in [n for n in ROWS if n in by_row]:
+    for name in [n for n in table if n in by_row]:
         rs = by_row[name]
         acc, acc_sd = _mean_std([r.accuracy for r in rs])
         f1, f1_sd = _mean_std([r.macro_f1 for r in rs])
@@ -329,17 +350,18 @@ def summarise(results: Sequence[RowSeed]) -> list[dict[str, Any]]:
         per_node = statistics.fmean(r.infer_seconds_per_node for r in rs)
         share = max((max(r.predicted_share.values()) for r in rs if r.predicted_share), default=None)
         out.append({
-            "row": name, "description": ROWS[name].description, "seeds": len(rs),
+            "row": name, "description": table[name].description, "seeds": len(rs),
             "accuracy": acc, "accuracy_std": acc_sd, "macro_f1": f1, "macro_f1_std": f1_sd,
             "calibrated_accuracy": cal_m, "calibrated_accuracy_std": cal_sd, "test_nodes": rs[0].test_nodes,
             "trainable_params": rs[0].trainable_params, "adapter_bytes": rs[0].adapter_bytes,
             "train_seconds": statistics.fmean(r.train_seconds for r in rs), "infer_seconds_per_node": per_node,
             # an LLM row's inference time against ICL's (feature and GNN rows take microseconds: no ratio)
-            "icl_time_ratio": (icl_time / per_node) if icl_time and per_node > 0 and ROWS[name].group in
+            "icl_time_ratio": (icl_time / per_node) if icl_time and per_node > 0 and table[name].group in
             ("llm", "method") else None,
             "max_predicted_share": share,
             "token_probe": _mean_std(probes)[0] if (probes := [r.extra["token_probe"] for r in rs
                                                               if "token_probe" in r.extra]) else None,
+            **({"parsers": parsers_mean(rs)} if any("parsers" in r.extra for r in rs) else {}),
         })
     return out
 
@@ -401,14 +423,17 @@ def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> d
     title = report_title(ctx, seeds)
     adapted = "; ".join(f"{m or 'methods'}: {a.source}" + (f" (stage_extra {list(a.stage_extra)})" if a.stage_extra
                                                             else "") for m, a in sorted(ctx.adapt.items()))
-    from glm.core.eval.method_rows import without_align
+    from glm.bench.method_rows import without_align
 
-    methods = list(dict.fromkeys(ROWS[s["row"]].method for s in summary if ROWS[s["row"]].pretrains))
+    table = all_rows()
+    methods = list(dict.fromkeys(table[s["row"]].method for s in summary if table[s["row"]].pretrains))
     unaligned = without_align(ctx, methods)
     notes = ([f"Adapted with {adapted}."] if adapted else []) + (
         [f"Pre-trained without the training.align warm-up (k soft tokens per graph): {', '.join(unaligned)}."]
         if unaligned else [])
     md = f"# Few-shot bench\n\n{title}\n\n" + "".join(f"{n}\n\n" for n in notes) + f"{markdown_table(summary)}\n"
+    if any("parsers" in s for s in summary):
+        md += f"\n{parsers_markdown(summary)}\n"
     paths = {kind: ctx.out / f"bench{ctx.suffix}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"),
                                                                          ("png", "png"))}
     atomic_write_text(md, paths["markdown"])
@@ -417,50 +442,6 @@ def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> d
                                   "pretrained_without_align": unaligned, "summary": summary,
                                   "results": [asdict(r) for r in results]}, indent=1, default=str), paths["json"])
     plot(summary, paths["png"], title)
-    return paths
-
-
-def write_curve(out: Path, summaries: dict[int, list[dict[str, Any]]], title: str,
-                split: str = "test") -> dict[str, Path]:
-    """Every row's accuracy (mean ± std over seeds) against k: ``curve.md`` (a row per bench row, a column
-    per k), ``curve.json`` and ``curve.png`` (one line per row, std as error bars)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shots = sorted(summaries)
-    cells = {k: {s["row"]: s for s in summaries[k]} for k in shots}
-    rows = [r for r in ROWS if any(r in cells[k] for k in shots)]
-
-    def cell(k: int, row: str) -> str:
-        s = cells[k].get(row)
-        if s is None or s["accuracy"] != s["accuracy"]:
-            return "–"
-        return f"{s['accuracy']:.3f}" + (f" ± {s['accuracy_std']:.3f}" if s["accuracy_std"] is not None else "")
-
-    table = "\n".join([f"| row | {' | '.join(f'k={k}' for k in shots)} |", "|---" * (len(shots) + 1) + "|",
-                       *[f"| {r} | {' | '.join(cell(k, r) for k in shots)} |" for r in rows]])
-    suffix = "" if split == "test" else f"-{split}"
-    paths = {kind: out / f"curve{suffix}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"), ("png", "png"))}
-    atomic_write_text(f"# Few-shot bench: accuracy against k\n\n{title}\n\n{table}\n", paths["markdown"])
-    atomic_write_text(json.dumps({"title": title, "shots": shots,
-                                  "rows": {r: {str(k): cells[k].get(r) for k in shots} for r in rows}},
-                                 indent=1, default=str), paths["json"])
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in rows:
-        ks = [k for k in shots if r in cells[k] and cells[k][r]["accuracy"] == cells[k][r]["accuracy"]]
-        ax.errorbar(ks, [cells[k][r]["accuracy"] for k in ks], yerr=[cells[k][r]["accuracy_std"] or 0 for k in ks],
-                    marker="o", capsize=3, label=r)
-    ax.set_xscale("log")
-    ax.set_xticks(shots, [str(k) for k in shots])
-    ax.set_xlabel("k (shots per class)")
-    ax.set_ylabel("accuracy (mean ± std over seeds)")
-    ax.set_title(textwrap.fill(title, 90), fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(paths["png"], dpi=120)
-    plt.close(fig)
     return paths
 
 

@@ -29,8 +29,8 @@ logger = logging.getLogger("glm.train")
 
 
 def examples_dir() -> Path:
-    """``examples/`` of the project (beside the ``glm`` package)."""
-    return Path(__file__).resolve().parents[3] / "examples"
+    """The example configs, shipped inside the package (``glm/examples``; ``examples/`` in a checkout links to it)."""
+    return Path(__file__).resolve().parent / "examples"
 
 
 @dataclass
@@ -88,7 +88,7 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
              draws: int = 1) -> DemoResult:
     """Run the demo on ``backend`` in this process; return the measured row."""
     from glm.core.eval.predict import evaluate
-    from glm.core.train.pipeline import eval_samples, make_collator, run_stage
+    from glm.core.train.pipeline import eval_samples, fewshot_samples, make_collator, run_stage
 
     t_start, cpu_start = time.perf_counter(), time.process_time()
     pre_cfg, adapt_cfg = demo_configs(quick, backend, output_root, overrides)
@@ -99,7 +99,8 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
     ev = adapt_cfg.eval
     from glm.core.eval.embeddings import embedding_panel, plot_maps
 
-    panel_before = embedding_panel(model, adapt_cfg, data, "test", title="pre-trained")
+    shots = fewshot_samples(adapt_cfg, data)
+    panel_before = embedding_panel(model, test, shots, train_collate, title="pre-trained")
     before = None
     if baseline:
         before = evaluate(model, test, train_collate, infer_collate, mode="choice",
@@ -110,7 +111,7 @@ def run_demo(backend: str, quick: bool = False, output_root: Optional[str] = Non
 
     report = report_of(result, list(data.split.heldout_classes))
     _, confusion_png = write_confusion(report, adapt_res.output_dir, f"{backend}: {len(test)} test nodes, adapted")
-    panel_after = embedding_panel(model, adapt_cfg, data, "test", title="adapted")
+    panel_after = embedding_panel(model, test, shots, make_collator(adapt_cfg, model, data), title="adapted")
     embeddings_png = adapt_res.output_dir / f"embeddings_{panel_after['stage']}_test.png"
     plot_maps([panel_before, panel_after], embeddings_png, f"{backend}: GraphLAMA before / after {data.split.k_shot}-shot adaptation")
     draw_accuracies = [result.accuracy] + [_adapt_draw(adapt_cfg, data, test, k, progress) for k in range(1, draws)]

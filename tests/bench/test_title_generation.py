@@ -31,6 +31,11 @@ def test_generation_split_keeps_test_nodes_across_draws(tmp_path, monkeypatch):
     assert set(a.train + a.test) <= titled and not set(b.train) & set(b.test)
     eighty = generation_nodes(data.source, replace(config.data.generation, train=0.8, test=None), 0)
     assert len(eighty.train) == round(0.8 * len(titled)) and len(eighty.train) + len(eighty.test) == len(titled)
+    # the bench's <method>@0.8 rows: more training examples, the same test (and validation) nodes
+    more = generation_nodes(data.source, replace(config.data.generation, train=0.5, val=2), 0)
+    fewer = generation_nodes(data.source, replace(config.data.generation, val=2), 0)
+    assert more.test == fewer.test and more.val == fewer.val and len(more.train) > len(fewer.train)
+    assert not set(more.train) & set(more.test + more.val)
 
 
 def test_adapt_eval_and_bench_on_titles(tmp_path, monkeypatch, capsys):

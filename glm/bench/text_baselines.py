@@ -24,7 +24,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from glm.core.eval.baselines import RowResult
+from glm.bench.baselines import RowResult
 
 CONTENT_FREE = "N/A"
 
@@ -85,6 +85,7 @@ def left_pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, t
     return batch, mask
 
 
+@torch.no_grad()
 def score_prompts(llm, tokenizer, items: Sequence[TextItem], batch_size: int = 8) -> list[dict[str, float]]:
     """Log-probability of each choice's first reply token (whole reply when first tokens collide)."""
     from glm.core.data.collate import GraphCollator

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from glm.core.eval.baselines import RowResult
+from glm.bench.baselines import RowResult
 
 PRETRAIN_STAMP = "bench_pretrain.json"  # the hash of the settings a method's pre-trained run was made with
 
@@ -70,7 +70,7 @@ def check_adaptation(ctx: Any, method: str) -> None:
     """Refuse, before anything trains, adaptation settings that do not fit ``method``: a
     ``model.stage_extra`` or ``training.lr_groups`` pattern that matches none of its adapted parameters
     (the graph side is built without the LLM)."""
-    from glm.core.eval.bench_settings import BenchError
+    from glm.bench.settings import BenchError
     from glm.core.factory import build_node_tokens
     from glm.core.stages import check_lr_groups, stage_parameter_names
     from glm.errors import GlmError
@@ -91,7 +91,7 @@ def check_adaptation(ctx: Any, method: str) -> None:
 def pretrained(ctx: Any, method: str) -> Path:
     """The pre-trained run of ``method``: trained once per settings, reused while the hash of its
     configuration (``PRETRAIN_STAMP``) matches; ``ctx.force`` trains it again once per bench run."""
-    from glm.core.eval.bench_settings import config_hash
+    from glm.bench.settings import config_hash
     from glm.core.io import atomic_write_text
     from glm.core.train.checkpoint import ADAPTER_FILE
     from glm.core.train.pipeline import run_stage
@@ -133,7 +133,7 @@ def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: b
 def token_probe(ctx: Any, cfg: Any, model: Any, shots: list[int]) -> float:
     """Accuracy of a logistic regression on the target soft token, fitted on ``shots`` (see the module docstring)."""
     from glm.core.data import tasks as T
-    from glm.core.eval.baselines import fit_predict
+    from glm.bench.baselines import fit_predict
     from glm.core.eval.embeddings import target_vectors
     from glm.core.eval.metrics import accuracy
     from glm.core.train.pipeline import make_collator
@@ -152,7 +152,7 @@ def token_probe(ctx: Any, cfg: Any, model: Any, shots: list[int]) -> float:
 def _evaluate(ctx: Any, cfg: Any, model: Any, train_s: float, trainable: int, adapter_bytes: Any) -> RowResult:
     from glm.core.data import tasks as T
     from glm.core.eval.predict import evaluate
-    from glm.core.eval.text_baselines import choose
+    from glm.bench.text_baselines import choose
     from glm.core.graph import Subgraph
     from glm.core.train.pipeline import eval_samples, make_collator
 
@@ -165,5 +165,12 @@ def _evaluate(ctx: Any, cfg: Any, model: Any, train_s: float, trainable: int, ad
     bias = evaluate(model, [replace(free, graphs=[blank])], train_c, infer_c, mode="choice").predictions[0].scores
     scores = [p.scores or {} for p in result.predictions]
     choices = ctx.choices
-    return RowResult(choose(scores, choices), train_s, result.seconds, trainable, adapter_bytes,
-                     choose(scores, choices, bias))
+    row = RowResult(choose(scores, choices), train_s, result.seconds, trainable, adapter_bytes,
+                    choose(scores, choices, bias))
+    if ctx.generate:  # the same nodes decoded, then read by every answer parser
+        ev = cfg.eval
+        decoded = evaluate(model, samples, train_c, infer_c, mode="generate", match=ev.match,
+                           batch_size=ev.batch_size, max_new_tokens=ev.max_new_tokens)
+        row.extra["parsers"] = decoded.by_parser
+        row.extra["generate_seconds_per_node"] = decoded.seconds / max(len(samples), 1)
+    return row

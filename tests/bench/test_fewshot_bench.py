@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from train_helpers import glm_cmd, subprocess_env, write_tiny_config  # noqa: E402
 
 from glm.core.config import load_config  # noqa: E402
-from glm.core.eval import bench  # noqa: E402
+from glm.bench import fewshot as bench  # noqa: E402
 
 EASY = {"dataset": "synthetic", "embedder": "hashing", "fanout": [5, 5], "options": {"num_nodes": 96},
         "n_way": 2, "k_shot": 5, "test_per_class": 10, "max_text_words": 8, "tasks": ["node_classification"],
@@ -46,7 +46,7 @@ def test_seeds_redraw_shots_not_test_nodes(ctx):
 def test_icl_demonstrations_never_hold_the_test_node(ctx, monkeypatch):
     """The ICL row builds its demonstrations from the seed's shots only, the same for every test node
     (so neither the test node nor its label can pick them); recorded by watching which nodes' texts are read."""
-    from glm.core.eval import text_baselines as tb
+    from glm.bench import text_baselines as tb
 
     read: list[int] = []
     real = tb.node_text
@@ -55,7 +55,7 @@ def test_icl_demonstrations_never_hold_the_test_node(ctx, monkeypatch):
     monkeypatch.setattr(tb, "text_row", lambda llm, tok, prompts, free, choices, bs: captured.extend(prompts)
                         or tb.RowResult([0] * len(prompts)))
     monkeypatch.setattr(ctx, "_llm", (None, None))
-    bench.ROWS["llm_icl"].run(ctx, 1)
+    bench.BASELINE_ROWS["llm_icl"].run(ctx, 1)
     shots, test = ctx.shots(1), ctx.test
     assert read[: len(test)] == test  # the queries
     assert sorted(read[len(test):]) == sorted(shots) and not set(read[len(test):]) & set(test)
@@ -81,13 +81,13 @@ def test_llm_rows_run_with_the_tiny_llm(ctx):
 
 def test_finished_rows_are_reused_and_force_recomputes(ctx, monkeypatch):
     calls = []
-    real = bench.ROWS["linear_probe"]
+    real = bench.BASELINE_ROWS["linear_probe"]
 
     def counting(c, seed):
         calls.append(seed)
         return real.run(c, seed)
 
-    monkeypatch.setitem(bench.ROWS, "linear_probe", bench.RowSpec("linear_probe", counting, "features", "x"))
+    monkeypatch.setitem(bench.BASELINE_ROWS, "linear_probe", bench.RowSpec("linear_probe", counting, "features", "x"))
     first = bench.run_rows(ctx, ["linear_probe"], 3, force=True, log=lambda _: None)
     again = bench.run_rows(ctx, ["linear_probe"], 3, log=lambda _: None)
     assert calls == [0, 1, 2] and [r.accuracy for r in again] == [r.accuracy for r in first]
@@ -120,6 +120,17 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     rerun = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0 and "training" not in rerun.stderr  # every row reused, nothing trained again
     assert re.search(r"bench: 4 rows x 2 seeds", rerun.stdout)
+    # --generate: the method row decodes too, and every answer parser reads the same answers
+    gen = subprocess.run([*cmd[: cmd.index("--seeds")], "--seeds", "1", "--rows", "graphlama", "--generate",
+                          "--output-dir", str(out), "--no-progress"], cwd=tmp_path, env=subprocess_env(tmp_path),
+                         capture_output=True, text=True, timeout=900)
+    assert gen.returncode == 0, gen.stderr[-3000:]
+    parsers = json.loads((out / "bench.json").read_text())["summary"][0]["parsers"]
+    assert set(parsers) == {"exact", "substring", "graphlama", "graphgpt", "llaga"}
+    nodes = rows["graphlama"]["test_nodes"]
+    assert all(0 <= v["accuracy"] <= 1 and 0 <= v["unmatched"] <= nodes for v in parsers.values())
+    line = next(l for l in (out / "bench.md").read_text().splitlines() if l.startswith("| graphlama |") and "(" in l)
+    assert f"{parsers['exact']['accuracy']:.3f} ({parsers['exact']['unmatched']:.1f})" in line
 
 
 def test_token_probe_fits_the_shots_target_tokens(ctx):
@@ -130,7 +141,7 @@ def test_token_probe_fits_the_shots_target_tokens(ctx):
 
     from glm.core.data import tasks as T
     from glm.core.eval.embeddings import target_vectors
-    from glm.core.eval.method_rows import _config, token_probe
+    from glm.bench.method_rows import _config, token_probe
     from glm.core.train.pipeline import build_model, make_collator
 
     cfg = _config(ctx, "graphlama", "adapt", ctx.out / "probe")
@@ -180,7 +191,7 @@ def test_method_pretraining_is_redone_when_its_settings_change(ctx, tmp_path, mo
     adapt on the stale pre-trained run); the same settings reuse it; ``force`` trains it once per run."""
     import copy
 
-    from glm.core.eval import method_rows
+    from glm.bench import method_rows
     from glm.core.train import pipeline
 
     runs = []
@@ -215,7 +226,7 @@ def test_each_method_adapts_with_its_own_settings(ctx, tmp_path):
 
     from glm.cli.bench import adapt_settings
     from glm.cli.common import CliError
-    from glm.core.eval.method_rows import _config
+    from glm.bench.method_rows import _config
 
     whole = write_tiny_config(tmp_path, training={"learning_rate": 1e-3, "lr_groups": {"encoder.*": 1e-4}},
                               model={"stage_extra": ["projector.*", "encoder.*"]}).rename(tmp_path / "whole.yaml")
@@ -228,7 +239,7 @@ def test_each_method_adapts_with_its_own_settings(ctx, tmp_path):
     assert llaga.model.stage_extra == [] and llaga.training.learning_rate == 1e-2 and not llaga.training.lr_groups
     assert _config(c, "graphlama", "pretrain", tmp_path / "p").training.stage == "pretrain"  # CONFIG's training
 
-    rows = bench.ROWS
+    rows = bench.all_rows()
     other = replace(c, adapt={**adapt, "llaga": replace(adapt["llaga"], training=copy.deepcopy(lama.training))})
     assert other.row_hash(rows["llaga"]) != c.row_hash(rows["llaga"])
     assert other.row_hash(rows["graphlama"]) == c.row_hash(rows["graphlama"])

@@ -1,6 +1,6 @@
 """What a bench row's numbers depend on: the adaptation settings of a method, the hash of a row's
 settings (finished rows and pre-trained runs are reused while it matches), and the bench's error.
-Shared by :mod:`glm.core.eval.bench` and :mod:`glm.core.eval.method_rows`."""
+Shared by :mod:`glm.bench.fewshot` and :mod:`glm.bench.method_rows`."""
 
 from __future__ import annotations
 

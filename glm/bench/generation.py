@@ -1,6 +1,6 @@
 """``glm bench generation``: title generation, every baseline and method on the same test nodes.
 
-Rows (:data:`ROWS`):
+Rows (:func:`all_rows`):
 
 * ``neighbour_title``: the title of the graph neighbour most similar to the node (cosine of the node
   features over its titled 1-hop neighbours; without one, the most similar training example's title). It
@@ -8,7 +8,7 @@ Rows (:data:`ROWS`):
 * ``llm_zero_shot``: the LLM with the abstract and the question, no graph, no examples.
 * ``llm_icl``: the same with up to :data:`ICL_DEMOS` training examples as earlier turns of the chat
   (the abstract and question, then the title as the assistant's reply).
-* ``graphgpt``, ``llaga``, ``graphlama``: the method pre-trained (once, on ``--pretrain-config`` or the
+* every registered method (``graphgpt``, ``llaga``, ``graphlama``, a plugin's): pre-trained (once, on ``--pretrain-config`` or the
   config) and adapted on the training examples (``data.generation.train``, default 5); a method adapts the
   ``model.stage_extra`` patterns it has parameters for (LLaGA has no encoder); ``<method>@0.8``: adapted
   on 80 % of the titled nodes (the official 80/20 split; the adaptation's ``max_steps`` bounds how many of
@@ -33,11 +33,10 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from glm.core.eval.bench_settings import BenchError, config_hash
+from glm.bench.settings import BenchError, config_hash
 from glm.core.io import atomic_write_text
 
 ICL_DEMOS = 3
-METHODS = ("graphgpt", "llaga", "graphlama")
 TABLE_METRICS = (("bleu", "BLEU"), ("rouge1", "ROUGE-1"), ("rouge2", "ROUGE-2"), ("rougeL", "ROUGE-L"),
                  ("graphlama_bleu1", "GL-BLEU-1"), ("graphlama_bleu4", "GL-BLEU-4"),
                  ("graphlama_charbleu4", "GL-charBLEU-4"))
@@ -78,7 +77,7 @@ def generate_from_chats(llm: Any, tokenizer: Any, chats: Sequence[list[dict[str,
     """The LLM's next assistant turn of each chat (``[{"role", "content"}, ...]``), decoded in batches with
     left padding and stopped at EOS; the first line of each reply."""
     from glm.core.eval.generation import decoding, first_line
-    from glm.core.eval.text_baselines import left_pad
+    from glm.bench.text_baselines import left_pad
 
     device = next(llm.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -103,8 +102,13 @@ class GenerationBench:
     pretrain_config: Any = None
     progress: bool = True
     force: bool = False
+    split: str = "test"  # the nodes every row is scored on: test, or val (data.generation.val) to choose settings
     pretrained_now: set[str] = field(default_factory=set)
     _llm: Any = None
+
+    @property
+    def suffix(self) -> str:
+        return "" if self.split == "test" else f"-{self.split}"
 
     @functools.cached_property
     def titled(self) -> list[int]:
@@ -121,7 +125,8 @@ class GenerationBench:
 
     @property
     def test(self) -> list[int]:
-        return self.nodes(0).test
+        """The scored nodes: the test nodes, or the validation nodes with ``split="val"``."""
+        return self.nodes(0).val if self.split == "val" else self.nodes(0).test
 
     def adapt_for(self, method: str) -> None:
         return None
@@ -184,7 +189,7 @@ def _text_row(icl: bool) -> Callable[[GenerationBench, int], tuple[list[str], in
 def _method_row(method: str, train: Optional[float] = None) -> Callable[[GenerationBench, int], Any]:
     def run(b: GenerationBench, draw: int):
         from glm.core.eval.generation import evaluate_generation
-        from glm.core.eval.method_rows import _config, pretrained
+        from glm.bench.method_rows import _config, pretrained
         from glm.core.train.pipeline import eval_samples, make_collator, run_stage
 
         base = pretrained(b, method)
@@ -194,7 +199,7 @@ def _method_row(method: str, train: Optional[float] = None) -> Callable[[Generat
         cfg.data = replace(cfg.data, task="title_generation", generation=gen)
         result, model, _ = run_stage(cfg, progress=b.progress, data=b.data)
         ev = cfg.eval
-        res = evaluate_generation(model, eval_samples(cfg, b.data, "test"), make_collator(cfg, model, b.data, True),
+        res = evaluate_generation(model, eval_samples(cfg, b.data, b.split), make_collator(cfg, model, b.data, True),
                                   ev.batch_size, ev.max_new_tokens, ev.do_sample, ev.temperature, seed=draw)
         return [o.output for o in res.outputs], len(b.nodes(draw, train).train), result.train_seconds, res.seconds
     return run
@@ -226,33 +231,47 @@ class GenRowSpec:
     method: Optional[str] = None
 
 
-ROWS: dict[str, GenRowSpec] = {r.name: r for r in [
+BASELINE_ROWS: dict[str, GenRowSpec] = {r.name: r for r in [
     GenRowSpec("neighbour_title", _neighbour_title, "the most similar titled neighbour's title (no LLM)"),
     GenRowSpec("llm_zero_shot", _text_row(False), "the LLM with the abstract, no graph, no examples"),
     GenRowSpec("llm_icl", _text_row(True), f"the LLM with {ICL_DEMOS} training examples in context"),
-    *[GenRowSpec(m, _method_row(m), f"{m}: pre-trained, adapted on the training examples", m) for m in METHODS],
-    *[GenRowSpec(f"{m}@0.8", _method_row(m, 0.8), f"{m}: pre-trained, adapted on the 80 % split", m) for m in METHODS],
 ]}
-DEFAULT_ROWS = ("neighbour_title", "llm_zero_shot", "llm_icl", "graphgpt", "llaga", "graphlama", "graphlama@0.8")
+FULL_SPLIT = 0.8  # GraphLAMA's 80/20 title-generation split
+
+
+def all_rows() -> dict[str, GenRowSpec]:
+    """The baselines, then every registered method (a plugin's too) adapted on the k training examples and
+    on the 80 % split (``<method>@0.8``); every row is in the default table."""
+    from glm.plugins import get_registry
+
+    methods = sorted(get_registry().methods)
+    return {**BASELINE_ROWS,
+            **{m: GenRowSpec(m, _method_row(m), f"{m}: pre-trained, adapted on the training examples", m)
+               for m in methods},
+            **{f"{m}@{FULL_SPLIT:g}": GenRowSpec(f"{m}@{FULL_SPLIT:g}", _method_row(m, FULL_SPLIT),
+                                                 f"{m}: pre-trained, adapted on the 80 % split", m) for m in methods}}
 
 
 def run_rows(b: GenerationBench, rows: Sequence[str], draws: int, log: Callable[[str], None] = print
              ) -> list[GenerationRow]:
     from glm.core.eval.text_metrics import generation_scores
 
-    unknown = [r for r in rows if r not in ROWS]
+    table = all_rows()
+    unknown = [r for r in rows if r not in table]
     if unknown:
-        raise BenchError(f"unknown rows {unknown}; known: {', '.join(ROWS)}")
+        raise BenchError(f"unknown rows {unknown}; known: {', '.join(table)}")
     if b.config.data.task != "title_generation":
         raise BenchError("glm bench generation needs a title-generation config (data.task: title_generation)")
     test = b.test
+    if not test:
+        raise BenchError("--split val: no validation nodes; set data.generation.val > 0")
     refs = [b.title(n) for n in test]
     found: list[GenerationRow] = []
     for name in rows:
-        spec = ROWS[name]
+        spec = table[name]
         digest = config_hash(b.config, None, b.pretrain_config if spec.method else None)
         for draw in range(draws if name != "llm_zero_shot" else 1):
-            path = b.out / "rows" / name / f"draw-{draw}.json"
+            path = b.out / f"rows{b.suffix}" / name / f"draw-{draw}.json"
             if not b.force and path.is_file():
                 saved = json.loads(path.read_text(encoding="utf-8"))
                 if saved.get("config_hash") == digest:
@@ -307,17 +326,19 @@ def markdown(summary: Sequence[dict[str, Any]], title: str) -> str:
 
 def write_report(b: GenerationBench, results: Sequence[GenerationRow], draws: int) -> dict[str, Path]:
     summary = summarise(results)
-    title = (f"Title generation on {b.data.tag.name}: {len(b.test)} test nodes, "
+    scored = "validation" if b.split == "val" else "test"
+    title = (f"Title generation on {b.data.tag.name}: {len(b.test)} {scored} nodes, "
              f"{b.config.data.generation.train:g} training examples, {draws} draw(s), LLM {b.config.model.llm.name}")
-    paths = {"markdown": b.out / "bench.md", "json": b.out / "bench.json"}
+    paths = {"markdown": b.out / f"bench{b.suffix}.md", "json": b.out / f"bench{b.suffix}.json"}
     atomic_write_text(markdown(summary, title), paths["markdown"])
     atomic_write_text(json.dumps({"title": title, "summary": summary}, indent=1), paths["json"])
     return paths
 
 
-def prepare(config: Any, out: Path, pretrain_config: Any = None, progress: bool = True, force: bool = False):
+def prepare(config: Any, out: Path, pretrain_config: Any = None, progress: bool = True, force: bool = False,
+            split: str = "test"):
     """A :class:`GenerationBench` of ``config`` (its data prepared)."""
     from glm.core.train.pipeline import prepare_data
 
     return GenerationBench(copy.deepcopy(config), prepare_data(config, progress=progress), out, pretrain_config,
-                           progress, force)
+                           progress, force, split)
