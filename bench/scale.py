@@ -109,7 +109,7 @@ def run_size(num_nodes: int, work: Path, density: str, steps: int, seeds: int, i
 
     from glm.core.train.pipeline import prepare_data, run_stage
 
-    config = _config(folder, steps, llm, "bfloat16")
+    config = _config(folder, steps, llm, "auto")  # bf16 where it runs natively, else fp32
     result, model, data = stages.run("pretrain", lambda: run_stage(config, progress=False,
                                                                     data=prepare_data(config, tag=tag, x=x)))
     stages.rows["pretrain"]["step_seconds"] = result.train_seconds / max(result.global_step, 1)

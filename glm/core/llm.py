@@ -172,6 +172,25 @@ def tiny_llm(family: str = "llama", seed: int = 0, hidden_size: int = 64, num_la
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPE_NAMES = (*DTYPES, "auto")  # model.llm.dtype
+
+
+def fast_bf16(device: str = "cpu") -> bool:
+    """Whether bf16 matmuls run natively on ``device``: a CUDA GPU that supports bf16, or a CPU with
+    AVX512-BF16 or AMX. Elsewhere (e.g. an AVX2-only CPU) torch emulates them, 10-60x slower than fp32."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in probes)
+
+
+def resolve_dtype(name: str, device: Optional[str] = None) -> str:
+    """``model.llm.dtype`` as a concrete name: ``auto`` is ``bfloat16`` where bf16 is fast (:func:`fast_bf16`
+    on ``device``, default: CUDA when available, else the CPU) and ``float32`` elsewhere."""
+    if name != "auto":
+        return name
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return "bfloat16" if fast_bf16(device) else "float32"
 TINY_PREFIX = "tiny-random"
 
 
@@ -184,10 +203,11 @@ def tiny_family(name: str) -> Optional[str]:
 
 def load_llm_from_config(c: Any):
     """``(model, tokenizer)`` for a :class:`glm.core.config.LlmConfig`: ``smollm2-135m``,
-    ``tiny-random[-family]`` or a local folder / GGUF, in ``c.dtype``, in eval mode."""
-    if c.dtype not in DTYPES:
-        raise LLMLoadError(f"model.llm.dtype must be one of {', '.join(DTYPES)}; found {c.dtype!r}")
-    dtype = DTYPES[c.dtype]
+    ``tiny-random[-family]`` or a local folder / GGUF, in ``c.dtype`` (``auto``: :func:`resolve_dtype`), in
+    eval mode."""
+    if c.dtype not in DTYPE_NAMES:
+        raise LLMLoadError(f"model.llm.dtype must be one of {', '.join(DTYPE_NAMES)}; found {c.dtype!r}")
+    dtype = DTYPES[resolve_dtype(c.dtype)]
     if c.name in ("smollm2-135m", "smollm2") and c.path is None:
         model, tok = load_smollm2(dtype)
     elif tiny_family(c.name) is not None:

@@ -73,3 +73,25 @@ def test_smollm2_gguf_loads_offline():
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=3, do_sample=False)
     assert "Paris" in tok.decode(out[0, ids.shape[1]:])
+
+
+def test_auto_dtype_is_bf16_only_where_it_runs_natively(monkeypatch):
+    """``model.llm.dtype: auto``: bf16 on a CPU with AVX512-BF16 / AMX (or a bf16 GPU), float32 on an
+    AVX2-only CPU, where torch emulates bf16 matmuls 10-60x slower than fp32."""
+    import torch
+
+    from glm.core.llm import fast_bf16, resolve_dtype
+
+    assert resolve_dtype("float16") == "float16" and resolve_dtype("bfloat16", "cpu") == "bfloat16"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not fast_bf16("cpu") and resolve_dtype("auto", "cpu") == "float32"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert fast_bf16("cpu") and resolve_dtype("auto", "cpu") == "bfloat16"
+    from glm.core.config import load_config
+    from glm.core.llm import load_llm_from_config
+
+    cfg = load_config(None, ["model.llm.name=tiny-random", "model.llm.dtype=auto"])
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    model, _ = load_llm_from_config(cfg.model.llm)
+    assert next(model.parameters()).dtype == torch.float32

@@ -153,7 +153,10 @@ def from_run_config(cfg: Any, device: str = "cuda", text_tokens: Optional[int] =
     nodes = per_graph if per_graph is not None else nodes_per_graph(list(cfg.data.fanout))
     graphs = 2 if "link_prediction" in cfg.data.tasks else 1
     text = text_tokens if text_tokens is not None else max(1, cfg.model.llm.max_length - graphs * nodes)
-    dtype = rs["dtype"] or cfg.model.llm.dtype
+    from glm.core.llm import resolve_dtype
+
+    dtype = rs["dtype"] or (resolve_dtype(cfg.model.llm.dtype, device) if device == "cpu" else
+                            "bfloat16" if cfg.model.llm.dtype == "auto" else cfg.model.llm.dtype)
     return PlanInput(
         llm=shape, dtype=dtype, trainable_params=n_train, frozen_graph_params=n_frozen,
         stage="pretrain" if encoder_trains else "adapt", zero_stage=rs["zero_stage"], offload_optimizer=rs["offload_optimizer"],
