@@ -29,7 +29,7 @@ import torch
 
 from glm.bench.answers import parsers_markdown, parsers_mean
 from glm.bench.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
-from glm.bench.settings import AdaptSettings, BenchError, config_hash
+from glm.bench.settings import AdaptSettings, BenchError, config_hash, store_result, stored_result
 from glm.core.eval.metrics import accuracy, macro_f1
 from glm.core.io import atomic_write_text
 from glm.core.layouts import LAYOUTS
@@ -271,16 +271,12 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
         bar = _progress(todo, name, ctx.progress)
         for seed in bar:
             path = ctx.out / f"rows{ctx.suffix}" / name / f"seed-{seed}.json"
-            if not ctx.force and path.is_file():
-                saved = json.loads(path.read_text(encoding="utf-8"))
-                if saved.get("config_hash") == digest:
-                    results.append(RowSeed(**saved["result"]))
-                    continue
-            if spec.run is None:
-                found = _trivial(ctx, name)
-            else:
-                found = score(ctx, name, seed, spec.run(ctx, seed))
-            atomic_write_text(json.dumps({"config_hash": digest, "result": asdict(found)}, indent=1), path)
+            saved = stored_result(path, digest, ctx.force)
+            if saved is not None:
+                results.append(RowSeed(**saved))
+                continue
+            found = _trivial(ctx, name) if spec.run is None else score(ctx, name, seed, spec.run(ctx, seed))
+            store_result(path, digest, asdict(found))
             results.append(found)
         log(f"{name}: done")
     return results

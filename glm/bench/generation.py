@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from glm.bench.settings import BenchError, config_hash
+from glm.bench.settings import BenchError, config_hash, store_result, stored_result
 from glm.core.io import atomic_write_text
 
 ICL_DEMOS = 3
@@ -272,17 +272,16 @@ def run_rows(b: GenerationBench, rows: Sequence[str], draws: int, log: Callable[
         digest = config_hash(b.config, None, b.pretrain_config if spec.method else None)
         for draw in range(draws if name != "llm_zero_shot" else 1):
             path = b.out / f"rows{b.suffix}" / name / f"draw-{draw}.json"
-            if not b.force and path.is_file():
-                saved = json.loads(path.read_text(encoding="utf-8"))
-                if saved.get("config_hash") == digest:
-                    found.append(GenerationRow(**saved["result"]))
-                    continue
+            saved = stored_result(path, digest, b.force)
+            if saved is not None:
+                found.append(GenerationRow(**saved))
+                continue
             outputs, n_train, train_s, gen_s = spec.run(b, draw)  # gen_s: producing the outputs only
             infer_s = gen_s / max(len(test), 1)
             examples = [{"node": n, "reference": r, "output": o} for n, r, o in list(zip(test, refs, outputs))[:5]]
             row = GenerationRow(name, draw, generation_scores(outputs, refs), len(test), n_train, train_s, infer_s,
                                 examples)
-            atomic_write_text(json.dumps({"config_hash": digest, "result": asdict(row)}, indent=1), path)
+            store_result(path, digest, asdict(row))
             found.append(row)
         log(f"{name}: done")
     return found

@@ -8,6 +8,7 @@ import copy
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 from glm.errors import GlmError
@@ -49,3 +50,18 @@ def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_con
     if pretrain_config is not None:
         data["pretrain_config"] = settings(pretrain_config)
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def stored_result(path: Path, digest: str, force: bool = False) -> Optional[dict[str, Any]]:
+    """The result stored at ``path`` for settings of hash ``digest`` (``None``: absent, other settings, or ``force``)."""
+    if force or not path.is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    return saved["result"] if saved.get("config_hash") == digest else None
+
+
+def store_result(path: Path, digest: str, result: dict[str, Any]) -> None:
+    """Write one row's result with the hash of its settings (atomically: a killed bench leaves none half written)."""
+    from glm.core.io import atomic_write_text
+
+    atomic_write_text(json.dumps({"config_hash": digest, "result": result}, indent=1), path)
