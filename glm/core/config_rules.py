@@ -229,8 +229,9 @@ def check_run(config: Any, spec: Any, source: str) -> None:
     _choice(config.model.encoder.activation, tuple(sorted(ACTIVATIONS)), "model.encoder.activation", source)
     for name in report_targets(t.report_to):  # "none" is the only name report_targets() drops, and it is allowed
         _choice(name, REPORTERS, "training.report_to", source)
-    if missing_reporter(t.report_to):
-        raise ConfigError(f"{source}: {missing_reporter(t.report_to)}")
+    problem = missing_reporter(t.report_to)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
     if config.data.task == "title_generation" and t.eval_steps > 0:
         raise ConfigError(f"{source}: training.eval_steps scores classes; with data.task=title_generation choose "
                           "settings with glm eval --split val (data.generation.val > 0)")
