@@ -58,7 +58,7 @@ def train(config: RunConfig, model: Any = None, data: Any = None, progress: bool
     from glm.core.train.outdir import RunLock, check_output_dir
     from glm.core.train.pipeline import run_stage
 
-    check_output_dir(config)
+    check_output_dir(config.training)
     with RunLock(config.training.output_dir):
         result, _, _ = run_stage(config, progress=progress, model=model, data=data, callbacks=callbacks)
     return result

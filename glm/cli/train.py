@@ -168,7 +168,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     # ranks wait for it (a barrier) and share its verdict.
     rank0 = launcher_rank() == 0
     if rank0:
-        check_output_dir(config)  # before the LLM and data load
+        check_output_dir(config.training)  # before the LLM and data load
     with RunLock(config.training.output_dir) if rank0 else contextlib.nullcontext():
         result, _, _ = run_stage(config, progress=not args.no_progress and rank0)
     if not rank0:
@@ -330,7 +330,7 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     if args.name:
         try:
             config = load_config(args.config) if args.config else RunConfig()
-            print(json.dumps(resolve_recipe(args.name, config), indent=2))
+            print(json.dumps(resolve_recipe(args.name, config.training), indent=2))
         except (RecipeError, ConfigError) as exc:
             raise CliError(str(exc)) from None
         return 0

@@ -24,7 +24,7 @@ import os
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import yaml
 
@@ -42,6 +42,18 @@ CONFIG_FILENAME = "glm_config.yaml"
 # --------------------------------------------------------------------------------------
 
 
+
+
+class Section:
+    """A config section that validates itself: its ranges, ``Literal`` choices and own rules
+    (:func:`glm.core.config_rules.section_problems`), without the other sections."""
+
+    SECTION: ClassVar[str]
+
+    def validate(self, source: str = "<config>") -> Any:
+        """Raise :class:`ConfigError` naming this section's first problem; return the section."""
+        config_rules.check_section(self, self.SECTION, source)
+        return self
 
 
 @dataclass
@@ -120,7 +132,7 @@ DEFAULT_METHOD = "graphlama"
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(Section):
     """The model: frozen LLM, graph encoder and the method's graph side.
 
     ``method`` names a registered method (``glm methods``); its options live in the section of
@@ -131,6 +143,8 @@ class ModelConfig:
     by methods with a GNN (GraphLAMA, GraphGPT); ``encoder.in_dim`` is the node-feature width
     for every method.
     """
+
+    SECTION: ClassVar[str] = "model"
 
     llm: LlmConfig = field(default_factory=LlmConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -168,7 +182,7 @@ class GenerationSplit:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Section):
     """What the model is trained or evaluated on.
 
     Args:
@@ -209,6 +223,8 @@ class DataConfig:
             that graph, default 1); the node features must come from the same embedder (or matrices of
             one width). Adaptation and evaluation use ``dataset`` (:mod:`glm.core.train.mix`).
     """
+
+    SECTION: ClassVar[str] = "data"
 
     dataset: str = "citeseer_tag"
     data_dir: Optional[str] = None
@@ -258,7 +274,7 @@ class AlignSettings:
 
 
 @dataclass
-class TrainingConfig:
+class TrainingConfig(Section):
     """Optimisation, logging and checkpoints (names follow HF ``TrainingArguments``).
 
     ``micro_batch_size`` and ``gradient_accumulation_steps`` fill the ``"auto"`` fields
@@ -266,6 +282,8 @@ class TrainingConfig:
     ``max_grad_norm`` fills ``gradient_clipping``; ``learning_rate`` / ``weight_decay`` fill
     the optimizer's ``"auto"`` params.
     """
+
+    SECTION: ClassVar[str] = "training"
 
     stage: Optional[str] = None  # a stage of the method; None / "pretrain" / "adapt": the method's stage of that role
     output_dir: str = "runs/glm"
@@ -308,7 +326,7 @@ class TrainingConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Section):
     """Inference and scoring.
 
     Args:
@@ -323,6 +341,8 @@ class EvalConfig:
         val_samples: validation nodes scored while training (``training.eval_steps``), drawn once
             with ``data.seed``; ``None`` = all of them.
     """
+
+    SECTION: ClassVar[str] = "eval"
 
     mode: EvalMode = "choice"
     match: str = "exact"

@@ -132,11 +132,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def problems(config: Any, active_method: Optional[str] = None) -> Iterator[str]:
-    """One message per violated rule (``field must be ...; found ...``)."""
-    for name, value in _fields(config, ""):
+def problems(config: Any, active_method: Optional[str] = None, prefix: str = "") -> Iterator[str]:
+    """One message per violated rule (``field must be ...; found ...``) of a config tree (``prefix``: its
+    dotted name when it is one section, e.g. ``"training"``)."""
+    for name, value in _fields(config, prefix):
         section = name.split(".")[:2]
-        if section[0] == "model" and section[1] not in ("llm", "encoder", "method", "stage_extra", "token_norm") \
+        if section[0] == "model" and len(section) > 1 and section[1] not in ("llm", "encoder", "method", "stage_extra", "token_norm") \
                 and active_method is not None and section[1] != active_method:
             continue  # another method's section: not used by this run
         values = [(name, value)] if not isinstance(value, list) else [(f"{name}[{i}]", v) for i, v in enumerate(value)]
@@ -216,73 +217,106 @@ def check_datasets(data: Any) -> Iterator[str]:
             yield f"{where}.embedder {entry['embedder']!r} differs from data.embedder {data.embedder!r}"
 
 
-def check_run(config: Any, spec: Any, source: str) -> None:
-    """Every rule of a run config (``spec``: its method's :class:`~glm.core.method.MethodSpec`): the range
-    table, the choices, and the rules that tie fields together; raises :class:`ConfigError`."""
-    check(config, source, ConfigError, active_method=spec.name)
-    for problem in literal_problems(config):
-        raise ConfigError(f"{source}: {problem}")
-    t = config.training
-    _choice(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})", source)
-    from glm.core.encoder import ACTIVATIONS
+def _choice_problem(value: Any, choices: Sequence[str], key: str) -> Iterator[str]:
+    if value not in choices:
+        yield f"{key} must be one of {', '.join(choices)}; found {value!r}"
 
-    _choice(config.model.encoder.activation, tuple(sorted(ACTIVATIONS)), "model.encoder.activation", source)
-    for name in report_targets(t.report_to):  # "none" is the only name report_targets() drops, and it is allowed
-        _choice(name, REPORTERS, "training.report_to", source)
-    problem = missing_reporter(t.report_to)
-    if problem:
-        raise ConfigError(f"{source}: {problem}")
-    if config.data.task == "title_generation" and t.eval_steps > 0:
-        raise ConfigError(f"{source}: training.eval_steps scores classes; with data.task=title_generation choose "
-                          "settings with glm eval --split val (data.generation.val > 0)")
-    g = config.data.generation.train
-    if g >= 1 and g != int(g):
-        raise ConfigError(f"{source}: data.generation.train must be a count (1, 2, ...) or a fraction < 1; found {g!r}")
+
+def _model_problems(model: Any) -> Iterator[str]:
+    from glm.core.encoder import ACTIVATIONS
     from glm.core.llm import DTYPE_NAMES
 
-    _choice(config.model.llm.dtype, DTYPE_NAMES, "model.llm.dtype", source)
-    _check_tuning(config, spec, source)
-    from glm.core.eval.parsers import ANSWER_PARSERS
+    llm = model.llm
+    yield from _choice_problem(model.encoder.activation, tuple(sorted(ACTIVATIONS)), "model.encoder.activation")
+    yield from _choice_problem(llm.dtype, DTYPE_NAMES, "model.llm.dtype")
+    if not llm.lora.target_modules:
+        yield "model.llm.lora.target_modules is empty; name modules or use [all-linear]"
+    if llm.tuning == "freeze" and llm.freeze.last_n == 0 and not llm.freeze.modules:
+        yield "model.llm.tuning=freeze trains nothing of the LLM; set model.llm.freeze.last_n >= 1 or model.llm.freeze.modules"
 
-    _choice(config.eval.match, tuple(ANSWER_PARSERS), "eval.match", source)
+
+def _data_problems(data: Any) -> Iterator[str]:
+    g = data.generation.train
+    if g >= 1 and g != int(g):
+        yield f"data.generation.train must be a count (1, 2, ...) or a fraction < 1; found {g!r}"
+    yield from check_datasets(data)
+
+
+def _training_problems(t: Any) -> Iterator[str]:
+    """(Also reads ``lr_groups``' rates as floats: YAML reads 1e-3 as a string.)"""
+    for name in report_targets(t.report_to):  # "none" is the only name report_targets() drops, and it is allowed
+        yield from _choice_problem(name, REPORTERS, "training.report_to")
+    problem = missing_reporter(t.report_to)
+    if problem:
+        yield problem
     for key, on in (("load_best_model_at_end", t.load_best_model_at_end),
                     ("early_stopping_patience", t.early_stopping_patience is not None)):
         if on and t.eval_steps == 0:
-            raise ConfigError(f"{source}: training.{key} needs validation while training; set training.eval_steps > 0")
+            yield f"training.{key} needs validation while training; set training.eval_steps > 0"
     if not isinstance(t.lr_groups, dict):
-        raise ConfigError(f"{source}: training.lr_groups must be a mapping pattern -> learning rate, "
-                          f"found {type(t.lr_groups).__name__}")
+        yield f"training.lr_groups must be a mapping pattern -> learning rate, found {type(t.lr_groups).__name__}"
+        return
     for pattern, lr in list(t.lr_groups.items()):
         if pattern.startswith("llm."):
-            raise ConfigError(f"{source}: training.lr_groups[{pattern!r}]: the LLM part's rate is "
-                              f"model.llm.learning_rate")
-        try:  # YAML reads 1e-3 as a string
+            yield f"training.lr_groups[{pattern!r}]: the LLM part's rate is model.llm.learning_rate"
+        try:
             t.lr_groups[pattern] = rate = float(lr) if not isinstance(lr, bool) else -1.0
         except (TypeError, ValueError):
             rate = -1.0
         if not (rate > 0 and rate != float("inf")):
-            raise ConfigError(f"{source}: training.lr_groups[{pattern!r}] must be a learning rate > 0, found {lr!r} "
-                              "(a finite number)")
-    for problem in check_datasets(config.data):
-        raise ConfigError(f"{source}: {problem}")
+            yield f"training.lr_groups[{pattern!r}] must be a learning rate > 0, found {lr!r} (a finite number)"
     if t.max_steps <= 0 and t.num_epochs <= 0:
-        raise ConfigError(f"{source}: set training.max_steps > 0 or training.num_epochs > 0")
-    for problem in spec.problems(config.model.method_config, config):
+        yield "set training.max_steps > 0 or training.num_epochs > 0"
+
+
+def _eval_problems(ev: Any) -> Iterator[str]:
+    from glm.core.eval.parsers import ANSWER_PARSERS
+
+    yield from _choice_problem(ev.match, tuple(ANSWER_PARSERS), "eval.match")
+
+
+# the rules of each section that need no other section (ranges and choices come from RULES and the Literal types)
+SECTION_RULES: dict[str, Callable[[Any], Iterator[str]]] = {
+    "model": _model_problems, "data": _data_problems, "training": _training_problems, "eval": _eval_problems}
+
+
+def section_problems(section: Any, name: str, active_method: Optional[str] = None) -> Iterator[str]:
+    """Every problem of one section (``name``: model, data, training or eval) found without the others: its
+    ranges (:data:`RULES`, finite floats), its ``Literal`` choices and its own rules (:data:`SECTION_RULES`).
+    Each section's ``validate()`` calls this."""
+    yield from problems(section, active_method, prefix=name)
+    yield from literal_problems(section, name)
+    yield from SECTION_RULES[name](section)
+
+
+def check_section(section: Any, name: str, source: str) -> None:
+    for problem in section_problems(section, name):
         raise ConfigError(f"{source}: {problem}")
 
 
-def _check_tuning(config: Any, spec: Any, source: str) -> None:
-    llm = config.model.llm
+def run_problems(config: Any, spec: Any) -> Iterator[str]:
+    """The rules that tie sections together (``spec``: the method's :class:`~glm.core.method.MethodSpec`)."""
+    t, llm = config.training, config.model.llm
+    yield from _choice_problem(t.stage, tuple(spec.stages), f"training.stage (stages of method {spec.name!r})")
     for stage in llm.train_stages or ():
-        _choice(stage, tuple(spec.stages), f"model.llm.train_stages (stages of method {spec.name!r})", source)
-    if not llm.lora.target_modules:
-        raise ConfigError(f"{source}: model.llm.lora.target_modules is empty; name modules or use [all-linear]")
+        yield from _choice_problem(stage, tuple(spec.stages), f"model.llm.train_stages (stages of method {spec.name!r})")
     if llm.tuning == "qlora" and _recipe_zero_stage(config.recipe) == 3:
-        raise ConfigError(f"{source}: recipe {config.recipe!r} uses ZeRO-3, which cannot partition a 4-bit base "
-                          "(model.llm.tuning=qlora); use a ZeRO-0/1/2 recipe, e.g. recipe=3090-qlora")
-    if llm.tuning == "freeze" and llm.freeze.last_n == 0 and not llm.freeze.modules:
-        raise ConfigError(f"{source}: model.llm.tuning=freeze trains nothing of the LLM; "
-                          "set model.llm.freeze.last_n >= 1 or model.llm.freeze.modules")
+        yield (f"recipe {config.recipe!r} uses ZeRO-3, which cannot partition a 4-bit base "
+               "(model.llm.tuning=qlora); use a ZeRO-0/1/2 recipe, e.g. recipe=3090-qlora")
+    if config.data.task == "title_generation" and t.eval_steps > 0:
+        yield ("training.eval_steps scores classes; with data.task=title_generation choose "
+               "settings with glm eval --split val (data.generation.val > 0)")
+    yield from spec.problems(config.model.method_config, config)
+
+
+def check_run(config: Any, spec: Any, source: str) -> None:
+    """Every rule of a run config: each section's own (:func:`section_problems`), then those that tie
+    sections together (:func:`run_problems`); raises :class:`ConfigError` naming the first."""
+    for name in SECTION_RULES:
+        for problem in section_problems(getattr(config, name), name, active_method=spec.name):
+            raise ConfigError(f"{source}: {problem}")
+    for problem in run_problems(config, spec):
+        raise ConfigError(f"{source}: {problem}")
 
 
 def _recipe_zero_stage(recipe: str) -> Optional[int]:
@@ -294,8 +328,3 @@ def _recipe_zero_stage(recipe: str) -> Optional[int]:
     except RecipeError:
         return None
     return zero_stage(raw)
-
-
-def _choice(value: str, choices: Sequence[str], key: str, source: str) -> None:
-    if value not in choices:
-        raise ConfigError(f"{source}: {key} must be one of {', '.join(choices)}; found {value!r}")

@@ -135,7 +135,7 @@ def test_a_rank_dying_after_the_checkpoint_rename_keeps_the_new_run(tmp_path, mo
 
     monkeypatch.setattr(ckpt, "_barrier", barrier)
     with pytest.raises(RuntimeError, match="Connection closed"):
-        with RunDirectory(config, resume=None):
+        with RunDirectory(config.training, resume=None):
             (out / "trainer_log.jsonl").write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n')
             ckpt.save_checkpoint(_Engine(2, 2), out, 3, {"log_history": []}, "seed: 7\n")
     assert (out / "checkpoint-3" / ckpt.TRAINER_STATE).is_file()
@@ -150,7 +150,7 @@ def test_a_failure_before_any_checkpoint_still_rolls_back(tmp_path):
     (out / "trainer_log.jsonl").write_text('{"old": true}\n')
     config = SimpleNamespace(training=SimpleNamespace(output_dir=str(out), resume=None, overwrite_output_dir=True))
     with pytest.raises(RuntimeError):
-        with RunDirectory(config, resume=None):
+        with RunDirectory(config.training, resume=None):
             (out / "trainer_log.jsonl").write_text('{"new": true}\n')
             (out / "checkpoint-3.tmp").mkdir()  # a save cut short is not a checkpoint
             raise RuntimeError("[gloo] Connection closed by peer")

@@ -31,7 +31,7 @@ def test_builtin_recipes_are_registered_through_the_hook():
 def test_auto_fields_are_filled_from_the_config(name):
     cfg = load_config(None, ["training.micro_batch_size=2", "training.gradient_accumulation_steps=4",
                              "training.learning_rate=3e-4", "training.max_grad_norm=0.5"])
-    ds = resolve_recipe(name, cfg, world_size=2, device_type="cpu", hidden_size=576)
+    ds = resolve_recipe(name, cfg.training, world_size=2, device_type="cpu", hidden_size=576)
     assert "auto" not in json.dumps(ds) and "_glm" not in ds
     assert ds["train_micro_batch_size_per_gpu"] == 2 and ds["gradient_accumulation_steps"] == 4
     assert ds["train_batch_size"] == 16 and ds["gradient_clipping"] == 0.5
@@ -40,10 +40,10 @@ def test_auto_fields_are_filled_from_the_config(name):
 
 
 def test_recipe_shapes_match_their_promise():
-    assert resolve_recipe("cpu", load_config())["zero_optimization"]["stage"] == 0
-    z2 = resolve_recipe("3090-zero2-offload", load_config(), hidden_size=576)["zero_optimization"]
+    assert resolve_recipe("cpu", load_config().training)["zero_optimization"]["stage"] == 0
+    z2 = resolve_recipe("3090-zero2-offload", load_config().training, hidden_size=576)["zero_optimization"]
     assert z2["stage"] == 2 and z2["offload_optimizer"]["device"] == "cpu" and z2["reduce_bucket_size"] == 576 ** 2
-    z3 = resolve_recipe("3090-zero3-offload", load_config(), hidden_size=576)["zero_optimization"]
+    z3 = resolve_recipe("3090-zero3-offload", load_config().training, hidden_size=576)["zero_optimization"]
     assert z3["stage"] == 3 and z3["offload_param"]["device"] == "cpu"
     assert recipe_hints(load_recipe("3090-zero2-offload")[0]) == {"gradient_checkpointing": True}
 
@@ -52,18 +52,18 @@ def test_user_json_and_errors(tmp_path):
     own = tmp_path / "mine.json"
     own.write_text(json.dumps({"train_micro_batch_size_per_gpu": "auto", "zero_optimization": {"stage": 1},
                                "optimizer": {"type": "AdamW", "params": {"lr": "auto"}}}))
-    ds = resolve_recipe(str(own), load_config())
+    ds = resolve_recipe(str(own), load_config().training)
     assert ds["zero_optimization"]["stage"] == 1 and ds["optimizer"]["params"]["lr"] == 2e-5
     own.write_text(json.dumps({"train_micro_batch_size_per_gpu": 8}))
     with pytest.raises(RecipeError, match="train_micro_batch_size_per_gpu is 8 but the config says 1"):
-        resolve_recipe(str(own), load_config())
+        resolve_recipe(str(own), load_config().training)
     own.write_text(json.dumps({"scheduler": {"params": {"warmup_num_steps": "auto"}}}))
     with pytest.raises(RecipeError, match="scheduler.params.warmup_num_steps"):
-        resolve_recipe(str(own), load_config())
+        resolve_recipe(str(own), load_config().training)
     with pytest.raises(RecipeError, match="unknown recipe 'nope'"):
-        resolve_recipe("nope", load_config())
+        resolve_recipe("nope", load_config().training)
     with pytest.raises(RecipeError, match="not found"):
-        resolve_recipe(str(tmp_path / "missing.json"), load_config())
+        resolve_recipe(str(tmp_path / "missing.json"), load_config().training)
 
 
 def test_exact_matching_is_strict_and_normalised():

@@ -345,6 +345,7 @@ def _probe_recipe(spec: ProbeSpec) -> ProbeResult:
     import deepspeed  # noqa: F401  imported before the model, so its import is not counted as resident
 
     from glm.core.config import config_from_dict
+    from glm.core.train.arguments import Recipe, RunRecord
     from glm.core.train.loop import Trainer
 
     device = _device(spec)
@@ -395,8 +396,8 @@ def _probe_recipe(spec: ProbeSpec) -> ProbeResult:
                                  "gradient_checkpointing": spec.gradient_checkpointing}}
         cfg = config_from_dict(data, "<probe config>")
         dataset = list(range(spec.micro_batch * accum * total))
-        trainer = MeasuredTrainer(cfg, model, dataset, collate, progress=False,
-                                  hidden_size=int(model.llm.config.hidden_size))
+        trainer = MeasuredTrainer(cfg.training, Recipe.from_config(cfg), model, dataset, collate, progress=False,
+                                  hidden_size=int(model.llm.config.hidden_size), record=RunRecord.from_config(cfg))
         t0 = time.perf_counter()
         result = trainer.train()
         seconds = time.perf_counter() - t0

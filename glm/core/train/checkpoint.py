@@ -174,15 +174,16 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
                                                  for r in RESUMABLE_CHANGES)]
 
 
-def check_resume_config(checkpoint: Path, config: Any) -> None:
-    """Refuse to resume with settings that differ from the checkpoint's (unless ``resume_anyway``)."""
+def check_resume_config(checkpoint: Path, config: dict[str, Any], resume_anyway: bool = False) -> None:
+    """Refuse to resume with settings (``config``: the resolved configuration as a dict) that differ from the
+    checkpoint's, unless ``resume_anyway``."""
     import yaml
 
     path = checkpoint / "glm_config.yaml"
     if not path.is_file():
         return
-    diffs = config_differences(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, config.to_dict())
-    if diffs and not config.training.resume_anyway:
+    diffs = config_differences(yaml.safe_load(path.read_text(encoding="utf-8")) or {}, config)
+    if diffs and not resume_anyway:
         raise CheckpointError(
             f"resume: the configuration differs from {path} ({'; '.join(diffs[:6])}"
             f"{f'; and {len(diffs) - 6} more' if len(diffs) > 6 else ''}); the resumed run would not continue "

@@ -1,6 +1,6 @@
 """Resolve a recipe (registered name or JSON path) into a DeepSpeed config dict.
 
-``"auto"`` fields are filled from :class:`glm.core.config.RunConfig`, the way HF's
+``"auto"`` fields are filled from the ``training`` section (:class:`glm.core.config.TrainingConfig`), the way HF's
 Trainer fills LLaMA-Factory's ``ds_z*_config.json``:
 
 ==========================================  ==============================================
@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
-from glm.core.config import RunConfig
+from glm.core.config import TrainingConfig
 from glm.core.recipe import RecipeError, load_recipe
 
 
@@ -38,15 +38,15 @@ def _bf16_supported(device_type: str) -> bool:
 
 def resolve_recipe(
     name_or_path: str,
-    config: RunConfig,
+    training: TrainingConfig,
     world_size: int = 1,
     device_type: str = "cpu",
     hidden_size: Optional[int] = None,
 ) -> dict[str, Any]:
-    """Load a recipe and fill every ``"auto"`` field; return a DeepSpeed config dict."""
+    """Load a recipe and fill every ``"auto"`` field from the ``training`` section; return a DeepSpeed config dict."""
     raw, source = load_recipe(name_or_path)
     ds = {k: v for k, v in copy.deepcopy(raw).items() if not k.startswith("_")}
-    t = config.training
+    t = training
     bf16 = _bf16_supported(device_type)
     h = hidden_size or 1024
     fills = {

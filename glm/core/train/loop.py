@@ -28,7 +28,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from glm.core.config import RunConfig, save_config
+from glm.core.config import CONFIG_FILENAME, TrainingConfig
+from glm.core.io import atomic_write_text
+from glm.core.train.arguments import Recipe, RunRecord
 from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
 from glm.core.train.callbacks import (HealthCallback, ReportCallback, TrainerCallback, TrainerControl, TrainerState,
@@ -106,7 +108,9 @@ class Trainer:
     """Train ``model`` on ``dataset`` with DeepSpeed.
 
     Args:
-        config: the run configuration (``training`` and ``recipe`` are used here).
+        training: the ``training`` section (stage, optimisation, schedule, logging, checkpoints, output_dir, resume).
+        recipe: how the optimisation runs (:class:`~glm.core.train.arguments.Recipe`: the DeepSpeed recipe,
+            the LLM's own rate, gradient checkpointing).
         model: ``forward(GraphBatch) -> output with .loss``; trainable = ``requires_grad``.
         dataset: indexable samples (e.g. ``list[Sample]``).
         collate_fn: ``list[sample] -> GraphBatch``.
@@ -120,14 +124,17 @@ class Trainer:
             :mod:`glm.core.train.align`; every rank runs it, only rank 0 gets the run directory to write to.
         callbacks: :class:`~glm.core.train.callbacks.TrainerCallback` s called after the built-in ones
             (health, validation, reporting).
+        record: what the run writes beside its checkpoints (:class:`~glm.core.train.arguments.RunRecord`:
+            the whole configuration, the adapter's metadata); default: the training section and recipe only.
     """
 
-    def __init__(self, config: RunConfig, model: torch.nn.Module, dataset: Sequence[Any],
+    def __init__(self, training: TrainingConfig, recipe: Recipe, model: torch.nn.Module, dataset: Sequence[Any],
                  collate_fn: Callable[[list[Any]], Any], progress: bool = True,
                  hidden_size: Optional[int] = None, validator: Optional[Callable[..., dict[str, float]]] = None,
                  warmup: Optional[Callable[[Optional[Path]], Any]] = None,
-                 callbacks: Sequence[TrainerCallback] = ()) -> None:
-        self.config = config
+                 callbacks: Sequence[TrainerCallback] = (), record: Optional[RunRecord] = None) -> None:
+        self.training, self.recipe = training.validate("<trainer>"), recipe  # a section built in Python too
+        self.record = record if record is not None else RunRecord.bare(training, recipe)
         self.model = model
         self.dataset = dataset
         self.collate_fn = collate_fn
@@ -141,25 +148,28 @@ class Trainer:
     def _builtin_callbacks(self, engine: Any, input_dtype: Any, zero: int, out: Path,
                            dist: DistInfo) -> list[TrainerCallback]:
         """Health always; validation when there is a validator and ``training.eval_steps`` > 0; reporting."""
-        t = self.config.training
+        t = self.training
         found: list[TrainerCallback] = [HealthCallback(self.model, partitioned=zero > 0)]
         if self.validator is not None and t.eval_steps > 0:
             found.append(ValidationCallback(self.validator, lambda b: to_engine(b, engine.device, input_dtype),
                                             t.eval_steps, t.metric_for_best_model, t.load_best_model_at_end,
                                             t.early_stopping_patience))
-        found.append(ReportCallback(t.report_to, out, self.config.to_dict(), dist.rank == 0))
+        found.append(ReportCallback(t.report_to, out, self.record.config, dist.rank == 0))
         return found
+
+    def _save_config(self, out: Path) -> None:
+        atomic_write_text(self.record.to_yaml(), out / CONFIG_FILENAME)
 
     # -- data order ---------------------------------------------------------------------
     def _permutation(self, epoch: int) -> list[int]:
-        g = torch.Generator().manual_seed(self.config.training.seed * 1_000_003 + epoch)
+        g = torch.Generator().manual_seed(self.training.seed * 1_000_003 + epoch)
         return torch.randperm(len(self.dataset), generator=g).tolist()
 
     def _micro_batch(self, index: int, per_epoch: int, dist: DistInfo) -> list[Any]:
         epoch, pos = divmod(index, per_epoch)
         if self._perm_epoch != epoch:
             self._perm, self._perm_epoch = self._permutation(epoch), epoch
-        mb = self.config.training.micro_batch_size
+        mb = self.training.micro_batch_size
         start = (pos * dist.world_size + dist.rank) * mb
         return [self.dataset[i] for i in self._perm[start:start + mb]]
 
@@ -169,10 +179,11 @@ class Trainer:
         run restored, new files removed) if the run fails before its first checkpoint."""
         zero3 = lambda: any(hasattr(p, "ds_id") for p in self.model.parameters())  # noqa: E731
         with own_process_group(keep=zero3) as dist:
-            resume = ckpt.resolve_resume(self.config.training.resume, self.config.training.output_dir)
+            t = self.training
+            resume = ckpt.resolve_resume(t.resume, t.output_dir)
             if resume is not None:
-                ckpt.check_resume_config(resume, self.config)
-            with RunDirectory(self.config, resume, dist.rank, dist.world_size) as run_dir:
+                ckpt.check_resume_config(resume, self.record.config, t.resume_anyway)
+            with RunDirectory(t, resume, dist.rank, dist.world_size) as run_dir:
                 self._run_dir = run_dir
                 return self._train(dist, resume, run_dir.path)
 
@@ -180,9 +191,9 @@ class Trainer:
         import deepspeed
         import torch.distributed as tdist
 
-        cfg, t = self.config, self.config.training
+        t, recipe = self.training, self.recipe
         if dist.rank == 0 and resume is None:  # a resume writes it once its checkpoint has loaded
-            save_config(cfg, out)
+            self._save_config(out)
             truncate_log(out, 0)  # `--resume` that found no checkpoint starts a log of its own
 
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -201,10 +212,10 @@ class Trainer:
         total = t.max_steps if t.max_steps > 0 else math.ceil(t.num_epochs * per_epoch / accum)
         warmup = t.warmup_steps if t.warmup_steps > 0 else math.ceil(t.warmup_ratio * total)
 
-        recipe_raw, _ = load_recipe(cfg.recipe)
+        recipe_raw, _ = load_recipe(recipe.name)
         hints = recipe_hints(recipe_raw)
-        ds_config = resolve_recipe(cfg.recipe, cfg, dist.world_size, dist.device.type, self.hidden_size)
-        if (cfg.model.llm.gradient_checkpointing or hints.get("gradient_checkpointing")) \
+        ds_config = resolve_recipe(recipe.name, t, dist.world_size, dist.device.type, self.hidden_size)
+        if (recipe.gradient_checkpointing or hints.get("gradient_checkpointing")) \
                 and hasattr(self.model, "gradient_checkpointing_enable"):
             self.model.gradient_checkpointing_enable()
 
@@ -216,7 +227,7 @@ class Trainer:
         if problem and dist.rank == 0:
             train_logger.warning("optimizer offload uses torch AdamW instead of DeepSpeedCPUAdam (slower steps): %s",
                                  problem)
-        groups = parameter_groups(self.model, cfg.model.llm.learning_rate, cfg.training.lr_groups)
+        groups = parameter_groups(self.model, recipe.llm_learning_rate, t.lr_groups)
         try:  # (a bad lr_groups pattern is named above, not blamed on the recipe)
             engine, _, _, scheduler = deepspeed.initialize(
                 model=self.model,
@@ -227,14 +238,14 @@ class Trainer:
             )
         except (AssertionError, ValueError, KeyError) as exc:  # DeepSpeed's own config checks
             detail = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
-            raise RecipeError(f"DeepSpeed rejected the recipe {cfg.recipe!r}: {detail[:400]}") from None
+            raise RecipeError(f"DeepSpeed rejected the recipe {recipe.name!r}: {detail[:400]}") from None
         exclude_tied_frozen(engine)  # checkpoints never hold the frozen LLM, a tied LM head included
 
         # DeepSpeed casts the module to bf16/fp16 but not the inputs (node features are float32)
         input_dtype = _engine_dtype(engine)
         rank0_info("training %s: %d samples, %d steps (%d micro-batches/epoch/rank, accumulation %d, %d rank(s)),"
                    " %s trainable of %s parameters, recipe %s (ZeRO-%d)", t.stage, len(self.dataset), total,
-                   per_epoch, accum, dist.world_size, f"{n_trainable:,}", f"{n_total:,}", cfg.recipe, stage)
+                   per_epoch, accum, dist.world_size, f"{n_trainable:,}", f"{n_total:,}", recipe.name, stage)
 
         state: dict[str, Any] = {"log_history": []}
         start_step = 0
@@ -243,7 +254,7 @@ class Trainer:
             start_step = int(state["global_step"])
             if dist.rank == 0:
                 truncate_log(out, start_step)
-                save_config(cfg, out)
+                self._save_config(out)
             rank0_info("resumed from %s (step %d)", resume, start_step)
 
         self._perm, self._perm_epoch = [], -1
@@ -349,7 +360,7 @@ class Trainer:
 
     def _save(self, engine, out: Path, step: int, total: int, per_epoch: int,
               history: list[dict[str, Any]], dist: DistInfo, loaded_best: bool = False) -> Path:
-        t = self.config.training
+        t = self.training
         state = {
             "epoch": step * t.gradient_accumulation_steps / per_epoch,
             "max_steps": total,
@@ -365,12 +376,10 @@ class Trainer:
             **{k: v for cb in self.callbacks for k, v in cb.state_fields().items()},
             **({"loaded_best_model_at_end": True} if loaded_best else {}),
         }
-        from glm.core.train.pretrained import adapter_metadata
-
-        meta = adapter_metadata(self.config)
-        saved = ckpt.save_checkpoint(engine, out, step, state, self.config.to_yaml(), dist.rank,
-                                     dist.world_size, t.save_total_limit, meta, t.stage,
-                                     tuple(self.config.model.stage_extra))
+        record = self.record
+        saved = ckpt.save_checkpoint(engine, out, step, state, record.to_yaml(), dist.rank,
+                                     dist.world_size, t.save_total_limit, dict(record.adapter_metadata), t.stage,
+                                     record.stage_extra)
         self._run_dir.commit()
         return saved
 

@@ -57,11 +57,11 @@ def launcher_rank() -> int:
     return 0
 
 
-def check_output_dir(config: Any) -> None:
+def check_output_dir(training: Any) -> None:
     """Raise :class:`OutputDirError` for an unusable ``output_dir`` (a file, a non-empty folder
     without resume / overwrite, or a resume of an overwrite cut short before its first checkpoint);
-    cheap, so commands call it before loading any model."""
-    t = config.training
+    cheap, so commands call it before loading any model. ``training``: the ``training`` section."""
+    t = training
     out = Path(t.output_dir)
     if out.exists() and not out.is_dir():
         raise OutputDirError(f"output directory {str(out)!r} is a file; choose a folder (--output-dir)")
@@ -164,9 +164,9 @@ class RunDirectory:
     folder at that moment commits instead (it can only be the new run's: the old one's were moved aside).
     """
 
-    def __init__(self, config: Any, resume: Optional[Path], rank: int = 0, world_size: int = 1) -> None:
-        self.config, self.resume, self.rank, self.world_size = config, resume, rank, world_size
-        self.path = Path(config.training.output_dir)
+    def __init__(self, training: Any, resume: Optional[Path], rank: int = 0, world_size: int = 1) -> None:
+        self.training, self.resume, self.rank, self.world_size = training, resume, rank, world_size
+        self.path = Path(training.output_dir)
         self.previous = self.path.with_name(self.path.name + ".previous")
         self.lock = RunLock(self.path)
         self.committed = resume is not None  # a resumed run never rolls back what it continues
@@ -201,10 +201,10 @@ class RunDirectory:
         if self.previous.exists() and self.resume is None:  # an overwrite killed before its first checkpoint
             logger.warning("%s holds the run replaced by an interrupted overwrite; restoring it first", self.previous)
             self._restore()
-        check_output_dir(self.config)  # (a resume of such an overwrite is refused here)
+        check_output_dir(self.training)  # (a resume of such an overwrite is refused here)
         remove_stale_temporaries(out)
         self.created = not out.exists()
-        if self.resume is None and self.config.training.overwrite_output_dir and out.is_dir():
+        if self.resume is None and self.training.overwrite_output_dir and out.is_dir():
             owned = [c for c in out.iterdir() if _owned(c)]
             if owned:
                 self.previous.mkdir()

@@ -299,6 +299,7 @@ def run_stage(config: RunConfig, progress: bool = True, model=None, data: Option
     """Train ``config.training.stage``; return ``(TrainResult, model, data)``. ``callbacks``:
     :class:`~glm.core.train.callbacks.TrainerCallback` s after the built-in ones."""
     from glm.core.stages import format_parameter_table, set_stage, trainable_parameters
+    from glm.core.train.arguments import Recipe, RunRecord
     from glm.core.train.loop import Trainer, set_seed
 
     t = config.training
@@ -316,9 +317,10 @@ def run_stage(config: RunConfig, progress: bool = True, model=None, data: Option
         data = prepare_data(config, progress=progress)
     samples = stage_samples(config, data)
     collator = make_collator(config, model, data)
-    trainer = Trainer(config, model, samples, collator, progress=progress,
+    trainer = Trainer(t, Recipe.from_config(config), model, samples, collator, progress=progress,
                       hidden_size=int(model.llm.config.hidden_size), validator=make_validator(config, model, data),
-                      warmup=make_align_warmup(config, model, data, samples, collator), callbacks=callbacks)
+                      warmup=make_align_warmup(config, model, data, samples, collator), callbacks=callbacks,
+                      record=RunRecord.from_config(config))
     return trainer.train(), model, data
 
 
