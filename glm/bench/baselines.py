@@ -5,8 +5,8 @@
 * :func:`linear_probe`: logistic regression (scikit-learn) on the node features of the k shots;
 * :func:`sgc_probe`: the same after SGC-style propagation ``(D^-1/2 (A + I) D^-1/2)^K X`` over the
   whole graph (Wu et al., ICML'19);
-* :func:`gnn_supervised`: a :class:`~glm.core.encoder.GraphEncoder` of one layer family (gcn, sage,
-  gat, gt) on the configured backend plus a linear head, trained on the k shots' sampled subgraphs
+* :func:`gnn_supervised`: a :class:`~glm.core.encoder.GraphEncoder` of one layer family (each
+  built-in layer name, glm.core.layouts) on the configured backend plus a linear head, trained on the k shots' sampled subgraphs
   (the same subgraphs the LLM methods see), the target node's embedding classified.
 
 Each returns a :class:`RowResult` (predicted class index per test node, train/infer seconds,

@@ -1,7 +1,7 @@
 """``glm bench fewshot``: every baseline and method on the same test nodes, k-shot draws and features.
 
 Rows (:func:`all_rows`): the baselines (:data:`BASELINE_ROWS`: chance and majority; a linear probe and
-SGC on the node features; GNN-only (gcn, sage, gat, gt) trained on the shots' subgraphs; the LLM
+SGC on the node features; GNN-only (one per built-in layer, glm.core.layouts) trained on the shots' subgraphs; the LLM
 zero-shot and with the shots in context (ICL)), then every registered method's rows, a plugin's too:
 pre-trained and adapted, plus its ``MethodSpec.bench_variants`` (GraphLAMA: adapted from a random graph
 side, the official ablation, and pre-trained without adaptation).

@@ -7,7 +7,7 @@ Layer contract (what ``register_gnn_layers`` factories return)::
     layer.neutral_state_dict() -> dict[str, Tensor]      # backend-neutral parameter layout
     layer.load_neutral_state_dict(state) -> None         # inverse; raises on missing/shape mismatch
 
-Neutral layouts: one per built-in layer name (``gcn``, ``gat``, ``sage``, ``gt``), declared once in
+Neutral layouts: one per built-in layer name, declared once in
 :data:`glm.core.layouts.LAYOUTS` (keys, shapes, semantics, whether ``edge_weight`` is used; layers
 expose the last as ``supports_edge_weight``). A whole :class:`GraphEncoder` adds ``input_proj.weight/bias``
 and ``output_proj.weight/bias`` (``torch.nn.Linear`` layout) and prefixes layer keys with
@@ -36,7 +36,7 @@ class EncoderConfig:
     """Configuration of a :class:`GraphEncoder`.
 
     Args:
-        layer: registered GNN layer name (``gt``, ``gcn``, ``gat``, ``sage`` or a plugin's).
+        layer: registered GNN layer name (a built-in of :data:`glm.core.layouts.LAYOUTS` or a plugin's).
         in_dim: node feature size (128 in GraphLAMA).
         hidden_dim: width inside the stack.
         out_dim: output size ``d`` (the gate input is ``d + hop_dim``).

@@ -25,7 +25,7 @@ def build_plugin_distribution(
 
     Args:
         root: an empty-ish work folder (e.g. pytest's ``tmp_path``).
-        dist_name: distribution name, e.g. ``"glm-gin"``.
+        dist_name: distribution name, e.g. ``"glm-wgin"``.
         modules: top-level module name -> Python source (``{"glm_gin": "..."}``).
         entry_points: entry-point name -> ``"module"`` or ``"module:attr"`` (group ``glm``).
         version: distribution version.

@@ -147,7 +147,9 @@ ENCODER_CASES = {
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.parametrize("kind", ["undirected", "weighted"])
 def test_encoder_parity_after_neutral_load(backend, layer, kind):
-    config = EncoderConfig(dropout=0.0, **ENCODER_CASES[layer])
+    case = ENCODER_CASES.get(layer, dict(layer=layer, in_dim=12, hidden_dim=16, out_dim=16, num_layers=2,
+                                         **LAYER_OPTIONS.get(layer, {})))  # a new layer: the plain case
+    config = EncoderConfig(dropout=0.0, **case)
     torch.manual_seed(0)
     ref = GraphEncoder(config, REFERENCE_BACKEND).eval()
     other = GraphEncoder(config, backend).eval()

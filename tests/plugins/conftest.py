@@ -31,7 +31,7 @@ def plugins(monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture
 def gin_module() -> types.ModuleType:
     """The example plugin module of docs/plugins.md, imported from the docs text."""
-    return module_from_source("glm_gin_docs_example", docs_block("# glm_gin.py"))
+    return module_from_source("glm_wgin_docs_example", docs_block("# glm_wgin.py"))
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +41,7 @@ def installed_plugins(tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("plugin-dists")
     return {
-        "gin": build_plugin_distribution(root, "glm-gin", {"glm_gin": docs_block("# glm_gin.py")}, {"gin": "glm_gin"}),
+        "wgin": build_plugin_distribution(root, "glm-wgin", {"glm_wgin": docs_block("# glm_wgin.py")}, {"wgin": "glm_wgin"}),
         "broken_import": build_plugin_distribution(root, "glm-broken-import", {"glm_broken_import": BROKEN_IMPORT},
                                                    {"broken_import": "glm_broken_import"}),
         "broken_register": build_plugin_distribution(root, "glm-broken-register",

@@ -17,18 +17,18 @@ def plugin_warning_lines(stderr: str) -> list[str]:
 
 def test_docs_pyproject_matches_the_example_plugin():
     toml = docs_block("# pyproject.toml")
-    assert '[project.entry-points.glm]\ngin = "glm_gin"' in toml
+    assert '[project.entry-points.glm]\nwgin = "glm_wgin"' in toml
 
 
 def test_third_party_layer_is_listed(installed_plugins):
-    done = run_glm("plugins", paths=(installed_plugins["gin"],))
+    done = run_glm("plugins", paths=(installed_plugins["wgin"],))
     assert done.returncode == 0, done.stderr
     assert plugin_warning_lines(done.stderr) == []
     rows = {row["name"]: row for row in json.loads(done.stdout)}
-    gin = rows["gin"]
-    assert gin["distribution"] == "glm-gin" and gin["version"] == "0.1.0" and not gin["builtin"]
-    assert gin["hooks"] == ["register_gnn_layers"] and gin["registered"] == {"gnn_layers": ["gin"]}
-    assert gin["status"] == "loaded" and gin["errors"] == []
+    wgin = rows["wgin"]
+    assert wgin["distribution"] == "glm-wgin" and wgin["version"] == "0.1.0" and not wgin["builtin"]
+    assert wgin["hooks"] == ["register_gnn_layers"] and wgin["registered"] == {"gnn_layers": ["wgin"]}
+    assert wgin["status"] == "loaded" and wgin["errors"] == []
 
 
 def test_third_party_layer_passes_the_conformance_kit(installed_plugins):
@@ -36,27 +36,27 @@ def test_third_party_layer_passes_the_conformance_kit(installed_plugins):
         from glm.plugins import get_registry
         from glm.testing import assert_gnn_layer
         registry = get_registry()
-        assert registry.gnn_layer("gin", "pyg").plugin == "gin", registry.gnn_layers
-        assert all("gin" in registry.layers_for(b) for b in registry.backends)
-        report = assert_gnn_layer("gin", in_dim=16, out_dim=8)  # pure torch: no backend needed
+        assert registry.gnn_layer("wgin", "pyg").plugin == "wgin", registry.gnn_layers
+        assert all("wgin" in registry.layers_for(b) for b in registry.backends)
+        report = assert_gnn_layer("wgin", in_dim=16, out_dim=8)  # pure torch: no backend needed
         assert all(v.startswith("passed") for v in report.values()), report
         print("ok", report)
     """)
-    done = run_glm("-c", code, paths=(installed_plugins["gin"],), module=None)
+    done = run_glm("-c", code, paths=(installed_plugins["wgin"],), module=None)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok")
 
 
 def test_conformance_mixin_in_a_plugin_test_suite(installed_plugins, tmp_path):
-    (tmp_path / "test_gin_plugin.py").write_text(textwrap.dedent("""
+    (tmp_path / "test_wgin_plugin.py").write_text(textwrap.dedent("""
         from glm.testing import GnnLayerConformance
 
         class TestGin(GnnLayerConformance):
-            layer = "gin"
+            layer = "wgin"
             out_dim = 8
     """))
     done = run_glm("-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path),
-                   paths=(installed_plugins["gin"],), module="pytest")
+                   paths=(installed_plugins["wgin"],), module="pytest")
     assert done.returncode == 0, done.stdout[-3000:]
     assert "10 passed" in done.stdout, done.stdout[-2000:]
 
@@ -64,7 +64,7 @@ def test_conformance_mixin_in_a_plugin_test_suite(installed_plugins, tmp_path):
 @pytest.mark.parametrize("which, stage", [("broken_import", "import"),
                                           ("broken_register", "register_gnn_layers")])
 def test_broken_plugin_warns_once_and_cli_keeps_working(installed_plugins, which, stage):
-    paths = (installed_plugins["gin"], installed_plugins[which])
+    paths = (installed_plugins["wgin"], installed_plugins[which])
     done = run_glm("plugins", paths=paths)
     assert done.returncode == 0, done.stderr
     lines = plugin_warning_lines(done.stderr)
@@ -73,7 +73,7 @@ def test_broken_plugin_warns_once_and_cli_keeps_working(installed_plugins, which
     assert "Traceback" not in done.stderr
     rows = {row["name"]: row for row in json.loads(done.stdout)}
     assert rows[which]["status"] == "failed" and rows[which]["errors"][0]["stage"] == stage
-    assert rows["gin"]["status"] == "loaded"  # the healthy plugin still works
+    assert rows["wgin"]["status"] == "loaded"  # the healthy plugin still works
 
     strict = run_glm("plugins", paths=paths, env={"GLM_STRICT_PLUGINS": "1"})
     assert strict.returncode != 0
@@ -91,11 +91,11 @@ def test_disabled_plugin_is_not_imported(installed_plugins):
 
 
 def test_load_plugins_selects_entry_points(installed_plugins):
-    paths = (installed_plugins["gin"], installed_plugins["broken_import"])
-    done = run_glm("plugins", paths=paths, env={"GLM_LOAD_PLUGINS": "gin"})
+    paths = (installed_plugins["wgin"], installed_plugins["broken_import"])
+    done = run_glm("plugins", paths=paths, env={"GLM_LOAD_PLUGINS": "wgin"})
     assert done.returncode == 0 and plugin_warning_lines(done.stderr) == [], done.stderr
     names = {r["name"] for r in json.loads(done.stdout)}
-    assert "gin" in names and "broken_import" not in names
+    assert "wgin" in names and "broken_import" not in names
 
 
 def test_python_dash_m_glm_works():

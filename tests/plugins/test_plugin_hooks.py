@@ -28,12 +28,12 @@ def test_hook_register_backends(plugins):
 
 
 def test_hook_register_gnn_layers(plugins, gin_module):
-    pm.register(gin_module, name="gin")
+    pm.register(gin_module, name="wgin")
     registry = plugins.get_registry()
-    spec = registry.gnn_layer("gin", "pyg")  # pure torch: every backend
-    assert spec.plugin == "gin" and spec.backends is None
-    assert "gin" in registry.layers_for("gammagl")
-    report = assert_gnn_layer("gin", in_dim=12, out_dim=8, options={"hidden_dim": 10})
+    spec = registry.gnn_layer("wgin", "pyg")  # pure torch: every backend
+    assert spec.plugin == "wgin" and spec.backends is None
+    assert "wgin" in registry.layers_for("gammagl")
+    report = assert_gnn_layer("wgin", in_dim=12, out_dim=8, options={"hidden_dim": 10})
     assert set(report.values()) <= {"passed", "passed (cpu only: no CUDA device here)"}
 
 

@@ -7,10 +7,9 @@ Two runners
 * ``runner="recipe"`` (what ``glm plan --probe`` uses): the real training loop
   (:class:`glm.core.train.loop.Trainer`, the DeepSpeed engine with the run's recipe: ZeRO stage,
   offload, bf16, gradient checkpointing) trains the model the run configuration describes for
-  ``warmup_steps + steps`` optimizer steps in a temporary output directory. The batches are
-  synthetic GraphBatches of the planned shape (text tokens, graphs x nodes, micro-batch), so the
-  measurement and the plan describe the same sequence. The first step is the warm-up; the
-  peak is measured over the following ``steps``.
+  ``warmup_steps + steps`` optimizer steps in a temporary output directory. The batches are synthetic
+  GraphBatches of the planned shape (text tokens, graphs x nodes, micro-batch), so the measurement and the
+  plan describe the same sequence. The first step is the warm-up; the peak is measured over the next ``steps``.
 * ``runner="torch"`` (fallback when DeepSpeed is not importable): the same model and batches,
   trained with plain ``torch.optim.AdamW``; warm-up is one short forward/backward.
 
