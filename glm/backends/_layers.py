@@ -79,6 +79,18 @@ class NeutralLayer(nn.Module):
             copy_into(param, back(state[key]))
 
 
+def gin_mlp(in_dim: int, out_dim: int, bias: bool = True) -> nn.Sequential:
+    """GIN's update ``Linear(in, out) -> ReLU -> Linear(out, out)``, plain torch on every backend."""
+    check_dims("gin", in_dim, out_dim)
+    return nn.Sequential(nn.Linear(in_dim, out_dim, bias=bias), nn.ReLU(), nn.Linear(out_dim, out_dim, bias=bias))
+
+
+def mlp_neutral_map(mlp: nn.Sequential) -> dict[str, tuple[Tensor, Transform, Transform]]:
+    """``mlp.<i>.weight`` / ``mlp.<i>.bias`` of every linear of ``mlp`` (torch's own layout)."""
+    return {f"mlp.{i}.{kind}": (getattr(m, kind), identity, identity) for i, m in enumerate(mlp)
+            if isinstance(m, nn.Linear) for kind in ("weight", "bias") if getattr(m, kind) is not None}
+
+
 def check_dims(layer: str, in_dim: int, out_dim: int, heads: int | None = None, *, square: bool = False) -> int:
     """Validate layer sizes; returns the per-head width (``out_dim // heads``) or ``out_dim``."""
     if in_dim <= 0 or out_dim <= 0:

@@ -25,10 +25,12 @@ from glm.backends._layers import (
     NeutralLayer,
     check_dims,
     flat,
+    gin_mlp,
     gt_scores,
     identity,
     row,
     transpose,
+    mlp_neutral_map,
 )
 from glm.core.graph import SubgraphBatch
 from glm.plugins import BackendSpec, hookimpl
@@ -141,6 +143,20 @@ def _sage_conv_cls() -> type:
             return gather_rows(x, edge_index[0])
 
     return SAGEConv
+
+
+@functools.cache
+def _gin_conv_cls() -> type:
+    gammagl = compat.load_gammagl()
+
+    class GINConv(gammagl.layers.conv.GINConv):
+        """gammagl's ``GINConv`` gathering the neighbour rows with ``index_select`` as PyG does, so that the
+        backward accumulates alike (bf16 gradients round alike)."""
+
+        def message(self, x: Tensor, edge_index: Tensor) -> Tensor:
+            return gather_rows(x, edge_index[0])
+
+    return GINConv
 
 
 # -- backend -----------------------------------------------------------------------------------
@@ -368,6 +384,34 @@ def _gt_attention_cls() -> type:
     return GTAttention
 
 
+class GammaglGIN(GammaglLayer):
+    r"""Graph isomorphism network layer on ``gammagl.layers.conv.GINConv``; same maths as the PyG ``gin``
+    (eps 0: ``mlp(x_i + sum_j x_j)``). GammaGL keeps eps as a plain tensor; it becomes a buffer here so that
+    it moves with the layer. ``edge_weight`` is ignored.
+
+    Shapes:
+        - **input:** ``[N, in_dim]``, ``[2, E]``, (``[E]``, ignored)
+        - **output:** ``[N, out_dim]``
+
+    Neutral layout: ``mlp.0.weight [out, in]``, ``mlp.0.bias [out]``, ``mlp.2.weight [out, out]``, ``mlp.2.bias [out]``.
+    """
+
+    layer_name = "gin"
+
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True) -> None:
+        super().__init__()
+        self.conv = _gin_conv_cls()(gin_mlp(in_dim, out_dim, bias), eps=0.0, train_eps=False)
+        eps = torch.as_tensor(self.conv.eps, dtype=torch.float32).detach().clone()
+        del self.conv.eps
+        self.conv.register_buffer("eps", eps, persistent=False)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        return self.conv(x, edge_index)
+
+    def _neutral_map(self):
+        return mlp_neutral_map(self.conv.nn)
+
+
 class GammaglGT(GTLayer, GammaglLayer):
     """GraphLAMA's graph-transformer layer (:class:`glm.backends._layers.GTLayer`) on GammaGL's
     ``MessagePassing`` and segment ops; same maths as the PyG ``gt``."""
@@ -381,6 +425,7 @@ LAYERS: dict[str, tuple[type[NeutralLayer], str]] = {
     "gat": (GammaglGAT, "GAT (gammagl GATConv)"),
     "sage": (GammaglSAGE, "GraphSAGE mean (gammagl SAGEConv)"),
     "gt": (GammaglGT, "GraphLAMA graph transformer (gammagl MessagePassing)"),
+    "gin": (GammaglGIN, "GIN, sum aggregation + 2-layer MLP (gammagl GINConv)"),
 }
 
 

@@ -18,8 +18,10 @@ from glm.backends._layers import (
     GT_EPS,
     NeutralLayer,
     check_dims,
+    gin_mlp,
     gt_scores,
     identity,
+    mlp_neutral_map,
 )
 from glm.core.graph import SubgraphBatch
 from glm.plugins import BackendSpec, hookimpl
@@ -204,6 +206,36 @@ class PygSAGE(NeutralLayer):
         return out
 
 
+class PygGIN(NeutralLayer):
+    r"""Graph isomorphism network layer on ``torch_geometric.nn.GINConv`` (Xu et al., ICLR 2019), eps 0:
+
+    .. math::
+        \mathbf{x}'_i = \mathrm{MLP}\Big(\mathbf{x}_i + \sum_{j \in \mathcal{N}(i)} \mathbf{x}_j\Big)
+
+    ``edge_weight`` is ignored.
+
+    Shapes:
+        - **input:** ``[N, in_dim]``, ``[2, E]``, (``[E]``, ignored)
+        - **output:** ``[N, out_dim]``
+
+    Neutral layout: ``mlp.0.weight [out, in]``, ``mlp.0.bias [out]``, ``mlp.2.weight [out, out]``, ``mlp.2.bias [out]``.
+    """
+
+    layer_name, backend = "gin", NAME
+
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True) -> None:
+        super().__init__()
+        from torch_geometric.nn import GINConv
+
+        self.conv = GINConv(gin_mlp(in_dim, out_dim, bias), eps=0.0, train_eps=False)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_weight: Tensor | None = None) -> Tensor:
+        return self.conv(x, edge_index)
+
+    def _neutral_map(self):
+        return mlp_neutral_map(self.conv.nn)
+
+
 @functools.cache
 def _gt_attention_cls() -> type:
     from torch_geometric.nn import MessagePassing
@@ -241,6 +273,7 @@ LAYERS: dict[str, tuple[type[NeutralLayer], str]] = {
     "gat": (PygGAT, "GAT (torch_geometric GATConv)"),
     "sage": (PygSAGE, "GraphSAGE mean (torch_geometric SAGEConv)"),
     "gt": (PygGT, "GraphLAMA graph transformer (torch_geometric MessagePassing)"),
+    "gin": (PygGIN, "GIN, sum aggregation + 2-layer MLP (torch_geometric GINConv)"),
 }
 
 

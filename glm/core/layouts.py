@@ -53,6 +53,9 @@ LAYOUTS: dict[str, NeutralLayout] = {layout.name: layout for layout in [
                   "``a_ij = exp(clamp(<q_i, k_j>, -10, 10))`` normalised over the incoming edges of ``i``, "
                   "``h_i' = LayerNorm(h_i + sum_j a_ij v_j)``; ``q = x wq^T`` etc. (no bias).",
                   square=True, options={"heads": 4}),
+    NeutralLayout("gin", {"mlp.0.weight": "[out, in]", "mlp.0.bias": "[out]", "mlp.2.weight": "[out, out]",
+                          "mlp.2.bias": "[out]"},
+                  "PyG ``GINConv`` (eps 0, fixed): ``mlp(x_i + sum_j x_j)``, ``mlp`` = Linear, ReLU, Linear."),
 ]}
 
 
