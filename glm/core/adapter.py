@@ -144,14 +144,9 @@ def adapter_differences(model: nn.Module, tensors: dict[str, Tensor], meta: dict
         name = from_saved_name(saved)
         if name not in own:
             diffs.append(f"key {name}: in adapter, not in model")
-        elif tuple(own[name].shape) != tuple(t.shape) and not _legacy_scalar(t, own[name]):
+        elif tuple(own[name].shape) != tuple(t.shape):
             diffs.append(f"shape {name}: adapter {tuple(t.shape)}, model {tuple(own[name].shape)}")
     return diffs
-
-
-def _legacy_scalar(saved: Tensor, own: Tensor) -> bool:
-    """A 0-dim tensor for a ``[1]`` parameter: the gate's mixing weights were 0-dim before."""
-    return saved.dim() == 0 and tuple(own.shape) == (1,)
 
 
 @torch.no_grad()

@@ -4,9 +4,7 @@ A pickle can execute code when it is loaded, and checkpoints travel (shared fold
 glm therefore never unpickles arbitrary objects:
 
 * **RNG state** is written as ``rng_state.safetensors`` (torch / CUDA generator states and numpy's
-  key array as tensors, Python's state and numpy's scalars as JSON metadata). A checkpoint from
-  glm 0.1 (``rng_state.pth``) is read with ``torch.load(weights_only=True)``, allowing only the
-  numpy array types it holds.
+  key array as tensors, Python's state and numpy's scalars as JSON metadata).
 * **DeepSpeed's files** (``mp_rank_00_model_states.pt``, ZeRO optimizer shards) are pickles that
   DeepSpeed 0.19 loads with ``weights_only=False``. :func:`install_safe_deepspeed_loading` makes
   its checkpoint engine load them with ``weights_only=True`` and an allow-list of the three
@@ -37,8 +35,6 @@ DEEPSPEED_SAFE_GLOBALS = (
     "deepspeed.runtime.zero.config:ZeroStageEnum",
     "deepspeed.utils.tensor_fragment:fragment_address",
 )
-_NUMPY_GLOBALS = ("numpy.core.multiarray:_reconstruct", "numpy._core.multiarray:_reconstruct",
-                  "numpy:ndarray", "numpy:dtype")
 
 
 class UnsafeCheckpointError(GlmError, RuntimeError):
@@ -56,12 +52,11 @@ def _resolve(names: tuple[str, ...]) -> list[Any]:
     return found
 
 
-def safe_torch_load(path: str | os.PathLike, allowed: tuple[str, ...] = (), map_location: Any = "cpu",
-                    extra: tuple[Any, ...] = ()) -> Any:
-    """``torch.load(weights_only=True)`` with ``allowed`` extra globals (``"module:name"``) and
-    ``extra`` objects; refusals become :class:`UnsafeCheckpointError` (file, refused global)."""
+def safe_torch_load(path: str | os.PathLike, allowed: tuple[str, ...] = (), map_location: Any = "cpu") -> Any:
+    """``torch.load(weights_only=True)`` with ``allowed`` extra globals (``"module:name"``); refusals
+    become :class:`UnsafeCheckpointError` (file, refused global)."""
     try:
-        with torch.serialization.safe_globals(_resolve(allowed) + list(extra)), warnings.catch_warnings():
+        with torch.serialization.safe_globals(_resolve(allowed)), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch's note on the pickle protocol of foreign files
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -89,11 +84,10 @@ def save_rng_state(path: str | os.PathLike) -> None:
 
 
 def load_rng_state(checkpoint: str | os.PathLike, rank_file: str) -> bool:
-    """Restore the RNG state saved in ``checkpoint/rank_file`` (or glm 0.1's ``.pth``); ``False`` if none."""
+    """Restore the RNG state saved in ``checkpoint/rank_file``; ``False`` if none."""
     from safetensors import safe_open
 
     path = Path(checkpoint) / rank_file
-    legacy = path.with_suffix(".pth")
     if path.is_file():
         with safe_open(str(path), framework="pt") as f:
             meta = json.loads((f.metadata() or {})["glm_rng"])
@@ -106,14 +100,6 @@ def load_rng_state(checkpoint: str | os.PathLike, rank_file: str) -> bool:
         cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("cuda_"))]
         if cuda and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(cuda)
-        return True
-    if legacy.is_file():
-        state = safe_torch_load(legacy, _NUMPY_GLOBALS, extra=(type(np.dtype(np.uint32)),))
-        random.setstate(state["python"])
-        np.random.set_state(state["numpy"])
-        torch.set_rng_state(state["cpu"])
-        if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda"])
         return True
     return False
 

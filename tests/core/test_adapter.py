@@ -67,7 +67,7 @@ def test_mismatched_adapters_are_rejected(tmp_path):
         AdapterBank(model).add("learned", learned_path)
 
 
-def test_adapter_with_0dim_mixing_weights_still_loads(tmp_path):
+def test_adapter_with_a_wrong_shape_is_refused_naming_the_tensor(tmp_path):
     import json
 
     from safetensors.torch import save_file
@@ -75,10 +75,12 @@ def test_adapter_with_0dim_mixing_weights_still_loads(tmp_path):
     model = tiny_model("llama")
     path = save_adapter(model, tmp_path / "a.safetensors", stage="adapt")
     tensors, meta = read_adapter(path)
-    tensors["gate.alpha_l"], tensors["gate.alpha_w"] = torch.tensor(0.75), torch.tensor(-1.5)  # old 0-dim layout
+    tensors["gate.alpha_l"] = torch.tensor(0.75)  # 0-dim where the model has [1]
     save_file(tensors, str(path), metadata={"glm_adapter": json.dumps(meta)})
-    load_adapter(model, path)
-    assert model.gate.alpha_l.tolist() == [0.75] and model.gate.alpha_w.tolist() == [-1.5]
+    before = model.gate.alpha_l.detach().clone()
+    with pytest.raises(AdapterMismatchError, match=r"shape gate.alpha_l: adapter \(\), model \(1,\)"):
+        load_adapter(model, path)
+    assert torch.equal(model.gate.alpha_l.detach(), before)  # nothing half loaded
 
 
 def test_not_an_adapter(tmp_path):

@@ -1,6 +1,6 @@
-"""Severe 1: nothing a user hands glm is unpickled. Crafted pickles in a checkpoint (RNG state,
-DeepSpeed model / optimizer states) or in Planetoid raw files are refused with a named error and
-their payload never runs; genuine files (and glm 0.1's RNG files) still load."""
+"""Severe 1: nothing a user hands glm is unpickled. Crafted pickles in a checkpoint (DeepSpeed model /
+optimizer states) or in Planetoid raw files are refused with a named error and their payload never runs;
+genuine files still load. The RNG state is a safetensors file (no pickle at all)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def _resume(root: Path, cfg: Path, run: Path, recipe: str) -> subprocess.Complet
 
 
 @pytest.mark.parametrize("victim", [  # the model states load through the same safe loader as the optimizer's
-    "rng_state.pth", pytest.param("global_step1/mp_rank_00_model_states.pt", marks=pytest.mark.slow),
+    pytest.param("global_step1/mp_rank_00_model_states.pt", marks=pytest.mark.slow),
     "global_step1/zero_pp_rank_0_mp_rank_00_optim_states.pt"])
 def test_crafted_pickles_in_a_checkpoint_are_refused(trained, victim, tmp_path):
     root, cfg, runs = trained
@@ -66,8 +66,6 @@ def test_crafted_pickles_in_a_checkpoint_are_refused(trained, victim, tmp_path):
 
     shutil.copytree(runs[recipe], run)
     ckpt = run / "checkpoint-1"
-    if victim == "rng_state.pth":  # a glm 0.1 checkpoint: the RNG state was a pickle
-        (ckpt / "rng_state.safetensors").unlink()
     marker = tmp_path / "pwned"
     _crafted(ckpt / victim, marker)
     done = _resume(root, cfg, run, recipe)  # the file no longer matches the checkpoint's manifest
@@ -96,18 +94,11 @@ def test_genuine_checkpoints_resume(trained, tmp_path):
         assert "resumed from" in done.stderr
 
 
-def test_rng_state_round_trip_and_legacy_file(tmp_path):
+def test_rng_state_round_trip(tmp_path):
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     save_rng_state(tmp_path / "rng_state.safetensors")
     expected = (random.random(), np.random.rand(), torch.rand(1))
     assert load_rng_state(tmp_path, "rng_state.safetensors")
-    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
-    legacy = tmp_path / "old"
-    legacy.mkdir()
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "cpu": torch.get_rng_state()}
-    torch.save(state, legacy / "rng_state.pth")  # what glm 0.1 wrote
-    expected = (random.random(), np.random.rand(), torch.rand(1))
-    assert load_rng_state(legacy, "rng_state.safetensors")
     assert (random.random(), np.random.rand(), torch.rand(1)) == expected
     assert not load_rng_state(tmp_path / "none", "rng_state.safetensors")
 
