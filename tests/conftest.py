@@ -16,6 +16,12 @@ import pytest  # noqa: E402
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
+@pytest.fixture(autouse=True)
+def _own_bench_cache(tmp_path, monkeypatch):
+    """Each test keeps the benches' pre-trained runs (``$GLM_BENCH_CACHE``) in its own folder (subprocesses too)."""
+    monkeypatch.setenv("GLM_BENCH_CACHE", str(tmp_path / "bench-cache"))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -3,7 +3,8 @@
 With a pre-training config (``glm bench fewshot --pretrain-config``, the transfer setting) the
 pre-training runs on that config's graph and the adaptation on the bench's.
 
-Runs go under ``<bench out>/methods/<method>/`` (``pretrain/``, ``adapt-seed<k>/``, ``scratch-seed<k>/``)
+Runs go under ``<bench out>/methods/<method>/`` (``adapt-seed<k>/``, ``scratch-seed<k>/``); pre-trained runs
+under :func:`pretrain_cache` (``runs/bench/pretrained/<method>-<hash>``), shared by every bench,
 through the same pipeline as ``glm pretrain`` / ``glm adapt`` (:func:`glm.core.train.pipeline.run_stage`),
 with the seed's k shots in place of the split's. Scores are ``glm eval``'s choice scoring; the
 calibrated prediction subtracts the scores of a content-free sample (no text, one zero-feature node).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -88,17 +90,25 @@ def check_adaptation(ctx: Any, method: str) -> None:
                          f"--adapt-config {method}=PATH") from None
 
 
+def pretrain_cache() -> Path:
+    """Where pre-trained runs are kept, shared by every bench (``$GLM_BENCH_CACHE``, default ``runs/bench/pretrained``)."""
+    return Path(os.environ.get("GLM_BENCH_CACHE") or Path("runs") / "bench" / "pretrained")
+
+
 def pretrained(ctx: Any, method: str) -> Path:
-    """The pre-trained run of ``method``: trained once per settings, reused while the hash of its
-    configuration (``PRETRAIN_STAMP``) matches; ``ctx.force`` trains it again once per bench run."""
+    """The pre-trained run of ``method``: ``<pretrain_cache()>/<method>-<hash of its settings>``, trained once
+    and reused by every bench that pre-trains ``method`` the same way (the few-shot bench of a pre-training
+    config and the generation bench with it as ``--pretrain-config`` share it); ``ctx.force`` trains it again
+    once per bench run."""
     from glm.bench.settings import config_hash
     from glm.core.io import atomic_write_text
     from glm.core.train.checkpoint import ADAPTER_FILE
     from glm.core.train.pipeline import run_stage
 
-    out = ctx.out / "methods" / method / "pretrain"
-    cfg = _config(ctx, method, "pretrain", out)
-    digest, stamp = config_hash(cfg), out / PRETRAIN_STAMP
+    cfg = _config(ctx, method, "pretrain", ctx.out / "methods" / method / "pretrain")
+    digest = config_hash(cfg)  # (not where the run is written)
+    out = pretrain_cache() / f"{method}-{digest}"
+    cfg.training.output_dir, stamp = str(out), out / PRETRAIN_STAMP
     reusable = (out / ADAPTER_FILE).is_file() and stamp.is_file() \
         and json.loads(stamp.read_text(encoding="utf-8")).get("config_hash") == digest
     if not reusable or (ctx.force and method not in ctx.pretrained_now):

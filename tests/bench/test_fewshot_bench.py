@@ -115,8 +115,9 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     assert rows["linear_probe"]["token_probe"] is None  # no soft tokens
     # one command compares them all: LLaGA (k tokens per graph) pre-trains without the warm-up, and says so
     assert report["pretrained_without_align"] == ["llaga"] and "warm-up (k soft tokens per graph): llaga." in table
-    assert (out / "methods" / "graphlama" / "pretrain" / "align_log.jsonl").is_file()
-    assert not (out / "methods" / "llaga" / "pretrain" / "align_log.jsonl").exists()
+    cache = tmp_path / "bench-cache"  # pre-trained runs: $GLM_BENCH_CACHE/<method>-<hash>
+    assert (next(cache.glob("graphlama-*")) / "align_log.jsonl").is_file()
+    assert not (next(cache.glob("llaga-*")) / "align_log.jsonl").exists()
     rerun = subprocess.run(cmd, cwd=tmp_path, env=subprocess_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert rerun.returncode == 0 and "training" not in rerun.stderr  # every row reused, nothing trained again
     assert re.search(r"bench: 4 rows x 2 seeds", rerun.stdout)
@@ -216,6 +217,29 @@ def test_method_pretraining_is_redone_when_its_settings_change(ctx, tmp_path, mo
     method_rows.pretrained(forced, "graphlama")
     method_rows.pretrained(forced, "graphlama")  # the second seed of the same run
     assert len(runs) == 3
+
+
+def test_benches_share_one_pretrained_run(ctx, tmp_path, monkeypatch):
+    """A bench of a pre-training config and another bench with it as ``--pretrain-config`` (the generation
+    bench's way) pre-train a method once between them, in ``$GLM_BENCH_CACHE``, whatever their output folders."""
+    import copy
+
+    from glm.bench import method_rows
+    from glm.core.train import pipeline
+
+    runs = []
+    real = pipeline.run_stage
+    monkeypatch.setattr(pipeline, "run_stage", lambda cfg, **kw: runs.append(cfg.training.output_dir)
+                        or real(cfg, **kw))
+    cfg = copy.deepcopy(ctx.config)
+    cfg.training.max_steps = 1
+    own = replace(ctx, config=cfg, out=tmp_path / "fewshot", pretrained_now=set())
+    other_config = copy.deepcopy(cfg)
+    other_config.eval.max_new_tokens = 7  # the other bench's own settings differ; its pre-training does not
+    other = replace(ctx, config=other_config, pretrain_config=cfg, out=tmp_path / "generation", pretrained_now=set())
+    first, second = method_rows.pretrained(own, "graphlama"), method_rows.pretrained(other, "graphlama")
+    assert first == second and len(runs) == 1
+    assert first.parent == tmp_path / "bench-cache" and first.name.startswith("graphlama-")
 
 
 def test_each_method_adapts_with_its_own_settings(ctx, tmp_path):
