@@ -51,6 +51,8 @@ class BenchContext:
     generate: bool = False  # method rows also decode answers, read by every answer parser (glm.bench.answers)
     force: bool = False  # recompute rows and pre-train the methods again (once per run)
     pretrained_now: set[str] = field(default_factory=set)  # methods whose pre-training this run checked or made
+    pretrain_seconds: dict[str, float] = field(default_factory=dict)  # methods pre-trained by this run: wall s
+    pretrain_reused: dict[str, Optional[float]] = field(default_factory=dict)  # from the cache: s when made
     _llm: Any = None
 
     @property

@@ -52,6 +52,7 @@ class GenerationRow:
     train_seconds: float
     infer_seconds_per_node: float
     examples: list[dict[str, Any]] = field(default_factory=list)
+    row_seconds: float = 0.0  # wall time of the row (model build, adaptation, generation), pre-training excluded
 
 
 def _prompt(abstract: str, node: str = "paper") -> str:
@@ -104,6 +105,9 @@ class GenerationBench:
     force: bool = False
     split: str = "test"  # the nodes every row is scored on: test, or val (data.generation.val) to choose settings
     pretrained_now: set[str] = field(default_factory=set)
+    pretrain_seconds: dict[str, float] = field(default_factory=dict)  # methods pre-trained by this run: wall s
+    pretrain_reused: dict[str, Optional[float]] = field(default_factory=dict)  # from the cache: s when made
+    started: tuple[float, float] = field(default_factory=lambda: (time.perf_counter(), time.process_time()))
     _llm: Any = None
 
     @property
@@ -273,14 +277,16 @@ def run_rows(b: GenerationBench, rows: Sequence[str], draws: int, log: Callable[
         for draw in range(draws if name != "llm_zero_shot" else 1):
             path = b.out / f"rows{b.suffix}" / name / f"draw-{draw}.json"
             saved = stored_result(path, digest, b.force)
-            if saved is not None:
-                found.append(GenerationRow(**saved))
+            if saved is not None:  # read back: costs this run nothing
+                found.append(GenerationRow(**{**saved, "row_seconds": 0.0}))
                 continue
+            t0, pretrained_before = time.perf_counter(), sum(b.pretrain_seconds.values())
             outputs, n_train, train_s, gen_s = spec.run(b, draw)  # gen_s: producing the outputs only
+            row_s = time.perf_counter() - t0 - (sum(b.pretrain_seconds.values()) - pretrained_before)
             infer_s = gen_s / max(len(test), 1)
             examples = [{"node": n, "reference": r, "output": o} for n, r, o in list(zip(test, refs, outputs))[:5]]
             row = GenerationRow(name, draw, generation_scores(outputs, refs), len(test), n_train, train_s, infer_s,
-                                examples)
+                                examples, row_s)
             store_result(path, digest, asdict(row))
             found.append(row)
         log(f"{name}: done")
@@ -296,6 +302,7 @@ def summarise(results: Sequence[GenerationRow]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {"row": name, "draws": len(rs), "train_examples": rs[0].train_examples,
                                  "train_seconds": statistics.fmean(r.train_seconds for r in rs),
                                  "infer_seconds_per_node": statistics.fmean(r.infer_seconds_per_node for r in rs),
+                                 "row_seconds": sum(r.row_seconds for r in rs),
                                  "examples": rs[0].examples}
         for key in rs[0].scores:
             values = [r.scores[key] for r in rs]
@@ -323,14 +330,37 @@ def markdown(summary: Sequence[dict[str, Any]], title: str) -> str:
     return "\n".join(lines)
 
 
+def timing(b: GenerationBench, summary: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Where this run's time went: each method's pre-training (run now, or reused from the cache), each row's
+    wall seconds (this run's rows; rows read back from ``rows/`` cost nothing), the whole run's wall and CPU
+    seconds (every thread of this process) and its peak RSS."""
+    from glm.core.train.log import peak_rss_mb
+
+    wall, cpu = time.perf_counter() - b.started[0], time.process_time() - b.started[1]
+    return {"pretrain_seconds": {m: round(s, 1) for m, s in b.pretrain_seconds.items()},
+            "pretrain_reused": dict(b.pretrain_reused), "row_seconds": {s["row"]: round(s["row_seconds"], 1) for s in summary},
+            "total_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
+
+
+def timing_markdown(t: dict[str, Any]) -> list[str]:
+    pre = ", ".join(f"{m} {s:.0f} s" for m, s in t["pretrain_seconds"].items()) or "none"
+    reused = ", ".join(f"{m}" + (f" ({s:.0f} s when made)" if s else "") for m, s in t["pretrain_reused"].items())
+    rows = ", ".join(f"{r} {s:.0f} s" for r, s in t["row_seconds"].items())
+    return ["## Time (this run)", "", f"- total **{t['total_seconds']:.0f} s** wall, {t['cpu_seconds']:.0f} s CPU, "
+            f"peak RSS {t['peak_rss_mb'] / 1024:.2f} GiB",
+            f"- pre-training: {pre}" + (f"; reused from the cache: {reused}" if reused else ""),
+            f"- rows (adaptation + generation; 0 s: read back from rows/): {rows}", ""]
+
+
 def write_report(b: GenerationBench, results: Sequence[GenerationRow], draws: int) -> dict[str, Path]:
     summary = summarise(results)
+    spent = timing(b, summary)
     scored = "validation" if b.split == "val" else "test"
     title = (f"Title generation on {b.data.tag.name}: {len(b.test)} {scored} nodes, "
              f"{b.config.data.generation.train:g} training examples, {draws} draw(s), LLM {b.config.model.llm.name}")
     paths = {"markdown": b.out / f"bench{b.suffix}.md", "json": b.out / f"bench{b.suffix}.json"}
-    atomic_write_text(markdown(summary, title), paths["markdown"])
-    atomic_write_text(json.dumps({"title": title, "summary": summary}, indent=1), paths["json"])
+    atomic_write_text(markdown(summary, title) + "\n" + "\n".join(timing_markdown(spent)), paths["markdown"])
+    atomic_write_text(json.dumps({"title": title, "summary": summary, "time": spent}, indent=1), paths["json"])
     return paths
 
 

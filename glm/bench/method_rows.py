@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -113,8 +114,12 @@ def pretrained(ctx: Any, method: str) -> Path:
         and json.loads(stamp.read_text(encoding="utf-8")).get("config_hash") == digest
     if not reusable or (ctx.force and method not in ctx.pretrained_now):
         data = ctx.data if ctx.pretrain_config is None else None  # another graph: the config's own data
+        t0 = time.perf_counter()
         run_stage(cfg, progress=ctx.progress, data=data)
-        atomic_write_text(json.dumps({"config_hash": digest}), stamp)
+        ctx.pretrain_seconds[method] = seconds = time.perf_counter() - t0
+        atomic_write_text(json.dumps({"config_hash": digest, "seconds": round(seconds, 1)}), stamp)
+    elif method not in ctx.pretrain_seconds:
+        ctx.pretrain_reused[method] = json.loads(stamp.read_text(encoding="utf-8")).get("seconds")
     ctx.pretrained_now.add(method)
     return out
 

@@ -60,3 +60,11 @@ def test_adapt_eval_and_bench_on_titles(tmp_path, monkeypatch, capsys):
     assert all(0.0 <= s["bleu"] <= 100.0 and len(s["examples"]) == 5 for s in rows.values())
     assert rows["graphlama"]["train_examples"] == 3 and any((tmp_path / "bench-cache").glob("graphlama-*"))
     assert "Example outputs" in (bench / "bench.md").read_text()
+    spent = report["time"]  # where the time went, measured in this run
+    assert set(spent["pretrain_seconds"]) == {"graphlama"} and spent["pretrain_seconds"]["graphlama"] > 0
+    assert spent["pretrain_reused"] == {} and spent["row_seconds"]["graphlama"] > 0
+    assert spent["total_seconds"] >= spent["pretrain_seconds"]["graphlama"] + sum(spent["row_seconds"].values()) - 1
+    assert spent["cpu_seconds"] > 0 and spent["peak_rss_mb"] > 0 and "## Time (this run)" in (bench / "bench.md").read_text()
+    assert main(["bench", "generation", str(cfg), "--rows", "graphlama", "--output-dir", str(bench), "--no-progress"]) == 0
+    again = json.loads((bench / "bench.json").read_text())["time"]  # the row is read back: nothing trains
+    assert again["pretrain_seconds"] == {} and again["row_seconds"] == {"graphlama": 0.0}
