@@ -187,20 +187,28 @@ def test_split_val_scores_validation_nodes_and_stores_apart(ctx, tmp_path):
     assert "8 validation nodes" in (tmp_path / "out" / "bench-val.md").read_text()
 
 
+def _counted_pretraining(ctx, monkeypatch, what):
+    """``(runs, config)``: every pipeline run appends ``what(its config)`` to ``runs``; the config trains 1 step."""
+    import copy
+
+    from glm.core.train import pipeline
+
+    runs = []
+    real = pipeline.run_stage
+    monkeypatch.setattr(pipeline, "run_stage", lambda cfg, **kw: runs.append(what(cfg)) or real(cfg, **kw))
+    cfg = copy.deepcopy(ctx.config)
+    cfg.training.max_steps = 1
+    return runs, cfg
+
+
 def test_method_pretraining_is_redone_when_its_settings_change(ctx, tmp_path, monkeypatch):
     """A bench output folder reused with other pre-training settings trains the method again (it used to
     adapt on the stale pre-trained run); the same settings reuse it; ``force`` trains it once per run."""
     import copy
 
     from glm.bench import method_rows
-    from glm.core.train import pipeline
 
-    runs = []
-    real = pipeline.run_stage
-    monkeypatch.setattr(pipeline, "run_stage", lambda cfg, **kw: runs.append(cfg.training.learning_rate)
-                        or real(cfg, **kw))
-    cfg = copy.deepcopy(ctx.config)
-    cfg.training.max_steps = 1
+    runs, cfg = _counted_pretraining(ctx, monkeypatch, lambda c: c.training.learning_rate)
     base = replace(ctx, config=cfg, out=tmp_path / "out", pretrained_now=set())
 
     def fresh(c):
@@ -225,14 +233,8 @@ def test_benches_share_one_pretrained_run(ctx, tmp_path, monkeypatch):
     import copy
 
     from glm.bench import method_rows
-    from glm.core.train import pipeline
 
-    runs = []
-    real = pipeline.run_stage
-    monkeypatch.setattr(pipeline, "run_stage", lambda cfg, **kw: runs.append(cfg.training.output_dir)
-                        or real(cfg, **kw))
-    cfg = copy.deepcopy(ctx.config)
-    cfg.training.max_steps = 1
+    runs, cfg = _counted_pretraining(ctx, monkeypatch, lambda c: c.training.output_dir)
     own = replace(ctx, config=cfg, out=tmp_path / "fewshot", pretrained_now=set())
     other_config = copy.deepcopy(cfg)
     other_config.eval.max_new_tokens = 7  # the other bench's own settings differ; its pre-training does not
