@@ -96,6 +96,16 @@ def pretrain_cache() -> Path:
     return Path(os.environ.get("GLM_BENCH_CACHE") or Path("runs") / "bench" / "pretrained")
 
 
+def _pretraining_settings(cfg: Any) -> Any:
+    """``cfg`` without what pre-training never reads: the title-generation split (``data.generation``) unless
+    pre-training generates titles, so that a generation bench's overrides of it keep the shared run."""
+    if cfg.data.task == "title_generation":
+        return cfg
+    from glm.core.config import GenerationSplit
+
+    return replace(cfg, data=replace(cfg.data, generation=GenerationSplit()))
+
+
 def pretrained(ctx: Any, method: str) -> Path:
     """The pre-trained run of ``method``: ``<pretrain_cache()>/<method>-<hash of its settings>``, trained once
     and reused by every bench that pre-trains ``method`` the same way (the few-shot bench of a pre-training
@@ -107,7 +117,7 @@ def pretrained(ctx: Any, method: str) -> Path:
     from glm.core.train.pipeline import run_stage
 
     cfg = _config(ctx, method, "pretrain", ctx.out / "methods" / method / "pretrain")
-    digest = config_hash(cfg)  # (not where the run is written)
+    digest = config_hash(_pretraining_settings(cfg))  # (not where the run is written)
     out = pretrain_cache() / f"{method}-{digest}"
     cfg.training.output_dir, stamp = str(out), out / PRETRAIN_STAMP
     reusable = (out / ADAPTER_FILE).is_file() and stamp.is_file() \

@@ -238,7 +238,10 @@ def test_benches_share_one_pretrained_run(ctx, tmp_path, monkeypatch):
     own = replace(ctx, config=cfg, out=tmp_path / "fewshot", pretrained_now=set())
     other_config = copy.deepcopy(cfg)
     other_config.eval.max_new_tokens = 7  # the other bench's own settings differ; its pre-training does not
-    other = replace(ctx, config=other_config, pretrain_config=cfg, out=tmp_path / "generation", pretrained_now=set())
+    pretrain_config = copy.deepcopy(cfg)  # an override of the title split reaches it too, and changes nothing
+    pretrain_config.data = replace(cfg.data, generation=replace(cfg.data.generation, test=60))
+    other = replace(ctx, config=other_config, pretrain_config=pretrain_config, out=tmp_path / "generation",
+                    pretrained_now=set())
     first, second = method_rows.pretrained(own, "graphlama"), method_rows.pretrained(other, "graphlama")
     assert first == second and len(runs) == 1
     assert first.parent == tmp_path / "bench-cache" and first.name.startswith("graphlama-")
