@@ -72,7 +72,8 @@ def test_pretrain_graph_split_and_the_transfer_bench(tmp_path, capsys):
     assert "holds no class out" in capsys.readouterr().err
     done = _run(tmp_path, "bench", "fewshot", str(new), "--pretrain-config", str(pre_cfg), *rows)
     assert done.returncode == 0, done.stderr[-3000:]
-    pretrained = yaml.safe_load((out / "methods" / "graphlama" / "pretrain" / "glm_config.yaml").read_text())
+    run = next((tmp_path / "bench-cache").glob("graphlama-*"))  # the shared cache ($GLM_BENCH_CACHE) of this test
+    pretrained = yaml.safe_load((run / "glm_config.yaml").read_text())
     assert pretrained["data"]["split"] == "pretrain_graph" and pretrained["data"]["options"].get("seed") is None
     report = json.loads((out / "bench.json").read_text())
     assert "(methods pre-trained on synthetic)" in report["title"]
