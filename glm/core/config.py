@@ -478,8 +478,9 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
     return config_from_dict(data, source)
 
 
-def save_config(config: RunConfig, directory: str | os.PathLike, filename: str = CONFIG_FILENAME) -> Path:
-    """Write the resolved config as YAML into ``directory`` atomically; return the path."""
+def save_config(config: Any, directory: str | os.PathLike, filename: str = CONFIG_FILENAME) -> Path:
+    """Write the resolved config as YAML into ``directory`` atomically; return the path. ``config``: a
+    :class:`RunConfig` or anything with ``to_yaml()`` (the Trainer's :class:`~glm.core.train.arguments.RunRecord`)."""
     from glm.core.io import atomic_write_text
 
     return atomic_write_text(config.to_yaml(), Path(directory) / filename)

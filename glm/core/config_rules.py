@@ -151,12 +151,6 @@ def problems(config: Any, active_method: Optional[str] = None, prefix: str = "")
                 yield f"{shown} must be {ITEM_RULES[name].describe()}, found {v}"
 
 
-def check(config: Any, source: str, error: Callable[[str], Exception], active_method: Optional[str] = None) -> None:
-    """Raise ``error(f"{source}: {first problem}")`` when a rule does not hold."""
-    for problem in problems(config, active_method):
-        raise error(f"{source}: {problem}")
-
-
 # -- choices and rules that tie fields together -------------------------------------------------------
 
 def literal_problems(obj: Any, prefix: str = "") -> Iterator[str]:
@@ -289,9 +283,14 @@ def section_problems(section: Any, name: str, active_method: Optional[str] = Non
     yield from SECTION_RULES[name](section)
 
 
-def check_section(section: Any, name: str, source: str) -> None:
-    for problem in section_problems(section, name):
+def _raise_first(found: Iterator[str], source: str) -> None:
+    """Raise :class:`ConfigError` ``"{source}: {problem}"`` for the first of ``found``, if any."""
+    for problem in found:
         raise ConfigError(f"{source}: {problem}")
+
+
+def check_section(section: Any, name: str, source: str) -> None:
+    _raise_first(section_problems(section, name), source)
 
 
 def run_problems(config: Any, spec: Any) -> Iterator[str]:
@@ -313,10 +312,8 @@ def check_run(config: Any, spec: Any, source: str) -> None:
     """Every rule of a run config: each section's own (:func:`section_problems`), then those that tie
     sections together (:func:`run_problems`); raises :class:`ConfigError` naming the first."""
     for name in SECTION_RULES:
-        for problem in section_problems(getattr(config, name), name, active_method=spec.name):
-            raise ConfigError(f"{source}: {problem}")
-    for problem in run_problems(config, spec):
-        raise ConfigError(f"{source}: {problem}")
+        _raise_first(section_problems(getattr(config, name), name, active_method=spec.name), source)
+    _raise_first(run_problems(config, spec), source)
 
 
 def _recipe_zero_stage(recipe: str) -> Optional[int]:

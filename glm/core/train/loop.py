@@ -28,8 +28,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from glm.core.config import CONFIG_FILENAME, TrainingConfig
-from glm.core.io import atomic_write_text
+from glm.core.config import TrainingConfig, save_config
 from glm.core.train.arguments import Recipe, RunRecord
 from glm.core.io import atomic_path
 from glm.core.train import checkpoint as ckpt
@@ -157,9 +156,6 @@ class Trainer:
         found.append(ReportCallback(t.report_to, out, self.record.config, dist.rank == 0))
         return found
 
-    def _save_config(self, out: Path) -> None:
-        atomic_write_text(self.record.to_yaml(), out / CONFIG_FILENAME)
-
     # -- data order ---------------------------------------------------------------------
     def _permutation(self, epoch: int) -> list[int]:
         g = torch.Generator().manual_seed(self.training.seed * 1_000_003 + epoch)
@@ -193,7 +189,7 @@ class Trainer:
 
         t, recipe = self.training, self.recipe
         if dist.rank == 0 and resume is None:  # a resume writes it once its checkpoint has loaded
-            self._save_config(out)
+            save_config(self.record, out)
             truncate_log(out, 0)  # `--resume` that found no checkpoint starts a log of its own
 
         trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -254,7 +250,7 @@ class Trainer:
             start_step = int(state["global_step"])
             if dist.rank == 0:
                 truncate_log(out, start_step)
-                self._save_config(out)
+                save_config(self.record, out)
             rank0_info("resumed from %s (step %d)", resume, start_step)
 
         self._perm, self._perm_epoch = [], -1
