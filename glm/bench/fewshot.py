@@ -29,6 +29,7 @@ import torch
 
 from glm.bench.answers import parsers_markdown, parsers_mean
 from glm.bench.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
+from glm.bench.method_rows import BenchRun
 from glm.bench.settings import AdaptSettings, BenchError, config_hash, store_result, stored_result
 from glm.core.eval.metrics import accuracy, macro_f1
 from glm.core.io import atomic_write_text
@@ -50,9 +51,7 @@ class BenchContext:
     split: str = "test"  # the nodes every row is scored on: test, or val to choose settings
     generate: bool = False  # method rows also decode answers, read by every answer parser (glm.bench.answers)
     force: bool = False  # recompute rows and pre-train the methods again (once per run)
-    pretrained_now: set[str] = field(default_factory=set)  # methods whose pre-training this run checked or made
-    pretrain_seconds: dict[str, float] = field(default_factory=dict)  # methods pre-trained by this run: wall s
-    pretrain_reused: dict[str, Optional[float]] = field(default_factory=dict)  # from the cache: s when made
+    run: BenchRun = field(default_factory=BenchRun)  # overrides, pre-training done or reused by this run
     _llm: Any = None
 
     @property
@@ -264,7 +263,8 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
     if unknown:
         raise BenchError(f"unknown rows {unknown}; known: {', '.join(table)}")
     _check_request(ctx, rows, seeds)
-    ctx = replace(ctx, force=force or ctx.force, pretrained_now=set())  # this run's view: the caller's stays as is
+    ctx = replace(ctx, force=force or ctx.force)
+    ctx.run.checked.clear()  # a new run: --force pre-trains each method once in it
     results: list[RowSeed] = []
     for name in rows:
         spec = table[name]
@@ -435,7 +435,7 @@ def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> d
     paths = {kind: ctx.out / f"bench{ctx.suffix}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"),
                                                                          ("png", "png"))}
     atomic_write_text(md, paths["markdown"])
-    atomic_write_text(json.dumps({"title": title, "config_hash": ctx.config_hash(),
+    atomic_write_text(json.dumps({"title": title, "config_hash": ctx.config_hash(), **ctx.run.as_dict(),
                                   "adapt_configs": {m or "*": a.source for m, a in ctx.adapt.items()},
                                   "pretrained_without_align": unaligned, "summary": summary,
                                   "results": [asdict(r) for r in results]}, indent=1, default=str), paths["json"])

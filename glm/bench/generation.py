@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from glm.bench.method_rows import BenchRun
 from glm.bench.settings import BenchError, config_hash, store_result, stored_result
 from glm.core.io import atomic_write_text
 
@@ -104,10 +105,7 @@ class GenerationBench:
     progress: bool = True
     force: bool = False
     split: str = "test"  # the nodes every row is scored on: test, or val (data.generation.val) to choose settings
-    pretrained_now: set[str] = field(default_factory=set)
-    pretrain_seconds: dict[str, float] = field(default_factory=dict)  # methods pre-trained by this run: wall s
-    pretrain_reused: dict[str, Optional[float]] = field(default_factory=dict)  # from the cache: s when made
-    started: tuple[float, float] = field(default_factory=lambda: (time.perf_counter(), time.process_time()))
+    run: BenchRun = field(default_factory=BenchRun)  # overrides, pre-training done or reused, start time
     _llm: Any = None
 
     @property
@@ -280,9 +278,9 @@ def run_rows(b: GenerationBench, rows: Sequence[str], draws: int, log: Callable[
             if saved is not None:  # read back: costs this run nothing
                 found.append(GenerationRow(**{**saved, "row_seconds": 0.0}))
                 continue
-            t0, pretrained_before = time.perf_counter(), sum(b.pretrain_seconds.values())
+            t0, pretrained_before = time.perf_counter(), sum(b.run.pretrain_seconds.values())
             outputs, n_train, train_s, gen_s = spec.run(b, draw)  # gen_s: producing the outputs only
-            row_s = time.perf_counter() - t0 - (sum(b.pretrain_seconds.values()) - pretrained_before)
+            row_s = time.perf_counter() - t0 - (sum(b.run.pretrain_seconds.values()) - pretrained_before)
             infer_s = gen_s / max(len(test), 1)
             examples = [{"node": n, "reference": r, "output": o} for n, r, o in list(zip(test, refs, outputs))[:5]]
             row = GenerationRow(name, draw, generation_scores(outputs, refs), len(test), n_train, train_s, infer_s,
@@ -336,9 +334,9 @@ def timing(b: GenerationBench, summary: Sequence[dict[str, Any]]) -> dict[str, A
     seconds (every thread of this process) and its peak RSS."""
     from glm.core.train.log import peak_rss_mb
 
-    wall, cpu = time.perf_counter() - b.started[0], time.process_time() - b.started[1]
-    return {"pretrain_seconds": {m: round(s, 1) for m, s in b.pretrain_seconds.items()},
-            "pretrain_reused": dict(b.pretrain_reused), "row_seconds": {s["row"]: round(s["row_seconds"], 1) for s in summary},
+    wall, cpu = time.perf_counter() - b.run.started[0], time.process_time() - b.run.started[1]
+    spent = {k: v for k, v in b.run.as_dict().items() if k != "overrides"}
+    return {**spent, "row_seconds": {s["row"]: round(s["row_seconds"], 1) for s in summary},
             "total_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 
@@ -360,14 +358,18 @@ def write_report(b: GenerationBench, results: Sequence[GenerationRow], draws: in
              f"{b.config.data.generation.train:g} training examples, {draws} draw(s), LLM {b.config.model.llm.name}")
     paths = {"markdown": b.out / f"bench{b.suffix}.md", "json": b.out / f"bench{b.suffix}.json"}
     atomic_write_text(markdown(summary, title) + "\n" + "\n".join(timing_markdown(spent)), paths["markdown"])
-    atomic_write_text(json.dumps({"title": title, "summary": summary, "time": spent}, indent=1), paths["json"])
+    per_draw = [{"row": r.row, "draw": r.draw, "test_nodes": r.test_nodes, "train_seconds": r.train_seconds,
+                 "infer_seconds_per_node": r.infer_seconds_per_node, **r.scores} for r in results]
+    atomic_write_text(json.dumps({"title": title, "overrides": list(b.run.overrides), "summary": summary,
+                                  "results": per_draw, "time": spent}, indent=1), paths["json"])
     return paths
 
 
 def prepare(config: Any, out: Path, pretrain_config: Any = None, progress: bool = True, force: bool = False,
-            split: str = "test"):
-    """A :class:`GenerationBench` of ``config`` (its data prepared)."""
+            split: str = "test", overrides: Sequence[str] = ()):
+    """A :class:`GenerationBench` of ``config`` (its data prepared); ``overrides``: the ``key=value`` s
+    ``config`` was loaded with, for the report."""
     from glm.core.train.pipeline import prepare_data
 
     return GenerationBench(copy.deepcopy(config), prepare_data(config, progress=progress), out, pretrain_config,
-                           progress, force, split)
+                           progress, force, split, BenchRun(tuple(overrides)))

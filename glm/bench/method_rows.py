@@ -21,15 +21,37 @@ import copy
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
 from glm.bench.baselines import RowResult
 
 PRETRAIN_STAMP = "bench_pretrain.json"  # the hash of the settings a method's pre-trained run was made with
+
+
+@dataclass
+class BenchRun:
+    """What one bench run (few-shot or generation) knows of itself, beside its rows: the ``key=value``
+    overrides it was given, the methods whose pre-training it checked or made, the wall seconds of those it
+    pre-trained and of those it reused from the cache (as they took when made), and when it started."""
+
+    overrides: tuple[str, ...] = ()
+    checked: set[str] = field(default_factory=set)
+    pretrain_seconds: dict[str, float] = field(default_factory=dict)
+    pretrain_reused: dict[str, Optional[float]] = field(default_factory=dict)
+    started: tuple[float, float] = field(default_factory=lambda: (time.perf_counter(), time.process_time()))
+
+    def pretraining_of(self, method: str) -> Optional[float]:
+        """Seconds pre-training ``method`` took (now, or when the cached run was made); ``None``: unknown."""
+        return self.pretrain_seconds.get(method, self.pretrain_reused.get(method))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"overrides": list(self.overrides),
+                "pretrain_seconds": {m: round(s, 1) for m, s in self.pretrain_seconds.items()},
+                "pretrain_reused": dict(self.pretrain_reused)}
 
 
 def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None):
@@ -122,15 +144,16 @@ def pretrained(ctx: Any, method: str) -> Path:
     cfg.training.output_dir, stamp = str(out), out / PRETRAIN_STAMP
     reusable = (out / ADAPTER_FILE).is_file() and stamp.is_file() \
         and json.loads(stamp.read_text(encoding="utf-8")).get("config_hash") == digest
-    if not reusable or (ctx.force and method not in ctx.pretrained_now):
+    run = ctx.run
+    if not reusable or (ctx.force and method not in run.checked):
         data = ctx.data if ctx.pretrain_config is None else None  # another graph: the config's own data
         t0 = time.perf_counter()
         run_stage(cfg, progress=ctx.progress, data=data)
-        ctx.pretrain_seconds[method] = seconds = time.perf_counter() - t0
+        run.pretrain_seconds[method] = seconds = time.perf_counter() - t0
         atomic_write_text(json.dumps({"config_hash": digest, "seconds": round(seconds, 1)}), stamp)
-    elif method not in ctx.pretrain_seconds:
-        ctx.pretrain_reused[method] = json.loads(stamp.read_text(encoding="utf-8")).get("seconds")
-    ctx.pretrained_now.add(method)
+    elif method not in run.pretrain_seconds:
+        run.pretrain_reused[method] = json.loads(stamp.read_text(encoding="utf-8")).get("seconds")
+    run.checked.add(method)
     return out
 
 

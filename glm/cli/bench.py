@@ -16,7 +16,8 @@ QUICK_SEEDS = 3
 
 def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser("bench", help="benchmarks: `glm bench fewshot CONFIG` (every baseline side by side), "
-                                            "`glm bench generation CONFIG` (title generation)")
+                                            "`glm bench generation CONFIG` (title generation), "
+                                            "`glm bench choose FOLDER ...` (settings from validation reports)")
     sub = p.add_subparsers(dest="bench", metavar="BENCH", required=True)
     f = sub.add_parser("fewshot", help="all rows on the config's few-shot split, over seeds: markdown, JSON, PNG")
     f.__class__ = IntermixedParser  # key=value overrides may follow options, as in glm pretrain
@@ -67,6 +68,29 @@ def add_commands(subparsers: Any) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.set_defaults(func=cmd_generation)
 
+    c = sub.add_parser("choose", help="pick one of several candidate settings from their validation reports "
+                                      "(bench-val.json of `glm bench ... --split val`)")
+    c.add_argument("folders", nargs="+", metavar="FOLDER", help="bench output folders, one per candidate setting")
+    c.add_argument("--row", required=True, help="the row to choose for (e.g. graphlama)")
+    c.add_argument("--metric", help="default: accuracy (few-shot), rouge1 (generation)")
+    c.add_argument("--rule", default="best", choices=("best", "within-se"),
+                   help="best (default): the highest mean; within-se: the cheapest within one standard error of "
+                        "the best, paired by draw (for candidates that differ in cost; run them on idle cores)")
+    c.set_defaults(func=cmd_choose)
+
+
+def cmd_choose(args: argparse.Namespace) -> int:
+    from glm.bench.choose import choose, markdown, read_candidate
+
+    read = [read_candidate(f, args.row, args.metric) for f in args.folders]
+    metrics = {m for _, m in read}
+    if len(metrics) > 1:
+        raise CliError(f"the reports are of different kinds (metrics {sorted(metrics)}); give --metric")
+    candidates = [c for c, _ in read]
+    chosen = choose(candidates, args.rule)
+    print(markdown(candidates, chosen, args.row, metrics.pop(), args.rule))
+    return 0
+
 
 def cmd_generation(args: argparse.Namespace) -> int:
     from glm.core.config import load_config
@@ -85,7 +109,8 @@ def cmd_generation(args: argparse.Namespace) -> int:
     with RunLock(out):
         config = load_config(args.config, list(args.overrides))
         pretrain = load_config(args.pretrain_config, list(args.overrides)) if args.pretrain_config else None
-        bench = prepare(config, out, pretrain, progress=not args.no_progress, force=args.force, split=args.split)
+        bench = prepare(config, out, pretrain, progress=not args.no_progress, force=args.force, split=args.split,
+                        overrides=args.overrides)
         results = run_rows(bench, rows, args.draws, log=lambda line: print(line, file=sys.stderr))
         paths = write_report(bench, results, args.draws)
     print(paths["markdown"].read_text(encoding="utf-8"))
@@ -152,6 +177,7 @@ def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out:
     """Run ``rows`` on CONFIG with ``overrides`` into ``out``: ``(summary, report paths, bench context)``."""
     from glm.core.config import load_config
     from glm.bench.fewshot import BenchContext, run_rows, summarise, write_report
+    from glm.bench.method_rows import BenchRun
     from glm.core.train.pipeline import prepare_data
 
     config = load_config(args.config, overrides)
@@ -159,7 +185,7 @@ def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out:
     pretrain = load_config(args.pretrain_config, overrides) if args.pretrain_config else None
     ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
                        progress=not args.no_progress, adapt=adapt, pretrain_config=pretrain,
-                       split=args.split, generate=args.generate)
+                       split=args.split, generate=args.generate, run=BenchRun(tuple(overrides)))
     results = run_rows(ctx, rows, args.seeds, args.force, log=lambda line: print(line, file=sys.stderr))
     return summarise(results), write_report(ctx, results, args.seeds), ctx
 

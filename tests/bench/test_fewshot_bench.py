@@ -15,6 +15,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from train_helpers import glm_cmd, subprocess_env, write_tiny_config  # noqa: E402
 
+from glm.bench.method_rows import BenchRun  # noqa: E402
 from glm.core.config import load_config  # noqa: E402
 from glm.bench import fewshot as bench  # noqa: E402
 
@@ -115,6 +116,9 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     assert rows["linear_probe"]["token_probe"] is None  # no soft tokens
     # one command compares them all: LLaGA (k tokens per graph) pre-trains without the warm-up, and says so
     assert report["pretrained_without_align"] == ["llaga"] and "warm-up (k soft tokens per graph): llaga." in table
+    # the report says what made it: the overrides, and each method's pre-training time (made by this run)
+    assert report["overrides"] == ["training.align.steps=2"] and report["pretrain_reused"] == {}
+    assert set(report["pretrain_seconds"]) == {"graphlama", "llaga"} and min(report["pretrain_seconds"].values()) > 0
     cache = tmp_path / "bench-cache"  # pre-trained runs: $GLM_BENCH_CACHE/<method>-<hash>
     assert (next(cache.glob("graphlama-*")) / "align_log.jsonl").is_file()
     assert not (next(cache.glob("llaga-*")) / "align_log.jsonl").exists()
@@ -209,10 +213,10 @@ def test_method_pretraining_is_redone_when_its_settings_change(ctx, tmp_path, mo
     from glm.bench import method_rows
 
     runs, cfg = _counted_pretraining(ctx, monkeypatch, lambda c: c.training.learning_rate)
-    base = replace(ctx, config=cfg, out=tmp_path / "out", pretrained_now=set())
+    base = replace(ctx, config=cfg, out=tmp_path / "out", run=BenchRun())
 
     def fresh(c):
-        return replace(c, pretrained_now=set())  # a new bench run on the same folder
+        return replace(c, run=BenchRun())  # a new bench run on the same folder
 
     method_rows.pretrained(base, "graphlama")
     method_rows.pretrained(fresh(base), "graphlama")
@@ -235,13 +239,13 @@ def test_benches_share_one_pretrained_run(ctx, tmp_path, monkeypatch):
     from glm.bench import method_rows
 
     runs, cfg = _counted_pretraining(ctx, monkeypatch, lambda c: c.training.output_dir)
-    own = replace(ctx, config=cfg, out=tmp_path / "fewshot", pretrained_now=set())
+    own = replace(ctx, config=cfg, out=tmp_path / "fewshot", run=BenchRun())
     other_config = copy.deepcopy(cfg)
     other_config.eval.max_new_tokens = 7  # the other bench's own settings differ; its pre-training does not
     pretrain_config = copy.deepcopy(cfg)  # an override of the title split reaches it too, and changes nothing
     pretrain_config.data = replace(cfg.data, generation=replace(cfg.data.generation, test=60))
     other = replace(ctx, config=other_config, pretrain_config=pretrain_config, out=tmp_path / "generation",
-                    pretrained_now=set())
+                    run=BenchRun())
     first, second = method_rows.pretrained(own, "graphlama"), method_rows.pretrained(other, "graphlama")
     assert first == second and len(runs) == 1
     assert first.parent == tmp_path / "bench-cache" and first.name.startswith("graphlama-")
