@@ -29,7 +29,7 @@ import torch
 
 from glm.bench.answers import parsers_markdown, parsers_mean
 from glm.bench.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
-from glm.bench.method_rows import BenchRun
+from glm.bench.method_rows import BenchRun, note_pretraining
 from glm.bench.settings import AdaptSettings, BenchError, config_hash, store_result, stored_result
 from glm.core.eval.metrics import accuracy, macro_f1
 from glm.core.io import atomic_write_text
@@ -276,6 +276,8 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
             saved = stored_result(path, digest, ctx.force)
             if saved is not None:
                 results.append(RowSeed(**saved))
+                if spec.pretrains:
+                    note_pretraining(ctx, spec.method)  # the row's cost includes its pre-training
                 continue
             found = _trivial(ctx, name) if spec.run is None else score(ctx, name, seed, spec.run(ctx, seed))
             store_result(path, digest, asdict(found))

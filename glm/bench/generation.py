@@ -33,7 +33,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from glm.bench.method_rows import BenchRun
+from glm.bench.method_rows import BenchRun, note_pretraining
 from glm.bench.settings import BenchError, config_hash, store_result, stored_result
 from glm.core.io import atomic_write_text
 
@@ -277,6 +277,8 @@ def run_rows(b: GenerationBench, rows: Sequence[str], draws: int, log: Callable[
             saved = stored_result(path, digest, b.force)
             if saved is not None:  # read back: costs this run nothing
                 found.append(GenerationRow(**{**saved, "row_seconds": 0.0}))
+                if spec.method:
+                    note_pretraining(b, spec.method)  # the row's cost includes its pre-training
                 continue
             t0, pretrained_before = time.perf_counter(), sum(b.run.pretrain_seconds.values())
             outputs, n_train, train_s, gen_s = spec.run(b, draw)  # gen_s: producing the outputs only

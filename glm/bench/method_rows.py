@@ -128,33 +128,50 @@ def _pretraining_settings(cfg: Any) -> Any:
     return replace(cfg, data=replace(cfg.data, generation=GenerationSplit()))
 
 
-def pretrained(ctx: Any, method: str) -> Path:
-    """The pre-trained run of ``method``: ``<pretrain_cache()>/<method>-<hash of its settings>``, trained once
-    and reused by every bench that pre-trains ``method`` the same way (the few-shot bench of a pre-training
-    config and the generation bench with it as ``--pretrain-config`` share it); ``ctx.force`` trains it again
-    once per bench run."""
+def _cached_run(ctx: Any, method: str) -> tuple[Any, Path, str, Optional[float]]:
+    """``(pre-training config, its cache folder, hash, seconds it took when made)``; seconds ``None``: no
+    usable run there (absent, or made with other settings)."""
     from glm.bench.settings import config_hash
-    from glm.core.io import atomic_write_text
     from glm.core.train.checkpoint import ADAPTER_FILE
-    from glm.core.train.pipeline import run_stage
 
     cfg = _config(ctx, method, "pretrain", ctx.out / "methods" / method / "pretrain")
     digest = config_hash(_pretraining_settings(cfg))  # (not where the run is written)
     out = pretrain_cache() / f"{method}-{digest}"
     cfg.training.output_dir, stamp = str(out), out / PRETRAIN_STAMP
-    reusable = (out / ADAPTER_FILE).is_file() and stamp.is_file() \
-        and json.loads(stamp.read_text(encoding="utf-8")).get("config_hash") == digest
+    saved = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else {}
+    usable = (out / ADAPTER_FILE).is_file() and saved.get("config_hash") == digest
+    return cfg, out, digest, (float(saved.get("seconds") or 0.0) if usable else None)
+
+
+def pretrained(ctx: Any, method: str) -> Path:
+    """The pre-trained run of ``method``: ``<pretrain_cache()>/<method>-<hash of its settings>``, trained once
+    and reused by every bench that pre-trains ``method`` the same way (the few-shot bench of a pre-training
+    config and the generation bench with it as ``--pretrain-config`` share it); ``ctx.force`` trains it again
+    once per bench run."""
+    from glm.core.io import atomic_write_text
+    from glm.core.train.pipeline import run_stage
+
+    cfg, out, digest, made_in = _cached_run(ctx, method)
     run = ctx.run
-    if not reusable or (ctx.force and method not in run.checked):
+    if made_in is None or (ctx.force and method not in run.checked):
         data = ctx.data if ctx.pretrain_config is None else None  # another graph: the config's own data
         t0 = time.perf_counter()
         run_stage(cfg, progress=ctx.progress, data=data)
         run.pretrain_seconds[method] = seconds = time.perf_counter() - t0
-        atomic_write_text(json.dumps({"config_hash": digest, "seconds": round(seconds, 1)}), stamp)
+        atomic_write_text(json.dumps({"config_hash": digest, "seconds": round(seconds, 1)}), out / PRETRAIN_STAMP)
     elif method not in run.pretrain_seconds:
-        run.pretrain_reused[method] = json.loads(stamp.read_text(encoding="utf-8")).get("seconds")
+        run.pretrain_reused[method] = made_in
     run.checked.add(method)
     return out
+
+
+def note_pretraining(ctx: Any, method: str) -> None:
+    """For a method row read back from an earlier run: record what its pre-training took when made (the
+    report's cost of the row), without training anything."""
+    if method not in ctx.run.pretrain_seconds and method not in ctx.run.pretrain_reused:
+        made_in = _cached_run(ctx, method)[3]
+        if made_in is not None:
+            ctx.run.pretrain_reused[method] = made_in
 
 
 def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: bool = True) -> RowResult:

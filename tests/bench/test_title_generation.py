@@ -70,3 +70,4 @@ def test_adapt_eval_and_bench_on_titles(tmp_path, monkeypatch, capsys):
     assert main(["bench", "generation", str(cfg), "--rows", "graphlama", "--output-dir", str(bench), "--no-progress"]) == 0
     again = json.loads((bench / "bench.json").read_text())["time"]  # the row is read back: nothing trains
     assert again["pretrain_seconds"] == {} and again["row_seconds"] == {"graphlama": 0.0}
+    assert again["pretrain_reused"]["graphlama"] == round(spent["pretrain_seconds"]["graphlama"], 1)  # its cost, noted
