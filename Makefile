@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/glm demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow" -q --durations=25
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
