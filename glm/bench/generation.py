@@ -337,8 +337,7 @@ def timing(b: GenerationBench, summary: Sequence[dict[str, Any]]) -> dict[str, A
     from glm.core.train.log import peak_rss_mb
 
     wall, cpu = time.perf_counter() - b.run.started[0], time.process_time() - b.run.started[1]
-    spent = {k: v for k, v in b.run.as_dict().items() if k != "overrides"}
-    return {**spent, "row_seconds": {s["row"]: round(s["row_seconds"], 1) for s in summary},
+    return {**b.run.pretraining(), "row_seconds": {s["row"]: round(s["row_seconds"], 1) for s in summary},
             "total_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
 

@@ -44,14 +44,13 @@ class BenchRun:
     pretrain_reused: dict[str, Optional[float]] = field(default_factory=dict)
     started: tuple[float, float] = field(default_factory=lambda: (time.perf_counter(), time.process_time()))
 
-    def pretraining_of(self, method: str) -> Optional[float]:
-        """Seconds pre-training ``method`` took (now, or when the cached run was made); ``None``: unknown."""
-        return self.pretrain_seconds.get(method, self.pretrain_reused.get(method))
+    def pretraining(self) -> dict[str, Any]:
+        """The pre-training this run did (wall s) and reused (s when made), for a report."""
+        return {"pretrain_seconds": {m: round(s, 1) for m, s in self.pretrain_seconds.items()},
+                "pretrain_reused": dict(self.pretrain_reused)}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"overrides": list(self.overrides),
-                "pretrain_seconds": {m: round(s, 1) for m, s in self.pretrain_seconds.items()},
-                "pretrain_reused": dict(self.pretrain_reused)}
+        return {"overrides": list(self.overrides), **self.pretraining()}
 
 
 def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None):
