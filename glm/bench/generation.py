@@ -12,7 +12,8 @@ Rows (:func:`all_rows`):
   config) and adapted on the training examples (``data.generation.train``, default 5); a method adapts the
   ``model.stage_extra`` patterns it has parameters for (LLaGA has no encoder); ``<method>@0.8``: adapted
   on 80 % of the titled nodes (the official 80/20 split; the adaptation's ``max_steps`` bounds how many of
-  them it sees).
+  them it sees). A method adapts with the config's ``training`` section, or with its own
+  (``--adapt-config METHOD=PATH``: that file's ``training`` and ``model.stage_extra``, as in the few-shot bench).
 
 Draws: draw 0 uses the config's split, draw ``d > 0`` redraws the training examples from outside the
 validation and test nodes (``data.generation.draw``); the test nodes never change. Every row decodes
@@ -34,7 +35,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from glm.bench.method_rows import BenchRun, note_pretraining
-from glm.bench.settings import BenchError, config_hash, store_result, stored_result
+from glm.bench.settings import AdaptSettings, BenchError, config_hash, store_result, stored_result
 from glm.core.io import atomic_write_text
 
 ICL_DEMOS = 3
@@ -106,6 +107,7 @@ class GenerationBench:
     force: bool = False
     split: str = "test"  # the nodes every row is scored on: test, or val (data.generation.val) to choose settings
     run: BenchRun = field(default_factory=BenchRun)  # overrides, pre-training done or reused, start time
+    adapt: dict[str, AdaptSettings] = field(default_factory=dict)  # by method, "" for the rest (default: config's)
     _llm: Any = None
 
     @property
@@ -130,8 +132,9 @@ class GenerationBench:
         """The scored nodes: the test nodes, or the validation nodes with ``split="val"``."""
         return self.nodes(0).val if self.split == "val" else self.nodes(0).test
 
-    def adapt_for(self, method: str) -> None:
-        return None
+    def adapt_for(self, method: str) -> Optional[AdaptSettings]:
+        """The adaptation settings of ``method``: its own, else the default, else ``None`` (the config's)."""
+        return self.adapt.get(method, self.adapt.get(""))
 
     def llm(self):
         if self._llm is None:
@@ -271,7 +274,8 @@ def run_rows(b: GenerationBench, rows: Sequence[str], draws: int, log: Callable[
     found: list[GenerationRow] = []
     for name in rows:
         spec = table[name]
-        digest = config_hash(b.config, None, b.pretrain_config if spec.method else None)
+        digest = config_hash(b.config, b.adapt_for(spec.method) if spec.method else None,
+                             b.pretrain_config if spec.method else None)
         for draw in range(draws if name != "llm_zero_shot" else 1):
             path = b.out / f"rows{b.suffix}" / name / f"draw-{draw}.json"
             saved = stored_result(path, digest, b.force)
@@ -361,16 +365,17 @@ def write_report(b: GenerationBench, results: Sequence[GenerationRow], draws: in
     atomic_write_text(markdown(summary, title) + "\n" + "\n".join(timing_markdown(spent)), paths["markdown"])
     per_draw = [{"row": r.row, "draw": r.draw, "test_nodes": r.test_nodes, "train_seconds": r.train_seconds,
                  "infer_seconds_per_node": r.infer_seconds_per_node, **r.scores} for r in results]
-    atomic_write_text(json.dumps({"title": title, "overrides": list(b.run.overrides), "summary": summary,
-                                  "results": per_draw, "time": spent}, indent=1), paths["json"])
+    atomic_write_text(json.dumps({"title": title, "overrides": list(b.run.overrides),
+                                  "adapt_configs": {m or "*": a.source for m, a in b.adapt.items()},
+                                  "summary": summary, "results": per_draw, "time": spent}, indent=1), paths["json"])
     return paths
 
 
 def prepare(config: Any, out: Path, pretrain_config: Any = None, progress: bool = True, force: bool = False,
-            split: str = "test", overrides: Sequence[str] = ()):
+            split: str = "test", overrides: Sequence[str] = (), adapt: Optional[dict[str, AdaptSettings]] = None):
     """A :class:`GenerationBench` of ``config`` (its data prepared); ``overrides``: the ``key=value`` s
-    ``config`` was loaded with, for the report."""
+    ``config`` was loaded with, for the report; ``adapt``: ``--adapt-config`` 's settings by method."""
     from glm.core.train.pipeline import prepare_data
 
     return GenerationBench(copy.deepcopy(config), prepare_data(config, progress=progress), out, pretrain_config,
-                           progress, force, split, BenchRun(tuple(overrides)))
+                           progress, force, split, BenchRun(tuple(overrides)), dict(adapt or {}))

@@ -120,6 +120,10 @@ def pretrain_cache() -> Path:
 def _pretraining_settings(cfg: Any) -> Any:
     """``cfg`` without what pre-training never reads: the title-generation split (``data.generation``) unless
     pre-training generates titles, so that a generation bench's overrides of it keep the shared run."""
+    from glm.core.factory import default_backend
+
+    if cfg.backend is not None and cfg.backend == default_backend(None):
+        cfg = replace(cfg, backend=None)  # naming the backend that runs anyway changes nothing
     if cfg.data.task == "title_generation":
         return cfg
     from glm.core.config import GenerationSplit
@@ -161,6 +165,37 @@ def pretrained(ctx: Any, method: str) -> Path:
     elif method not in run.pretrain_seconds:
         run.pretrain_reused[method] = made_in
     run.checked.add(method)
+    return out
+
+
+KEPT_FILES = ("adapter_model.safetensors", "glm_config.yaml", "trainer_state.json", "trainer_log.jsonl",
+              "align_log.jsonl")  # a finished pre-trained run, without its resumable checkpoints
+
+
+def adopt_pretrained(config: Any, run_dir: Path, seconds: float) -> Optional[Path]:
+    """Keep a pre-trained run made outside a bench (``glm demo``'s) in :func:`pretrain_cache`, where every
+    bench that pre-trains ``config``'s method with the same settings finds it: the bench's own cache key,
+    computed the bench's way, so a bench reuses it exactly when it would have made the same run. Returns
+    the cache folder, or ``None`` when the cache already holds a usable run (kept as it is) or ``run_dir``
+    has no adapter. The stamp is written last: an interrupted copy is never taken for a finished run."""
+    import shutil
+    from types import SimpleNamespace
+
+    from glm.core.io import atomic_write_text
+    from glm.core.train.checkpoint import ADAPTER_FILE
+
+    method = config.model.method
+    ctx = SimpleNamespace(config=config, pretrain_config=config, out=run_dir, adapt_for=lambda m: None)
+    _, out, digest, made_in = _cached_run(ctx, method)
+    if made_in is not None or not (run_dir / ADAPTER_FILE).is_file():
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    (out / PRETRAIN_STAMP).unlink(missing_ok=True)
+    for name in KEPT_FILES:
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, out / name)
+    atomic_write_text(json.dumps({"config_hash": digest, "seconds": round(seconds, 1), "adopted_from": str(run_dir)}),
+                      out / PRETRAIN_STAMP)
     return out
 
 

@@ -23,10 +23,7 @@ def add_commands(subparsers: Any) -> None:
     f.__class__ = IntermixedParser  # key=value overrides may follow options, as in glm pretrain
     f.add_argument("config", help="YAML run configuration (e.g. examples/demo_pretrain.yaml)")
     f.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
-    f.add_argument("--adapt-config", action="append", default=[], metavar="[METHOD=]PATH",
-                   help="adapt the method rows with this config's training section and model.stage_extra "
-                        "(e.g. examples/demo_adapt.yaml; default: CONFIG's); METHOD=PATH for one method "
-                        "(graphgpt=examples/demo_adapt_gate.yaml), repeatable")
+    _adapt_config_argument(f, "examples/demo_adapt.yaml", "graphgpt=examples/demo_adapt_gate.yaml")
     f.add_argument("--pretrain-config", help="pre-train the methods with this config, on its own graph (the transfer "
                                              "setting: CONFIG has data.split=new_graph; e.g. "
                                              "examples/transfer_pretrain.yaml)")
@@ -58,6 +55,8 @@ def add_commands(subparsers: Any) -> None:
                                   "e.g. examples/title_generation.yaml)")
     g.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
     g.add_argument("--pretrain-config", help="pre-train the methods with this config (default: CONFIG)")
+    _adapt_config_argument(g, "a copy of CONFIG with other training settings",
+                           "llaga=examples/title_generation_llaga.yaml")
     g.add_argument("--draws", type=int, default=1, help="draws of the training examples (default 1)")
     g.add_argument("--rows", help="comma-separated rows (default: all; `--rows list` prints them)")
     g.add_argument("--output-dir", help="default runs/bench/<config>")
@@ -92,6 +91,13 @@ def cmd_choose(args: argparse.Namespace) -> int:
     return 0
 
 
+def _adapt_config_argument(p: argparse.ArgumentParser, example: str, one_method: str) -> None:
+    p.add_argument("--adapt-config", action="append", default=[], metavar="[METHOD=]PATH",
+                   help=f"adapt the method rows with this config's training section and model.stage_extra "
+                        f"(e.g. {example}; default: CONFIG's); METHOD=PATH for one method ({one_method}), "
+                        f"repeatable")
+
+
 def cmd_generation(args: argparse.Namespace) -> int:
     from glm.core.config import load_config
     from glm.bench.generation import all_rows, prepare, run_rows, write_report
@@ -109,8 +115,9 @@ def cmd_generation(args: argparse.Namespace) -> int:
     with RunLock(out):
         config = load_config(args.config, list(args.overrides))
         pretrain = load_config(args.pretrain_config, list(args.overrides)) if args.pretrain_config else None
+        adapt = adapt_settings(args.adapt_config, list(args.overrides))
         bench = prepare(config, out, pretrain, progress=not args.no_progress, force=args.force, split=args.split,
-                        overrides=args.overrides)
+                        overrides=args.overrides, adapt=adapt)
         results = run_rows(bench, rows, args.draws, log=lambda line: print(line, file=sys.stderr))
         paths = write_report(bench, results, args.draws)
     print(paths["markdown"].read_text(encoding="utf-8"))

@@ -428,6 +428,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
             rows += [DemoResult(**r) for r in json.loads(out.read_text(encoding="utf-8"))]
     print()
     print(format_table(rows))
+    _keep_for_bench(args, rows)
     if args.json:
         Path(args.json).write_text(json.dumps([r.as_dict() for r in rows], indent=1), encoding="utf-8")
     return 0
+
+
+def _keep_for_bench(args: argparse.Namespace, rows: list) -> None:
+    """Keep each backend's pre-trained graph side in the bench's cache (``glm bench fewshot`` / ``generation``
+    with ``--pretrain-config examples/demo_pretrain.yaml`` reuse it instead of pre-training GraphLAMA again)."""
+    from glm.bench.method_rows import adopt_pretrained
+    from glm.demo import demo_configs
+
+    for row in rows:
+        pre, _ = demo_configs(args.quick, row.backend, args.output_dir, args.overrides)
+        kept = adopt_pretrained(pre, Path(pre.training.output_dir), row.pretrain_seconds)
+        if kept is not None:
+            print(f"demo: the pre-trained graph side ({row.backend}) is kept for glm bench in {kept}")

@@ -71,3 +71,14 @@ def test_adapt_eval_and_bench_on_titles(tmp_path, monkeypatch, capsys):
     again = json.loads((bench / "bench.json").read_text())["time"]  # the row is read back: nothing trains
     assert again["pretrain_seconds"] == {} and again["row_seconds"] == {"graphlama": 0.0}
     assert again["pretrain_reused"]["graphlama"] == round(spent["pretrain_seconds"]["graphlama"], 1)  # its cost, noted
+    # --adapt-config METHOD=PATH: that method adapts with the file's training section; its rows are made again
+    (tmp_path / "own").mkdir()
+    one_step = write_tiny_config(tmp_path / "own", data=GEN, training={"max_steps": 1, "save_steps": 0,
+                                                                       "learning_rate": 1e-2, "loss": "lm"})
+    assert main(["bench", "generation", str(cfg), "--rows", "graphlama,llm_icl", "--output-dir", str(bench),
+                 "--no-progress", "--adapt-config", f"graphlama={one_step}"]) == 0
+    own = json.loads((bench / "bench.json").read_text())
+    assert own["adapt_configs"] == {"graphlama": str(one_step)} and own["time"]["pretrain_seconds"] == {}
+    assert own["time"]["row_seconds"]["graphlama"] > 0 and own["time"]["row_seconds"]["llm_icl"] == 0.0
+    state = json.loads((bench / "methods" / "graphlama" / "adapt-draw0" / "trainer_state.json").read_text())
+    assert state["global_step"] == 1

@@ -123,6 +123,40 @@ def test_quick_demo_end_to_end_with_tiny_llm(tmp_path, shared_dir):
     assert len(row["draw_accuracies"]) == 2 and row["draw_accuracies"][0] == row["accuracy"]
     assert " ± " in r.stdout and "(2)" in r.stdout
     assert run_glm(tmp_path, "demo", "--quick", "--draws", "0").returncode == 2
+    _demo_run_is_the_benchs(tmp_path, tmp_path / "d" / "pyg" / "pretrain",
+                            ["model.llm.name=tiny-random", "model.llm.max_length=4096"])
+
+
+def _demo_run_is_the_benchs(tmp_path, demo_run, overrides):
+    """The demo keeps its pre-trained graph side in the bench's cache, under the key of the run the bench
+    would make from the demo's pre-training config: a bench finds it (nothing trains), and a bench that
+    pre-trains those settings itself (a process like the demo's: bits depend on the thread count) makes the
+    same bytes under the same key."""
+    import subprocess
+
+    snippet = (
+        "import sys; from pathlib import Path; from types import SimpleNamespace\n"
+        "from glm.bench import method_rows; from glm.core.config import load_config; from glm.demo import examples_dir\n"
+        "cfg = load_config(examples_dir() / 'demo_pretrain_quick.yaml', sys.argv[1:])\n"
+        "ctx = SimpleNamespace(config=cfg, pretrain_config=cfg, out=Path('b'), adapt_for=lambda m: None,\n"
+        "                      run=method_rows.BenchRun(), force=False, progress=False, data=None)\n"
+        "out = method_rows.pretrained(ctx, 'graphlama')\n"
+        "print(out, sorted(ctx.run.pretrain_reused), sorted(ctx.run.pretrain_seconds))\n")
+
+    def bench_pretraining(cache):
+        env = {**subprocess_env(tmp_path), "GLM_BENCH_CACHE": str(cache)}
+        r = subprocess.run([sys.executable, "-c", snippet, *overrides], cwd=tmp_path, env=env, capture_output=True,
+                           text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return r.stdout.strip().splitlines()[-1].split(" ", 1)
+
+    kept, done = bench_pretraining(tmp_path / "bench-cache")  # the demo's cache ($GLM_BENCH_CACHE of this test)
+    assert done == "['graphlama'] []"  # reused, nothing trained
+    own, done = bench_pretraining(tmp_path / "own-cache")
+    assert done == "[] ['graphlama']" and Path(own).name == Path(kept).name
+    adapter = "adapter_model.safetensors"
+    assert (Path(kept) / adapter).read_bytes() == (demo_run / adapter).read_bytes() == (Path(own) / adapter).read_bytes()
+    assert not list(Path(kept).glob("checkpoint-*"))  # the finished run only
 
 
 @pytest.mark.slow
