@@ -83,6 +83,8 @@ def read_candidate(folder: str | Path, row: str, metric: Optional[str]) -> tuple
     pre = times.get("pretrain_seconds", {}).get(method, times.get("pretrain_reused", {}).get(method))
     overrides = report.get("overrides")
     settings = "(not recorded: an older report)" if overrides is None else " ".join(overrides) or "(the config as is)"
+    if report.get("config"):
+        settings = f"{report['config']} {settings if overrides else ''}".strip()
     adapt = report.get("adapt_configs") or {}
     if adapt:
         settings += " " + " ".join(f"--adapt-config {'' if m == '*' else m + '='}{p}" for m, p in adapt.items())

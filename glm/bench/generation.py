@@ -365,17 +365,19 @@ def write_report(b: GenerationBench, results: Sequence[GenerationRow], draws: in
     atomic_write_text(markdown(summary, title) + "\n" + "\n".join(timing_markdown(spent)), paths["markdown"])
     per_draw = [{"row": r.row, "draw": r.draw, "test_nodes": r.test_nodes, "train_seconds": r.train_seconds,
                  "infer_seconds_per_node": r.infer_seconds_per_node, **r.scores} for r in results]
-    atomic_write_text(json.dumps({"title": title, "overrides": list(b.run.overrides),
+    atomic_write_text(json.dumps({"title": title, "config": b.run.config, "overrides": list(b.run.overrides),
                                   "adapt_configs": {m or "*": a.source for m, a in b.adapt.items()},
                                   "summary": summary, "results": per_draw, "time": spent}, indent=1), paths["json"])
     return paths
 
 
 def prepare(config: Any, out: Path, pretrain_config: Any = None, progress: bool = True, force: bool = False,
-            split: str = "test", overrides: Sequence[str] = (), adapt: Optional[dict[str, AdaptSettings]] = None):
-    """A :class:`GenerationBench` of ``config`` (its data prepared); ``overrides``: the ``key=value`` s
-    ``config`` was loaded with, for the report; ``adapt``: ``--adapt-config`` 's settings by method."""
+            split: str = "test", overrides: Sequence[str] = (), adapt: Optional[dict[str, AdaptSettings]] = None,
+            config_path: str = ""):
+    """A :class:`GenerationBench` of ``config`` (its data prepared); ``config_path`` and ``overrides``: the file
+    and the ``key=value`` s ``config`` was loaded with, for the report; ``adapt``: ``--adapt-config`` 's
+    settings by method."""
     from glm.core.train.pipeline import prepare_data
 
     return GenerationBench(copy.deepcopy(config), prepare_data(config, progress=progress), out, pretrain_config,
-                           progress, force, split, BenchRun(tuple(overrides)), dict(adapt or {}))
+                           progress, force, split, BenchRun(tuple(overrides), config=config_path), dict(adapt or {}))

@@ -35,14 +35,16 @@ PRETRAIN_STAMP = "bench_pretrain.json"  # the hash of the settings a method's pr
 @dataclass
 class BenchRun:
     """What one bench run (few-shot or generation) knows of itself, beside its rows: the ``key=value``
-    overrides it was given, the methods whose pre-training it checked or made, the wall seconds of those it
-    pre-trained and of those it reused from the cache (as they took when made), and when it started."""
+    overrides it was given (and the CONFIG file), the methods whose pre-training it checked or made, the wall
+    seconds of those it pre-trained and of those it reused from the cache (as they took when made), and when
+    it started."""
 
     overrides: tuple[str, ...] = ()
     checked: set[str] = field(default_factory=set)
     pretrain_seconds: dict[str, float] = field(default_factory=dict)
     pretrain_reused: dict[str, Optional[float]] = field(default_factory=dict)
     started: tuple[float, float] = field(default_factory=lambda: (time.perf_counter(), time.process_time()))
+    config: str = ""  # the CONFIG path the bench was given
 
     def pretraining(self) -> dict[str, Any]:
         """The pre-training this run did (wall s) and reused (s when made), for a report."""
@@ -50,7 +52,7 @@ class BenchRun:
                 "pretrain_reused": dict(self.pretrain_reused)}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"overrides": list(self.overrides), **self.pretraining()}
+        return {"config": self.config, "overrides": list(self.overrides), **self.pretraining()}
 
 
 def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None):

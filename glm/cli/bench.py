@@ -117,7 +117,7 @@ def cmd_generation(args: argparse.Namespace) -> int:
         pretrain = load_config(args.pretrain_config, list(args.overrides)) if args.pretrain_config else None
         adapt = adapt_settings(args.adapt_config, list(args.overrides))
         bench = prepare(config, out, pretrain, progress=not args.no_progress, force=args.force, split=args.split,
-                        overrides=args.overrides, adapt=adapt)
+                        overrides=args.overrides, adapt=adapt, config_path=args.config)
         results = run_rows(bench, rows, args.draws, log=lambda line: print(line, file=sys.stderr))
         paths = write_report(bench, results, args.draws)
     print(paths["markdown"].read_text(encoding="utf-8"))
@@ -192,7 +192,7 @@ def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out:
     pretrain = load_config(args.pretrain_config, overrides) if args.pretrain_config else None
     ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
                        progress=not args.no_progress, adapt=adapt, pretrain_config=pretrain,
-                       split=args.split, generate=args.generate, run=BenchRun(tuple(overrides)))
+                       split=args.split, generate=args.generate, run=BenchRun(tuple(overrides), config=args.config))
     results = run_rows(ctx, rows, args.seeds, args.force, log=lambda line: print(line, file=sys.stderr))
     return summarise(results), write_report(ctx, results, args.seeds), ctx
 

@@ -49,6 +49,10 @@ def test_generation_reports_default_to_rouge1(tmp_path):
     cand, metric = read_candidate(folder, "graphlama@0.8", None)
     assert metric == "rouge1" and cand.mean == 21.0 and cand.cost_seconds == pytest.approx(7.0 + 5.0 + 4.0)
     assert cand.settings == "(the config as is)"
+    report = json.loads((folder / "bench-val.json").read_text())  # candidates that differ in their CONFIG file
+    for overrides, label in (([], "own.yaml"), (["x=1"], "own.yaml x=1")):
+        (folder / "bench-val.json").write_text(json.dumps({**report, "config": "own.yaml", "overrides": overrides}))
+        assert read_candidate(folder, "graphlama@0.8", None)[0].settings == label
 
 
 def test_refusals_name_the_problem(tmp_path, capsys):

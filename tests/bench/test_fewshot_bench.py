@@ -118,6 +118,7 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     assert report["pretrained_without_align"] == ["llaga"] and "warm-up (k soft tokens per graph): llaga." in table
     # the report says what made it: the overrides, and each method's pre-training time (made by this run)
     assert report["overrides"] == ["training.align.steps=2"] and report["pretrain_reused"] == {}
+    assert report["config"] == str(cfg)
     assert set(report["pretrain_seconds"]) == {"graphlama", "llaga"} and min(report["pretrain_seconds"].values()) > 0
     cache = tmp_path / "bench-cache"  # pre-trained runs: $GLM_BENCH_CACHE/<method>-<hash>
     assert (next(cache.glob("graphlama-*")) / "align_log.jsonl").is_file()

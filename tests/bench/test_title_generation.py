@@ -60,7 +60,8 @@ def test_adapt_eval_and_bench_on_titles(tmp_path, monkeypatch, capsys):
     assert all(0.0 <= s["bleu"] <= 100.0 and len(s["examples"]) == 5 for s in rows.values())
     assert rows["graphlama"]["train_examples"] == 3 and any((tmp_path / "bench-cache").glob("graphlama-*"))
     assert "Example outputs" in (bench / "bench.md").read_text()
-    assert report["overrides"] == [] and {r["row"] for r in report["results"]} == set(rows)  # one entry per draw
+    assert report["overrides"] == [] and report["config"] == str(cfg)
+    assert {r["row"] for r in report["results"]} == set(rows)  # one entry per draw
     assert all(r["draw"] == 0 and "rouge1" in r for r in report["results"])
     spent = report["time"]  # where the time went, measured in this run
     assert set(spent["pretrain_seconds"]) == {"graphlama"} and spent["pretrain_seconds"]["graphlama"] > 0
