@@ -203,11 +203,13 @@ def adopt_pretrained(config: Any, run_dir: Path, seconds: float) -> Optional[Pat
 
 def note_pretraining(ctx: Any, method: str) -> None:
     """For a method row read back from an earlier run: record what its pre-training took when made (the
-    report's cost of the row), without training anything."""
-    if method not in ctx.run.pretrain_seconds and method not in ctx.run.pretrain_reused:
-        made_in = _cached_run(ctx, method)[3]
-        if made_in is not None:
-            ctx.run.pretrain_reused[method] = made_in
+    report's cost of the row), without training anything; once per method and run."""
+    if method in ctx.run.checked:
+        return
+    ctx.run.checked.add(method)  # (read back only when not forced: ``checked`` never skips a forced training)
+    made_in = _cached_run(ctx, method)[3]
+    if made_in is not None:
+        ctx.run.pretrain_reused[method] = made_in
 
 
 def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: bool = True) -> RowResult:
