@@ -30,7 +30,8 @@ import torch
 from glm.bench.answers import parsers_markdown, parsers_mean
 from glm.bench.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
 from glm.bench.method_rows import BenchRun, note_pretraining
-from glm.bench.settings import AdaptSettings, BenchError, config_hash, store_result, stored_result
+from glm.bench.settings import (AdaptSettings, BenchError, adapt_of, adapt_sources, config_hash, store_result,
+                                stored_result)
 from glm.core.eval.metrics import accuracy, macro_f1
 from glm.core.io import atomic_write_text
 from glm.core.layouts import LAYOUTS
@@ -74,7 +75,7 @@ class BenchContext:
 
     def adapt_for(self, method: str) -> Optional[AdaptSettings]:
         """The adaptation settings of ``method``: its own, else the default, else ``None`` (the config's)."""
-        return self.adapt.get(method, self.adapt.get(""))
+        return adapt_of(self.adapt, method)
 
     def config_hash(self) -> str:
         """Hash of the whole bench's settings (``bench.json``)."""
@@ -438,7 +439,7 @@ def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> d
                                                                          ("png", "png"))}
     atomic_write_text(md, paths["markdown"])
     atomic_write_text(json.dumps({"title": title, "config_hash": ctx.config_hash(), **ctx.run.as_dict(),
-                                  "adapt_configs": {m or "*": a.source for m, a in ctx.adapt.items()},
+                                  "adapt_configs": adapt_sources(ctx.adapt),
                                   "pretrained_without_align": unaligned, "summary": summary,
                                   "results": [asdict(r) for r in results]}, indent=1, default=str), paths["json"])
     plot(summary, paths["png"], title)

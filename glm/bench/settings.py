@@ -31,6 +31,17 @@ class AdaptSettings:
         return cls(config.training, tuple(config.model.stage_extra), source)
 
 
+def adapt_of(adapt: dict[str, AdaptSettings], method: str) -> Optional[AdaptSettings]:
+    """``method``'s entry of ``--adapt-config``'s settings (``{method or "": AdaptSettings}``): its own, else
+    the default, else ``None`` (the bench config's own training section)."""
+    return adapt.get(method, adapt.get(""))
+
+
+def adapt_sources(adapt: dict[str, AdaptSettings]) -> dict[str, str]:
+    """``--adapt-config``'s files by method (``"*"``: the default), for a report."""
+    return {m or "*": a.source for m, a in adapt.items()}
+
+
 RUN_KEYS = ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage")
 
 

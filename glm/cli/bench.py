@@ -56,7 +56,7 @@ def add_commands(subparsers: Any) -> None:
     g.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
     g.add_argument("--pretrain-config", help="pre-train the methods with this config (default: CONFIG)")
     _adapt_config_argument(g, "a copy of CONFIG with other training settings",
-                           "llaga=examples/title_generation_llaga.yaml")
+                           "graphgpt=examples/title_generation_graphgpt.yaml")
     g.add_argument("--draws", type=int, default=1, help="draws of the training examples (default 1)")
     g.add_argument("--rows", help="comma-separated rows (default: all; `--rows list` prints them)")
     g.add_argument("--output-dir", help="default runs/bench/<config>")
