@@ -79,19 +79,21 @@ def generate_from_chats(llm: Any, tokenizer: Any, chats: Sequence[list[dict[str,
                         max_new_tokens: int, do_sample: bool = False, temperature: float = 1.0,
                         seed: int = 0) -> list[str]:
     """The LLM's next assistant turn of each chat (``[{"role", "content"}, ...]``), decoded in batches with
-    left padding and stopped at EOS; the first line of each reply."""
+    left padding and stopped at EOS; the first line of each reply. The turns every chat starts with (the
+    in-context examples) are prefilled once (:class:`~glm.core.eval.prefix_cache.PromptHead`)."""
     from glm.core.eval.generation import decoding, first_line
-    from glm.bench.text_baselines import left_pad
+    from glm.core.eval.prefix_cache import PromptHead
 
-    device = next(llm.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     kwargs = {**decoding(max_new_tokens, do_sample, temperature, seed), "pad_token_id": pad}
+    rows = [_chat_ids(tokenizer, c) for c in chats]
+    head = PromptHead(llm, rows)
     out: list[str] = []
-    for start in range(0, len(chats), batch_size):
-        batch, mask = left_pad([_chat_ids(tokenizer, c) for c in chats[start:start + batch_size]], pad)
-        width = batch.shape[1]
+    for start in range(0, len(rows), batch_size):
+        batch = head.batch(rows[start:start + batch_size], pad)
+        width = batch.input_ids.shape[1]
         with torch.no_grad():
-            new = llm.generate(input_ids=batch.to(device), attention_mask=mask.to(device), **kwargs)[:, width:]
+            new = llm.generate(**batch.generate_inputs(), **kwargs)[:, width:]
         out += [first_line(t) for t in tokenizer.batch_decode(new, skip_special_tokens=True)]
     return out
 

@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 import torch
 
 from glm.bench.baselines import RowResult
+from glm.core.eval.prefix_cache import PromptHead
 
 CONTENT_FREE = "N/A"
 
@@ -73,32 +74,18 @@ def demonstrations(source, shots: Sequence[int], labels: Sequence[str], seed: in
 
 
 @torch.no_grad()
-def left_pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(input_ids, attention_mask)`` ``[B, L]`` of token-id rows padded on the left (the last position of
-    every row is its last real token: it predicts the reply)."""
-    width = max(map(len, ids))
-    batch = torch.full((len(ids), width), pad_id)
-    mask = torch.zeros_like(batch)
-    for r, row in enumerate(ids):
-        batch[r, width - len(row):] = torch.tensor(list(row))
-        mask[r, width - len(row):] = 1
-    return batch, mask
-
-
-@torch.no_grad()
 def score_prompts(llm, tokenizer, items: Sequence[TextItem], batch_size: int = 8) -> list[dict[str, float]]:
     """Log-probability of each choice's first reply token (whole reply when first tokens collide)."""
     from glm.core.data.collate import GraphCollator
 
     collate = GraphCollator(tokenizer, max_length=None, validate=False)
     device = next(llm.parameters()).device
+    rows = [tokenizer(collate.render(it.prompt, "")[0], add_special_tokens=False)["input_ids"] for it in items]
+    head = PromptHead(llm, rows)  # the demonstrations every ICL prompt repeats: prefilled once
     out: list[dict[str, float]] = []
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
-        heads = [collate.render(it.prompt, "")[0] for it in chunk]
-        batch, mask = left_pad([tokenizer(h, add_special_tokens=False)["input_ids"] for h in heads], collate.pad_id)
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
-        logits = llm(input_ids=batch.to(device), attention_mask=mask.to(device), position_ids=pos.to(device)).logits
+        logits = llm(**head.batch(rows[start:start + batch_size], collate.pad_id).forward_inputs()).logits
         logp = torch.log_softmax(logits[:, -1].float(), dim=-1)
         for r, it in enumerate(chunk):
             firsts = [_first_reply_token(collate, tokenizer, it.prompt, c) for c in it.choices]

@@ -65,3 +65,45 @@ def test_a_batch_that_does_not_start_with_the_head_falls_back(scoring):
     batch = infer_collate(samples[:2])
     other = PrefixCache(model, [int(t) for t in batch.input_ids[0, -9:-1]])  # not the rows' first tokens
     assert other.last_logits(model, batch) is None
+
+
+def _prompts_with_a_shared_head(vocab: int) -> list[list[int]]:
+    g = torch.Generator().manual_seed(0)
+    head = torch.randint(5, vocab, (20,), generator=g).tolist()  # the repeated demonstrations
+    return [head + torch.randint(5, vocab, (n,), generator=g).tolist() for n in (3, 9, 5, 12)]
+
+
+@torch.no_grad()
+def test_prompt_head_forward_and_generate_equal_the_full_left_padded_prompts(scoring):
+    from glm.core.eval.prefix_cache import MIN_PREFIX, PromptHead, left_pad
+
+    llm = scoring[0].llm
+    rows = _prompts_with_a_shared_head(llm.config.vocab_size)
+    head = PromptHead(llm, rows)
+    assert len(head.head) == 20 >= MIN_PREFIX and head.cache is not None
+    batch = head.batch(rows, pad_id=0)
+    assert batch.input_ids.shape == (4, 20 + 12) and int((batch.attention_mask == 0).sum()) == 3 * 12 - 3 - 9 - 5
+    ids, mask = left_pad(rows, 0)
+    full = llm(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0)).logits[:, -1]
+    cached = llm(**batch.forward_inputs()).logits[:, -1]
+    assert torch.allclose(cached, full, atol=1e-4, rtol=1e-4)
+
+    plain = llm.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6, do_sample=False, pad_token_id=0)
+    reused = llm.generate(**head.batch(rows, 0).generate_inputs(), max_new_tokens=6, do_sample=False, pad_token_id=0)
+    assert torch.equal(reused[:, batch.input_ids.shape[1]:], plain[:, ids.shape[1]:]), "the same greedy tokens"
+    assert head.cache.get_seq_length() == 20, "each batch extends its own copy of the head's cache"
+
+
+def test_prompt_head_without_a_long_shared_start_is_plain_left_padding(scoring):
+    from glm.core.eval.prefix_cache import PromptHead, left_pad
+
+    llm = scoring[0].llm
+    rows = [[7, 8, 9, 10], [7, 11, 12]]
+    head = PromptHead(llm, rows)
+    assert head.head == [] and head.cache is None
+    batch = head.batch(rows, pad_id=0)
+    ids, mask = left_pad(rows, 0)
+    assert torch.equal(batch.input_ids, ids) and torch.equal(batch.attention_mask, mask)
+    assert set(batch.forward_inputs()) == {"input_ids", "attention_mask", "position_ids"}
+    with pytest.raises(ValueError, match="does not start with the head"):
+        PromptHead(llm, _prompts_with_a_shared_head(llm.config.vocab_size)).batch(rows, 0)

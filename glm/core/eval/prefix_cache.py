@@ -1,4 +1,4 @@
-"""Choice scoring's shared prompt head, run through the LLM once.
+"""Prompts' shared head, run through the LLM once.
 
 Every scoring prompt begins with the same tokens: the chat template's system turn and the task's opening
 words up to the first graph token (SmolLM2: 25 of ~240 tokens; Vicuna's system prompt is longer). The
@@ -8,14 +8,22 @@ every batch; each forward then runs only the rest of the prompt. Rows are left p
 positions counted on from the head's length, which is what the full forward computes. Batches whose rows
 do not start with the head (or are not left padded) fall back to the full forward.
 
+:class:`PromptHead` does the same for a plain LLM's token-id prompts (the text rows of the benches: an
+in-context row repeats the same demonstrations before every test node): a batch is laid out as
+``[head | pad ... | rest]``, for one forward (:meth:`HeadBatch.forward_inputs`) or for ``generate``
+(:meth:`HeadBatch.generate_inputs`, which skips the cached positions).
+
 Shapes:
     - **head ids:** ``[P]``; cached keys / values per layer ``[1, kv_heads, P, head_dim]``
     - **batch:** ``input_ids``, ``attention_mask`` ``[B, L]`` (left padded) -> last logits ``[B, V]``
+    - **PromptHead batch:** ``input_ids``, ``attention_mask``, ``position_ids`` ``[B, P + S]`` (``S``: the
+      longest rest), the head's cache for ``B`` rows
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
@@ -43,12 +51,7 @@ class PrefixCache:
     def __init__(self, model: Any, head: Sequence[int]) -> None:
         device = next(model.parameters()).device
         self.head = torch.tensor(list(head), dtype=torch.long, device=device)
-        ids = self.head[None]
-        embeds = model.llm.get_input_embeddings()(ids)
-        out = model.llm(inputs_embeds=embeds, attention_mask=torch.ones_like(ids),
-                        position_ids=torch.arange(ids.shape[1], device=device)[None], use_cache=True,
-                        **logits_to_keep(model))
-        self.cache = getattr(out, "cache", None) or out.past_key_values
+        self.cache = _prefill(model.llm, self.head, **logits_to_keep(model))
         self.cache_arg = _cache_argument(model.llm)
 
     @property
@@ -75,11 +78,89 @@ class PrefixCache:
         real = k >= pad[:, None]
         full_mask = torch.cat([torch.ones(b, p, dtype=mask.dtype, device=mask.device), real.to(mask.dtype)], dim=1)
         positions = (p + k - pad[:, None]).clamp(min=p)
-        cache = copy.deepcopy(self.cache)
-        cache.batch_repeat_interleave(b)
         out = model.llm(inputs_embeds=rest, attention_mask=full_mask, position_ids=positions,
-                        **{self.cache_arg: cache}, use_cache=True, **logits_to_keep(model))
+                        **{self.cache_arg: _repeated(self.cache, b)}, use_cache=True, **logits_to_keep(model))
         return out.logits[:, -1]
+
+
+@torch.no_grad()
+def left_pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
+    """``(input_ids, attention_mask)`` ``[B, L]`` of token-id rows padded on the left (the last position of
+    every row is its last real token: it predicts the reply)."""
+    width = max(map(len, ids))
+    batch = torch.full((len(ids), width), pad_id)
+    mask = torch.zeros_like(batch)
+    for r, row in enumerate(ids):
+        batch[r, width - len(row):] = torch.tensor(list(row))
+        mask[r, width - len(row):] = 1
+    return batch, mask
+
+
+@dataclass
+class HeadBatch:
+    """Rows laid out as ``[head | pad ... | rest]`` with the head's cache repeated for them (``None``: no head)."""
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    position_ids: Tensor
+    cache: Optional[Any]
+    head_length: int
+    cache_arg: str
+
+    def forward_inputs(self) -> dict[str, Any]:
+        """Keyword arguments of one forward pass over the rest (the head is in the cache)."""
+        p = self.head_length
+        out = {"input_ids": self.input_ids[:, p:], "attention_mask": self.attention_mask,
+               "position_ids": self.position_ids[:, p:]}
+        return {**out, self.cache_arg: self.cache} if self.cache is not None else out
+
+    def generate_inputs(self) -> dict[str, Any]:
+        """Keyword arguments of ``generate``: the whole rows (it skips the cached positions)."""
+        out = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        return {**out, self.cache_arg: self.cache} if self.cache is not None else out
+
+
+class PromptHead:
+    """The shared head of a plain LLM's token-id prompts ``rows`` (every batch of the call), prefilled once
+    when at least :data:`MIN_PREFIX` tokens long."""
+
+    def __init__(self, llm: Any, rows: Sequence[Sequence[int]]) -> None:
+        self.head = shared_head(rows, stop_ids=())
+        if len(self.head) < MIN_PREFIX:
+            self.head = []
+        self.device = next(llm.parameters()).device
+        self.cache_arg = _cache_argument(llm)
+        self.cache = _prefill(llm, torch.tensor(self.head, device=self.device)) if self.head else None
+
+    def batch(self, rows: Sequence[Sequence[int]], pad_id: int) -> HeadBatch:
+        """``rows`` (each starting with the head) on the LLM's device: the head, then the left-padded rest."""
+        p = len(self.head)
+        if any(list(r[:p]) != self.head for r in rows):
+            raise ValueError("a prompt does not start with the head it is batched after")
+        rest, mask = left_pad([r[p:] for r in rows], pad_id)
+        b = len(rows)
+        ids = torch.cat([torch.tensor(self.head, dtype=rest.dtype).expand(b, p), rest], 1)
+        mask = torch.cat([torch.ones(b, p, dtype=mask.dtype), mask], 1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = _repeated(self.cache, b) if self.cache is not None else None
+        return HeadBatch(ids.to(self.device), mask.to(self.device), positions.to(self.device), cache, p,
+                         self.cache_arg)
+
+
+@torch.no_grad()
+def _prefill(llm: Any, head: Tensor, **extra: Any) -> Any:
+    """The LLM's key/value cache of the token ids ``head`` ``[P]`` (one row)."""
+    ids = head[None]
+    out = llm(inputs_embeds=llm.get_input_embeddings()(ids), attention_mask=torch.ones_like(ids),
+              position_ids=torch.arange(ids.shape[1], device=ids.device)[None], use_cache=True, **extra)
+    return getattr(out, "cache", None) or out.past_key_values
+
+
+def _repeated(cache: Any, rows: int) -> Any:
+    """A copy of a one-row ``cache`` for ``rows`` rows (forward and ``generate`` extend it in place)."""
+    cache = copy.deepcopy(cache)
+    cache.batch_repeat_interleave(rows)
+    return cache
 
 
 def _cache_argument(llm: Any) -> str:
