@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional, Sequence
 
 from glm.cli.common import CliError, IntermixedParser, add_backend_argument
 
@@ -23,7 +23,8 @@ def add_commands(subparsers: Any) -> None:
     f.__class__ = IntermixedParser  # key=value overrides may follow options, as in glm pretrain
     f.add_argument("config", help="YAML run configuration (e.g. examples/demo_pretrain.yaml)")
     f.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
-    _adapt_config_argument(f, "examples/demo_adapt.yaml", "graphgpt=examples/demo_adapt_gate.yaml")
+    _adapt_config_argument(f, "examples/demo_adapt.yaml", "graphgpt=examples/demo_adapt_gate.yaml",
+                           "graphlama:training.learning_rate=1e-3")
     f.add_argument("--pretrain-config", help="pre-train the methods with this config, on its own graph (the transfer "
                                              "setting: CONFIG has data.split=new_graph; e.g. "
                                              "examples/transfer_pretrain.yaml)")
@@ -55,8 +56,8 @@ def add_commands(subparsers: Any) -> None:
                                   "e.g. examples/title_generation.yaml)")
     g.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
     g.add_argument("--pretrain-config", help="pre-train the methods with this config (default: CONFIG)")
-    _adapt_config_argument(g, "a copy of CONFIG with other training settings",
-                           "graphgpt=examples/title_generation_graphgpt.yaml")
+    _adapt_config_argument(g, "a copy of CONFIG with other training settings", "graphgpt=PATH",
+                           "graphgpt:training.max_steps=10")
     g.add_argument("--draws", type=int, default=1, help="draws of the training examples (default 1)")
     g.add_argument("--rows", help="comma-separated rows (default: all; `--rows list` prints them)")
     g.add_argument("--output-dir", help="default runs/bench/<config>")
@@ -91,11 +92,15 @@ def cmd_choose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _adapt_config_argument(p: argparse.ArgumentParser, example: str, one_method: str) -> None:
+def _adapt_config_argument(p: argparse.ArgumentParser, example: str, one_method: str, one_change: str) -> None:
     p.add_argument("--adapt-config", action="append", default=[], metavar="[METHOD=]PATH",
                    help=f"adapt the method rows with this config's training section and model.stage_extra "
                         f"(e.g. {example}; default: CONFIG's); METHOD=PATH for one method ({one_method}), "
                         f"repeatable")
+    p.add_argument("--adapt-set", action="append", default=[], metavar="[METHOD:]KEY=VALUE",
+                   help=f"change one adaptation setting (training.* or model.stage_extra) of every method row, or of "
+                        f"one method ({one_change}), on top of its --adapt-config (or CONFIG); repeatable. Unlike "
+                        f"key=value overrides, it does not reach pre-training")
 
 
 def cmd_generation(args: argparse.Namespace) -> int:
@@ -115,7 +120,7 @@ def cmd_generation(args: argparse.Namespace) -> int:
     with RunLock(out):
         config = load_config(args.config, list(args.overrides))
         pretrain = load_config(args.pretrain_config, list(args.overrides)) if args.pretrain_config else None
-        adapt = adapt_settings(args.adapt_config, list(args.overrides))
+        adapt = adapt_settings(args.adapt_config, list(args.overrides), args.adapt_set, args.config)
         bench = prepare(config, out, pretrain, progress=not args.no_progress, force=args.force, split=args.split,
                         overrides=args.overrides, adapt=adapt, config_path=args.config)
         results = run_rows(bench, rows, args.draws, log=lambda line: print(line, file=sys.stderr))
@@ -188,7 +193,7 @@ def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out:
     from glm.core.train.pipeline import prepare_data
 
     config = load_config(args.config, overrides)
-    adapt = adapt_settings(args.adapt_config, overrides)
+    adapt = adapt_settings(args.adapt_config, overrides, args.adapt_set, args.config)
     pretrain = load_config(args.pretrain_config, overrides) if args.pretrain_config else None
     ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
                        progress=not args.no_progress, adapt=adapt, pretrain_config=pretrain,
@@ -197,21 +202,53 @@ def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out:
     return summarise(results), write_report(ctx, results, args.seeds), ctx
 
 
-def adapt_settings(entries: list[str], overrides: list[str]) -> dict[str, Any]:
-    """``--adapt-config [METHOD=]PATH`` entries -> ``{method or "": AdaptSettings}``."""
+ADAPT_KEYS = ("training.", "model.stage_extra")  # what --adapt-set reaches: the adaptation's own settings
+
+
+def adapt_settings(entries: list[str], overrides: list[str], changes: Sequence[str] = (),
+                   config: Optional[str] = None) -> dict[str, Any]:
+    """``--adapt-config [METHOD=]PATH`` and ``--adapt-set [METHOD:]KEY=VALUE`` entries -> ``{method or "":
+    AdaptSettings}``. A method's settings are its file (else the default file, else ``config``: CONFIG)
+    loaded with the bench's ``overrides``, then the changes for every method, then its own."""
     from glm.core.config import load_config
     from glm.bench.settings import AdaptSettings
     from glm.plugins import get_registry
 
     methods = get_registry().methods
-    found: dict[str, Any] = {}
+    files: dict[str, str] = {}
     for entry in entries:
         method, sep, path = entry.partition("=")
         if not sep or "/" in method or method.endswith((".yaml", ".yml")):
             method, path = "", entry
         elif method not in methods:
             raise CliError(f"--adapt-config {entry}: unknown method {method!r}; known: {', '.join(sorted(methods))}")
-        if method in found:
+        if method in files:
             raise CliError(f"--adapt-config: {'METHOD=' + method if method else 'a default'} given twice")
-        found[method] = AdaptSettings.from_config(load_config(path, overrides), path)
+        files[method] = path
+    sets = _adapt_changes(changes, methods)
+    found: dict[str, Any] = {}
+    for method in sorted({*files, *sets}):
+        path = files.get(method) or files.get("") or config
+        if path is None:
+            raise CliError("--adapt-set needs the bench's CONFIG to change")
+        mine = sets.get("", []) + (sets.get(method, []) if method else [])
+        source = f"{path} + {' '.join(mine)}" if mine else path
+        found[method] = AdaptSettings.from_config(load_config(path, [*overrides, *mine]), source)
+    return found
+
+
+def _adapt_changes(changes: Sequence[str], methods: Any) -> dict[str, list[str]]:
+    """``[METHOD:]KEY=VALUE`` entries by method (``""``: every method); only the adaptation's keys."""
+    found: dict[str, list[str]] = {}
+    for entry in changes:
+        method, sep, change = entry.partition(":")
+        if not sep or "=" in method:  # no METHOD: (a value may hold a colon: lr_groups={"encoder.*": 1e-3})
+            method, change = "", entry
+        elif method not in methods:
+            raise CliError(f"--adapt-set {entry}: unknown method {method!r}; known: {', '.join(sorted(methods))}")
+        key, eq, _ = change.partition("=")
+        if not eq or not key.strip().startswith(ADAPT_KEYS):
+            raise CliError(f"--adapt-set {entry}: expected [METHOD:]training.KEY=VALUE or [METHOD:]model.stage_extra="
+                           f"[...] (only the adaptation's settings; other keys are CONFIG's overrides), found {change!r}")
+        found.setdefault(method, []).append(change)
     return found

@@ -295,6 +295,44 @@ def test_each_method_adapts_with_its_own_settings(ctx, tmp_path):
         adapt_settings([f"llaga={plain}", f"llaga={whole}"], [])
 
 
+def test_adapt_set_changes_one_setting_of_every_method_or_of_one(tmp_path):
+    """``--adapt-set [METHOD:]KEY=VALUE``: on top of the method's file (or the default file, or CONFIG), the
+    changes for every method, then its own; only the adaptation's keys; the report names file and changes."""
+    from glm.bench.settings import adapt_of, adapt_sources, config_hash
+    from glm.cli.bench import adapt_settings
+    from glm.cli.common import CliError
+    from glm.core.config import load_config
+
+    cfg = write_tiny_config(tmp_path, training={"learning_rate": 1e-2, "max_steps": 7})
+    adapt = adapt_settings([], [], ["graphlama:training.learning_rate=1e-3"], str(cfg))
+    assert set(adapt) == {"graphlama"} and adapt["graphlama"].training.learning_rate == 1e-3
+    assert adapt["graphlama"].training.max_steps == 7 and adapt_of(adapt, "llaga") is None  # the others: CONFIG's
+    assert adapt_sources(adapt) == {"graphlama": f"{cfg} + training.learning_rate=1e-3"}
+
+    (tmp_path / "own").mkdir()
+    own = write_tiny_config(tmp_path / "own", training={"learning_rate": 5e-3, "max_steps": 3})
+    both = adapt_settings([f"llaga={own}"], ["training.seed=9"],
+                          ["training.max_steps=2", "llaga:training.max_steps=4",
+                           'llaga:training.lr_groups={"projector.*": 1.0e-4}'], str(cfg))
+    assert set(both) == {"", "llaga"}
+    assert both[""].training.max_steps == 2 and both[""].training.learning_rate == 1e-2  # CONFIG + every method's
+    assert both["llaga"].training.max_steps == 4 and both["llaga"].training.learning_rate == 5e-3  # then its own
+    assert both["llaga"].training.lr_groups == {"projector.*": 1e-4} and both["llaga"].training.seed == 9
+    (tmp_path / "copy").mkdir()  # a change hashes as a copy of the file with it written in: rows are reused
+    copy = write_tiny_config(tmp_path / "copy", training={"learning_rate": 1e-2, "max_steps": 2})
+    base = load_config(cfg)
+    assert config_hash(base, adapt_settings([str(copy)], [])[""]) == \
+        config_hash(base, adapt_settings([], [], ["training.max_steps=2"], str(cfg))[""])
+
+    with pytest.raises(CliError, match=r"--adapt-set data.k_shot=3: expected \[METHOD:\]training.KEY=VALUE .*"
+                                       r"found 'data.k_shot=3'"):
+        adapt_settings([], [], ["data.k_shot=3"], str(cfg))
+    with pytest.raises(CliError, match="--adapt-set graphlam:training.max_steps=1: unknown method 'graphlam'"):
+        adapt_settings([], [], ["graphlam:training.max_steps=1"], str(cfg))
+    with pytest.raises(CliError, match="expected"):
+        adapt_settings([], [], ["graphlama:training.max_steps"], str(cfg))
+
+
 def test_shots_sweep_writes_a_curve_of_every_row(tmp_path, capsys):
     from glm.cli.main import main
 

@@ -83,3 +83,11 @@ def test_adapt_eval_and_bench_on_titles(tmp_path, monkeypatch, capsys):
     assert own["time"]["row_seconds"]["graphlama"] > 0 and own["time"]["row_seconds"]["llm_icl"] == 0.0
     state = json.loads((bench / "methods" / "graphlama" / "adapt-draw0" / "trainer_state.json").read_text())
     assert state["global_step"] == 1
+    # --adapt-set METHOD:KEY=VALUE: one setting changed on CONFIG's own adaptation, no file to copy
+    assert main(["bench", "generation", str(cfg), "--rows", "graphlama", "--output-dir", str(bench), "--no-progress",
+                 "--adapt-set", "graphlama:training.max_steps=3"]) == 0
+    changed = json.loads((bench / "bench.json").read_text())
+    assert changed["adapt_configs"] == {"graphlama": f"{cfg} + training.max_steps=3"}
+    assert changed["time"]["row_seconds"]["graphlama"] > 0
+    state = json.loads((bench / "methods" / "graphlama" / "adapt-draw0" / "trainer_state.json").read_text())
+    assert state["global_step"] == 3
