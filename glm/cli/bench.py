@@ -248,7 +248,8 @@ def _adapt_changes(changes: Sequence[str], methods: Any) -> dict[str, list[str]]
             raise CliError(f"--adapt-set {entry}: unknown method {method!r}; known: {', '.join(sorted(methods))}")
         key, eq, _ = change.partition("=")
         if not eq or not key.strip().startswith(ADAPT_KEYS):
-            raise CliError(f"--adapt-set {entry}: expected [METHOD:]training.KEY=VALUE or [METHOD:]model.stage_extra="
-                           f"[...] (only the adaptation's settings; other keys are CONFIG's overrides), found {change!r}")
+            raise CliError(f"--adapt-set {entry}: expected [METHOD:]training.KEY=VALUE or [METHOD:]model.stage_extra"
+                           f"=[...] (only the adaptation's settings; other keys are CONFIG's overrides), "
+                           f"found {change!r}")
         found.setdefault(method, []).append(change)
     return found

@@ -104,6 +104,6 @@ def test_prompt_head_without_a_long_shared_start_is_plain_left_padding(scoring):
     batch = head.batch(rows, pad_id=0)
     ids, mask = left_pad(rows, 0)
     assert torch.equal(batch.input_ids, ids) and torch.equal(batch.attention_mask, mask)
-    assert set(batch.forward_inputs()) == {"input_ids", "attention_mask", "position_ids"}
+    assert set(batch.forward_inputs()) == {"input_ids", "attention_mask", "position_ids", "logits_to_keep"}
     with pytest.raises(ValueError, match="does not start with the head"):
         PromptHead(llm, _prompts_with_a_shared_head(llm.config.vocab_size)).batch(rows, 0)

@@ -107,11 +107,14 @@ class HeadBatch:
     head_length: int
     cache_arg: str
 
+    last_only: dict[str, Any]  # logits_to_keep=1 where the LLM takes it
+
     def forward_inputs(self) -> dict[str, Any]:
-        """Keyword arguments of one forward pass over the rest (the head is in the cache)."""
+        """Keyword arguments of one forward pass over the rest (the head is in the cache) that returns the
+        logits of the last position (of every position where the LLM cannot keep only the last)."""
         p = self.head_length
         out = {"input_ids": self.input_ids[:, p:], "attention_mask": self.attention_mask,
-               "position_ids": self.position_ids[:, p:]}
+               "position_ids": self.position_ids[:, p:], **self.last_only}
         return {**out, self.cache_arg: self.cache} if self.cache is not None else out
 
     def generate_inputs(self) -> dict[str, Any]:
@@ -128,9 +131,13 @@ class PromptHead:
         self.head = shared_head(rows, stop_ids=())
         if len(self.head) < MIN_PREFIX:
             self.head = []
+        from glm.core.model import _accepts_logits_to_keep
+
         self.device = next(llm.parameters()).device
         self.cache_arg = _cache_argument(llm)
-        self.cache = _prefill(llm, torch.tensor(self.head, device=self.device)) if self.head else None
+        self.last_only = {"logits_to_keep": 1} if _accepts_logits_to_keep(llm) else {}
+        head = torch.tensor(self.head, device=self.device)
+        self.cache = _prefill(llm, head, **self.last_only) if self.head else None
 
     def batch(self, rows: Sequence[Sequence[int]], pad_id: int) -> HeadBatch:
         """``rows`` (each starting with the head) on the LLM's device: the head, then the left-padded rest."""
@@ -144,7 +151,7 @@ class PromptHead:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = _repeated(self.cache, b) if self.cache is not None else None
         return HeadBatch(ids.to(self.device), mask.to(self.device), positions.to(self.device), cache, p,
-                         self.cache_arg)
+                         self.cache_arg, self.last_only)
 
 
 @torch.no_grad()
