@@ -85,11 +85,20 @@ def read_candidate(folder: str | Path, row: str, metric: Optional[str]) -> tuple
     settings = "(not recorded: an older report)" if overrides is None else " ".join(overrides) or "(the config as is)"
     if report.get("config"):
         settings = f"{report['config']} {settings if overrides else ''}".strip()
-    adapt = report.get("adapt_configs") or {}
-    if adapt:
-        settings += " " + " ".join(f"--adapt-config {'' if m == '*' else m + '='}{p}" for m, p in adapt.items())
+    for m, source in (report.get("adapt_configs") or {}).items():
+        settings += " " + adapt_options(m, source, report.get("config"))
     return Candidate(folder, settings, values, int(flat[0]["test_nodes"]),
                      run_seconds + (pre or 0.0)), metric
+
+
+def adapt_options(method: str, source: str, config: Optional[str]) -> str:
+    """A report's ``adapt_configs`` entry (``FILE`` or ``FILE + KEY=VALUE + ...``) as the bench options that
+    made it: ``--adapt-config [METHOD=]FILE`` (left out when FILE is the bench's CONFIG) and one
+    ``--adapt-set [METHOD:]KEY=VALUE`` per change."""
+    path, *changes = source.split(" + ")
+    at = "" if method == "*" else method
+    options = [] if changes and path == config else [f"--adapt-config {at + '=' if at else ''}{path}"]
+    return " ".join(options + [f"--adapt-set {at + ':' if at else ''}{c}" for c in changes])
 
 
 def choose(candidates: Sequence[Candidate], rule: str = "best") -> Candidate:

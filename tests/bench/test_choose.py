@@ -81,3 +81,14 @@ def test_cli_prints_the_choice(tmp_path, capsys):
     assert main(["bench", "choose", str(a), str(b), "--row", "graphlama"]) == 0
     out = capsys.readouterr().out
     assert f"chosen: {a}: data.propagate=2" in out and "| **chosen** |" in out.splitlines()[4]
+
+
+def test_adapt_configs_are_shown_as_the_options_that_made_them():
+    from glm.bench.choose import adapt_options
+
+    assert adapt_options("llaga", "x/own.yaml", "cfg.yaml") == "--adapt-config llaga=x/own.yaml"
+    assert adapt_options("*", "x/own.yaml", "cfg.yaml") == "--adapt-config x/own.yaml"
+    assert adapt_options("graphlama", "cfg.yaml + training.learning_rate=1e-2", "cfg.yaml") == \
+        "--adapt-set graphlama:training.learning_rate=1e-2"  # changes on CONFIG itself: no file to name
+    assert adapt_options("*", "x/own.yaml + training.max_steps=2 + training.seed=3", "cfg.yaml") == \
+        "--adapt-config x/own.yaml --adapt-set training.max_steps=2 --adapt-set training.seed=3"
