@@ -220,8 +220,8 @@ def adapt_settings(entries: list[str], overrides: list[str], changes: Sequence[s
         method, sep, path = entry.partition("=")
         if not sep or "/" in method or method.endswith((".yaml", ".yml")):
             method, path = "", entry
-        elif method not in methods:
-            raise CliError(f"--adapt-config {entry}: unknown method {method!r}; known: {', '.join(sorted(methods))}")
+        else:
+            _known_method("--adapt-config", entry, method, methods)
         if method in files:
             raise CliError(f"--adapt-config: {'METHOD=' + method if method else 'a default'} given twice")
         files[method] = path
@@ -244,8 +244,8 @@ def _adapt_changes(changes: Sequence[str], methods: Any) -> dict[str, list[str]]
         method, sep, change = entry.partition(":")
         if not sep or "=" in method:  # no METHOD: (a value may hold a colon: lr_groups={"encoder.*": 1e-3})
             method, change = "", entry
-        elif method not in methods:
-            raise CliError(f"--adapt-set {entry}: unknown method {method!r}; known: {', '.join(sorted(methods))}")
+        else:
+            _known_method("--adapt-set", entry, method, methods)
         key, eq, _ = change.partition("=")
         if not eq or not key.strip().startswith(ADAPT_KEYS):
             raise CliError(f"--adapt-set {entry}: expected [METHOD:]training.KEY=VALUE or [METHOD:]model.stage_extra"
@@ -253,3 +253,8 @@ def _adapt_changes(changes: Sequence[str], methods: Any) -> dict[str, list[str]]
                            f"found {change!r}")
         found.setdefault(method, []).append(change)
     return found
+
+
+def _known_method(option: str, entry: str, method: str, methods: Any) -> None:
+    if method not in methods:
+        raise CliError(f"{option} {entry}: unknown method {method!r}; known: {', '.join(sorted(methods))}")

@@ -98,29 +98,27 @@ def left_pad(ids: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]
 
 @dataclass
 class HeadBatch:
-    """Rows laid out as ``[head | pad ... | rest]`` with the head's cache repeated for them (``None``: no head)."""
+    """Rows laid out as ``[head | pad ... | rest]`` after ``prompt_head``'s head, with a copy of its cache
+    repeated for them (``None``: no head)."""
 
     input_ids: Tensor
     attention_mask: Tensor
     position_ids: Tensor
     cache: Optional[Any]
-    head_length: int
-    cache_arg: str
-
-    last_only: dict[str, Any]  # logits_to_keep=1 where the LLM takes it
+    prompt_head: "PromptHead"
 
     def forward_inputs(self) -> dict[str, Any]:
         """Keyword arguments of one forward pass over the rest (the head is in the cache) that returns the
         logits of the last position (of every position where the LLM cannot keep only the last)."""
-        p = self.head_length
+        p, h = len(self.prompt_head.head), self.prompt_head
         out = {"input_ids": self.input_ids[:, p:], "attention_mask": self.attention_mask,
-               "position_ids": self.position_ids[:, p:], **self.last_only}
-        return {**out, self.cache_arg: self.cache} if self.cache is not None else out
+               "position_ids": self.position_ids[:, p:], **h.last_only}
+        return {**out, h.cache_arg: self.cache} if self.cache is not None else out
 
     def generate_inputs(self) -> dict[str, Any]:
         """Keyword arguments of ``generate``: the whole rows (it skips the cached positions)."""
         out = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
-        return {**out, self.cache_arg: self.cache} if self.cache is not None else out
+        return {**out, self.prompt_head.cache_arg: self.cache} if self.cache is not None else out
 
 
 class PromptHead:
@@ -131,11 +129,9 @@ class PromptHead:
         self.head = shared_head(rows, stop_ids=())
         if len(self.head) < MIN_PREFIX:
             self.head = []
-        from glm.core.model import _accepts_logits_to_keep
-
         self.device = next(llm.parameters()).device
         self.cache_arg = _cache_argument(llm)
-        self.last_only = {"logits_to_keep": 1} if _accepts_logits_to_keep(llm) else {}
+        self.last_only = last_logits_only(llm)
         head = torch.tensor(self.head, device=self.device)
         self.cache = _prefill(llm, head, **self.last_only) if self.head else None
 
@@ -150,8 +146,7 @@ class PromptHead:
         mask = torch.cat([torch.ones(b, p, dtype=mask.dtype), mask], 1)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = _repeated(self.cache, b) if self.cache is not None else None
-        return HeadBatch(ids.to(self.device), mask.to(self.device), positions.to(self.device), cache, p,
-                         self.cache_arg, self.last_only)
+        return HeadBatch(ids.to(self.device), mask.to(self.device), positions.to(self.device), cache, self)
 
 
 @torch.no_grad()
@@ -180,7 +175,13 @@ def _cache_argument(llm: Any) -> str:
 
 
 def logits_to_keep(model: Any) -> dict[str, Any]:
+    """``logits_to_keep=1`` where the graph model's LLM takes it (the last position's logits only)."""
+    llm = getattr(model, "llm", None)
+    return last_logits_only(llm) if llm is not None else {}
+
+
+def last_logits_only(llm: Any) -> dict[str, Any]:
+    """``logits_to_keep=1`` where the LLM's ``forward`` takes it, else nothing (every position's logits)."""
     from glm.core.model import _accepts_logits_to_keep
 
-    llm = getattr(model, "llm", None)
-    return {"logits_to_keep": 1} if llm is not None and _accepts_logits_to_keep(llm) else {}
+    return {"logits_to_keep": 1} if _accepts_logits_to_keep(llm) else {}
