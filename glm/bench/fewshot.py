@@ -263,7 +263,7 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
     unknown = [r for r in rows if r not in table]
     if unknown:
         raise BenchError(f"unknown rows {unknown}; known: {', '.join(table)}")
-    _check_request(ctx, rows, seeds)
+    _check_request(ctx, rows, seeds, log)
     ctx = replace(ctx, force=force or ctx.force)
     ctx.run.checked.clear()  # a new run: --force pre-trains each method once in it
     results: list[RowSeed] = []
@@ -287,7 +287,8 @@ def run_rows(ctx: BenchContext, rows: Sequence[str], seeds: int, force: bool = F
     return results
 
 
-def _check_request(ctx: BenchContext, rows: Sequence[str], seeds: int = 1) -> None:
+def _check_request(ctx: BenchContext, rows: Sequence[str], seeds: int = 1,
+                   log: Callable[[str], None] = print) -> None:
     """Refuse what the split cannot score: nothing held out, no validation nodes for ``split="val"``,
     a new graph whose methods would pre-train on it, or several "draws" that would all use the same shots."""
     from glm.core.data.splits import shot_pools
@@ -312,7 +313,7 @@ def _check_request(ctx: BenchContext, rows: Sequence[str], seeds: int = 1) -> No
     from glm.bench.method_rows import check_adaptation
 
     for method in dict.fromkeys(table[r].method for r in rows if table[r].adapts):
-        check_adaptation(ctx, method)
+        check_adaptation(ctx, method, log)
 
 
 def _progress(items: range, desc: str, enabled: bool):

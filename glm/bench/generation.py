@@ -202,7 +202,7 @@ def _method_row(method: str, train: Optional[float] = None) -> Callable[[Generat
 
         base = pretrained(b, method)
         out = b.out / "methods" / method / f"adapt{'' if train is None else f'@{train:g}'}-draw{draw}"
-        cfg = own_parts(_config(b, method, "adapt", out, base))
+        cfg = _config(b, method, "adapt", out, base)
         gen = replace(cfg.data.generation, draw=draw, **({} if train is None else {"train": train}))
         cfg.data = replace(cfg.data, task="title_generation", generation=gen)
         result, model, _ = run_stage(cfg, progress=b.progress, data=b.data)
@@ -211,24 +211,6 @@ def _method_row(method: str, train: Optional[float] = None) -> Callable[[Generat
                                   ev.batch_size, ev.max_new_tokens, ev.do_sample, ev.temperature, seed=draw)
         return [o.output for o in res.outputs], len(b.nodes(draw, train).train), result.train_seconds, res.seconds
     return run
-
-
-def own_parts(cfg: Any) -> Any:
-    """``cfg`` with the ``model.stage_extra`` patterns its method has parameters for (LLaGA has no encoder:
-    ``encoder.*`` is left out for it, and so is its ``training.lr_groups`` entry)."""
-    from fnmatch import fnmatch
-
-    from glm.core.factory import build_node_tokens
-
-    with torch.random.fork_rng():
-        module, _ = build_node_tokens(cfg, hidden_size=8)
-    names = [n for n, _ in module.named_parameters()]
-    keep = [p for p in cfg.model.stage_extra if any(fnmatch(n, p) for n in names)]
-    if keep != list(cfg.model.stage_extra):
-        cfg.model.stage_extra = keep
-        cfg.training.lr_groups = {p: lr for p, lr in cfg.training.lr_groups.items()
-                                  if any(fnmatch(n, p) for n in names)}
-    return cfg
 
 
 @dataclass(frozen=True)
@@ -273,6 +255,10 @@ def run_rows(b: GenerationBench, rows: Sequence[str], draws: int, log: Callable[
     test = b.test
     if not test:
         raise BenchError("--split val: no validation nodes; set data.generation.val > 0")
+    from glm.bench.method_rows import check_adaptation
+
+    for method in dict.fromkeys(table[r].method for r in rows if table[r].method):
+        check_adaptation(b, method, log)
     refs = [b.title(n) for n in test]
     found: list[GenerationRow] = []
     for name in rows:

@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
@@ -65,6 +65,8 @@ def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None)
     cfg.model.method = method
     spec = cfg.model.method_spec
     cfg.training.stage = spec.pretrain_stage if stage == "pretrain" else spec.adapt_stage
+    if stage != "pretrain" and not spec.uses_encoder:
+        _leave_out_encoder(cfg)
     if stage == "pretrain" and cfg.training.align.steps and not one_token_per_node(cfg):
         cfg.training.align = replace(cfg.training.align, steps=0)  # the warm-up needs one token per node
     cfg.training.output_dir = str(out)
@@ -73,6 +75,18 @@ def _config(ctx: Any, method: str, stage: str, out: Path, init_from: Any = None)
     cfg.training.init_from = str(init_from) if init_from else None
     cfg.validate("<bench>")
     return cfg
+
+
+def _encoder_pattern(pattern: str) -> bool:
+    return pattern == "encoder" or pattern.startswith("encoder.")
+
+
+def _leave_out_encoder(cfg: Any) -> None:
+    """Drop the GNN encoder's ``model.stage_extra`` / ``training.lr_groups`` patterns from ``cfg`` of a method
+    without an encoder (LLaGA), so that one adaptation file for the whole graph side fits every method; any
+    other pattern that fits nothing is still refused (:func:`check_adaptation`)."""
+    cfg.model.stage_extra = [p for p in cfg.model.stage_extra if not _encoder_pattern(p)]
+    cfg.training.lr_groups = {p: lr for p, lr in cfg.training.lr_groups.items() if not _encoder_pattern(p)}
 
 
 def one_token_per_node(cfg: Any) -> bool:
@@ -92,10 +106,10 @@ def without_align(ctx: Any, methods: list[str]) -> list[str]:
     return [m for m in methods if _config(ctx, m, "pretrain", ctx.out).training.align.steps == 0]
 
 
-def check_adaptation(ctx: Any, method: str) -> None:
+def check_adaptation(ctx: Any, method: str, log: Callable[[str], None] = print) -> None:
     """Refuse, before anything trains, adaptation settings that do not fit ``method``: a
     ``model.stage_extra`` or ``training.lr_groups`` pattern that matches none of its adapted parameters
-    (the graph side is built without the LLM)."""
+    (the graph side is built without the LLM); say which encoder patterns a method without one leaves out."""
     from glm.bench.settings import BenchError
     from glm.core.factory import build_node_tokens
     from glm.core.stages import check_lr_groups, stage_parameter_names
@@ -104,6 +118,11 @@ def check_adaptation(ctx: Any, method: str) -> None:
     cfg = _config(ctx, method, "adapt", ctx.out / "methods" / method / "adapt")
     adapt = ctx.adapt_for(method)
     where = f"--adapt-config {adapt.source}" if adapt is not None and adapt.source else "the config"
+    given = [*(adapt.stage_extra if adapt is not None else ctx.config.model.stage_extra),
+             *(adapt.training if adapt is not None else ctx.config.training).lr_groups]
+    left_out = [p for p in dict.fromkeys(given) if _encoder_pattern(p) and not cfg.model.method_spec.uses_encoder]
+    if left_out:
+        log(f"{method} has no GNN encoder: its adaptation leaves out {left_out} of {where}")
     with torch.random.fork_rng():
         module, spec = build_node_tokens(cfg, hidden_size=8)
     try:

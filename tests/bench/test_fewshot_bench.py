@@ -255,7 +255,8 @@ def test_benches_share_one_pretrained_run(ctx, tmp_path, monkeypatch):
 def test_each_method_adapts_with_its_own_settings(ctx, tmp_path):
     """``--adapt-config METHOD=PATH``: the method's rows adapt with that config's training section and
     stage_extra, the others with the default; only the rows of a method whose settings changed are
-    recomputed; settings that cannot fit a method are refused before anything trains."""
+    recomputed; a method without a GNN encoder leaves the encoder's patterns out and says so; other
+    settings that cannot fit a method are refused before anything trains."""
     import copy
 
     from glm.cli.bench import adapt_settings
@@ -279,11 +280,19 @@ def test_each_method_adapts_with_its_own_settings(ctx, tmp_path):
     assert other.row_hash(rows["graphlama"]) == c.row_hash(rows["graphlama"])
     assert other.row_hash(rows["linear_probe"]) == c.row_hash(rows["linear_probe"]) == bench.config_hash(ctx.config)
 
-    bench._check_request(c, ["graphlama", "llaga"])  # each fits its method
-    one = replace(ctx, adapt={"": adapt[""]})  # LLaGA has no encoder to widen or give a rate
+    said: list[str] = []
+    bench._check_request(c, ["graphlama", "llaga"], log=said.append)  # each fits its method
+    assert said == []
+    one = replace(ctx, adapt={"": adapt[""]})  # LLaGA has no encoder to widen or give a rate: left out, said
+    bench._check_request(one, ["linear_probe", "graphlama", "llaga"], log=said.append)
+    assert said == [f"llaga has no GNN encoder: its adaptation leaves out ['encoder.*'] of --adapt-config {whole}"]
+    left = _config(one, "llaga", "adapt", tmp_path / "l")
+    assert left.model.stage_extra == ["projector.*"] and left.training.lr_groups == {}
+    assert _config(one, "graphlama", "adapt", tmp_path / "g").model.stage_extra == ["projector.*", "encoder.*"]
+    typo = replace(ctx, adapt={"": replace(adapt[""], stage_extra=("projector.*", "encodr.*"))})
     with pytest.raises(bench.BenchError, match=rf"--adapt-config {whole}, method llaga: model.stage_extra: "
-                                               r"\['encoder\.\*'\] match no parameter \(parameters: \['projector', 'template'\]\)"):
-        bench._check_request(one, ["linear_probe", "graphlama", "llaga"])
+                                               r"\['encodr\.\*'\] match no parameter \(parameters: \['projector', 'template'\]\)"):
+        bench._check_request(typo, ["linear_probe", "llaga"])
     no_extra = replace(ctx, adapt={"": replace(adapt[""], stage_extra=())})
     with pytest.raises(bench.BenchError, match=r"method graphlama: training.lr_groups: \['encoder\.\*'\] match no "
                                                r"trainable parameter of this stage .*; give graphlama its own "
