@@ -32,7 +32,7 @@ STAGES = {
 
 
 def build(config: GraphLAMAConfig, context: MethodContext) -> GraphLAMANodeTokens:
-    return GraphLAMANodeTokens(context.encoder, config, context.hidden_size)
+    return GraphLAMANodeTokens(context.encoder, config, context.hidden_size, context.feature_dim)
 
 
 def check(config: GraphLAMAConfig, run_config) -> list[str]:
@@ -53,13 +53,15 @@ SPEC = MethodSpec(
 )
 
 
-def graphlama_model(llm, tokenizer, encoder, config: GraphLAMAConfig | None = None):
+def graphlama_model(llm, tokenizer, encoder, config: GraphLAMAConfig | None = None, feature_dim: int | None = None):
     """A GraphLAMA :class:`~glm.core.model.GraphLanguageModel` from already built parts (Python API;
-    configs go through :func:`glm.core.factory.build_model`)."""
+    configs go through :func:`glm.core.factory.build_model`); ``feature_dim`` (for ``feature_skip``)
+    defaults to the encoder's ``config.in_dim``."""
     from glm.core.model import GraphLanguageModel
 
     config = config or GraphLAMAConfig()
-    return GraphLanguageModel(llm, tokenizer, GraphLAMANodeTokens(encoder, config, int(llm.config.hidden_size)), SPEC)
+    tokens = GraphLAMANodeTokens(encoder, config, int(llm.config.hidden_size), feature_dim or getattr(getattr(encoder, "config", None), "in_dim", None))
+    return GraphLanguageModel(llm, tokenizer, tokens, SPEC)
 
 
 @hookimpl
