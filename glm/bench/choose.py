@@ -23,7 +23,7 @@ import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from glm.bench.settings import BenchError
 
@@ -85,17 +85,24 @@ def read_candidate(folder: str | Path, row: str, metric: Optional[str]) -> tuple
     settings = "(not recorded: an older report)" if overrides is None else " ".join(overrides) or "(the config as is)"
     if report.get("config"):
         settings = f"{report['config']} {settings if overrides else ''}".strip()
-    for m, source in (report.get("adapt_configs") or {}).items():
-        settings += " " + adapt_options(m, source, report.get("config"))
+    recorded = report.get("adapt_settings") or {m: _split_label(label) for m, label in
+                                                 (report.get("adapt_configs") or {}).items()}
+    for m, entry in recorded.items():
+        settings += " " + adapt_options(m, entry["file"], entry["changes"], report.get("config"))
     return Candidate(folder, settings, values, int(flat[0]["test_nodes"]),
                      run_seconds + (pre or 0.0)), metric
 
 
-def adapt_options(method: str, source: str, config: Optional[str]) -> str:
-    """A report's ``adapt_configs`` entry (``FILE`` or ``FILE + KEY=VALUE + ...``) as the bench options that
-    made it: ``--adapt-config [METHOD=]FILE`` (left out when FILE is the bench's CONFIG) and one
+def _split_label(label: str) -> dict[str, Any]:
+    """An older report's ``adapt_configs`` entry ``FILE + KEY=VALUE + ...`` (before ``adapt_settings``)."""
+    path, *changes = label.split(" + ")
+    return {"file": path, "changes": changes}
+
+
+def adapt_options(method: str, path: str, changes: Sequence[str], config: Optional[str]) -> str:
+    """A method's recorded adaptation (its file and ``--adapt-set`` changes) as the bench options that made
+    it: ``--adapt-config [METHOD=]FILE`` (left out when FILE is the bench's CONFIG) and one
     ``--adapt-set [METHOD:]KEY=VALUE`` per change."""
-    path, *changes = source.split(" + ")
     at = "" if method == "*" else method
     options = [] if changes and path == config else [f"--adapt-config {at + '=' if at else ''}{path}"]
     return " ".join(options + [f"--adapt-set {at + ':' if at else ''}{c}" for c in changes])

@@ -30,7 +30,7 @@ import torch
 from glm.bench.answers import parsers_markdown, parsers_mean
 from glm.bench.baselines import RowResult, chance_and_majority, gnn_supervised, linear_probe, sgc_probe
 from glm.bench.method_rows import BenchRun, note_pretraining
-from glm.bench.settings import (AdaptSettings, BenchError, adapt_of, adapt_sources, config_hash, store_result,
+from glm.bench.settings import (AdaptSettings, BenchError, adapt_of, adapt_report, config_hash, store_result,
                                 stored_result)
 from glm.core.eval.metrics import accuracy, macro_f1
 from glm.core.io import atomic_write_text
@@ -423,7 +423,7 @@ def report_title(ctx: BenchContext, seeds: int, shots: Optional[str] = None) -> 
 def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> dict[str, Path]:
     summary = summarise(results)
     title = report_title(ctx, seeds)
-    adapted = "; ".join(f"{m or 'methods'}: {a.source}" + (f" (stage_extra {list(a.stage_extra)})" if a.stage_extra
+    adapted = "; ".join(f"{m or 'methods'}: {a.label}" + (f" (stage_extra {list(a.stage_extra)})" if a.stage_extra
                                                             else "") for m, a in sorted(ctx.adapt.items()))
     from glm.bench.method_rows import without_align
 
@@ -440,7 +440,7 @@ def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> d
                                                                          ("png", "png"))}
     atomic_write_text(md, paths["markdown"])
     atomic_write_text(json.dumps({"title": title, "config_hash": ctx.config_hash(), **ctx.run.as_dict(),
-                                  "adapt_configs": adapt_sources(ctx.adapt),
+                                  **adapt_report(ctx.adapt),
                                   "pretrained_without_align": unaligned, "summary": summary,
                                   "results": [asdict(r) for r in results]}, indent=1, default=str), paths["json"])
     plot(summary, paths["png"], title)

@@ -35,7 +35,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from glm.bench.method_rows import BenchRun, note_pretraining
-from glm.bench.settings import (AdaptSettings, BenchError, adapt_of, adapt_sources, config_hash, store_result,
+from glm.bench.settings import (AdaptSettings, BenchError, adapt_of, adapt_report, config_hash, store_result,
                                 stored_result)
 from glm.core.io import atomic_write_text
 
@@ -355,7 +355,7 @@ def write_report(b: GenerationBench, results: Sequence[GenerationRow], draws: in
     per_draw = [{"row": r.row, "draw": r.draw, "test_nodes": r.test_nodes, "train_seconds": r.train_seconds,
                  "infer_seconds_per_node": r.infer_seconds_per_node, **r.scores} for r in results]
     atomic_write_text(json.dumps({"title": title, "config": b.run.config, "overrides": list(b.run.overrides),
-                                  "adapt_configs": adapt_sources(b.adapt),
+                                  **adapt_report(b.adapt),
                                   "summary": summary, "results": per_draw, "time": spent}, indent=1), paths["json"])
     return paths
 

@@ -117,7 +117,7 @@ def check_adaptation(ctx: Any, method: str, log: Callable[[str], None] = print) 
 
     cfg = _config(ctx, method, "adapt", ctx.out / "methods" / method / "adapt")
     adapt = ctx.adapt_for(method)
-    where = f"--adapt-config {adapt.source}" if adapt is not None and adapt.source else "the config"
+    where = f"--adapt-config {adapt.label}" if adapt is not None and adapt.source else "the config"
     given = [*(adapt.stage_extra if adapt is not None else ctx.config.model.stage_extra),
              *(adapt.training if adapt is not None else ctx.config.training).lr_groups]
     left_out = [p for p in dict.fromkeys(given) if _encoder_pattern(p) and not cfg.model.method_spec.uses_encoder]

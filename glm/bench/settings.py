@@ -9,7 +9,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from glm.errors import GlmError
 
@@ -25,10 +25,16 @@ class AdaptSettings:
     training: Any
     stage_extra: tuple[str, ...] = ()
     source: str = ""  # the config it came from, for the report
+    changes: tuple[str, ...] = ()  # --adapt-set KEY=VALUE changes on top of it
 
     @classmethod
-    def from_config(cls, config: Any, source: str = "") -> AdaptSettings:
-        return cls(config.training, tuple(config.model.stage_extra), source)
+    def from_config(cls, config: Any, source: str = "", changes: Sequence[str] = ()) -> AdaptSettings:
+        return cls(config.training, tuple(config.model.stage_extra), source, tuple(changes))
+
+    @property
+    def label(self) -> str:
+        """``FILE`` or ``FILE + KEY=VALUE + ...``, for people."""
+        return " + ".join([self.source, *self.changes])
 
 
 def adapt_of(adapt: dict[str, AdaptSettings], method: str) -> Optional[AdaptSettings]:
@@ -37,9 +43,12 @@ def adapt_of(adapt: dict[str, AdaptSettings], method: str) -> Optional[AdaptSett
     return adapt.get(method, adapt.get(""))
 
 
-def adapt_sources(adapt: dict[str, AdaptSettings]) -> dict[str, str]:
-    """``--adapt-config``'s files by method (``"*"``: the default), for a report."""
-    return {m or "*": a.source for m, a in adapt.items()}
+def adapt_report(adapt: dict[str, AdaptSettings]) -> dict[str, Any]:
+    """A report's record of the adaptation settings by method (``"*"``: the default): ``adapt_configs``
+    (``FILE + KEY=VALUE ...``, for people) and ``adapt_settings`` (file and changes apart, which
+    ``glm bench choose`` reads back as options)."""
+    return {"adapt_configs": {m or "*": a.label for m, a in adapt.items()},
+            "adapt_settings": {m or "*": {"file": a.source, "changes": list(a.changes)} for m, a in adapt.items()}}
 
 
 RUN_KEYS = ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage")

@@ -232,8 +232,7 @@ def adapt_settings(entries: list[str], overrides: list[str], changes: Sequence[s
         if path is None:
             raise CliError("--adapt-set needs the bench's CONFIG to change")
         mine = sets.get("", []) + (sets.get(method, []) if method else [])
-        source = " + ".join([path, *mine])  # glm bench choose reads it back as options
-        found[method] = AdaptSettings.from_config(load_config(path, [*overrides, *mine]), source)
+        found[method] = AdaptSettings.from_config(load_config(path, [*overrides, *mine]), path, mine)
     return found
 
 

@@ -84,11 +84,31 @@ def test_cli_prints_the_choice(tmp_path, capsys):
 
 
 def test_adapt_configs_are_shown_as_the_options_that_made_them():
-    from glm.bench.choose import adapt_options
+    """A report's adaptation record (file and changes; an older report's ``FILE + KEY=VALUE`` string) as the
+    bench options that made it."""
+    from glm.bench.choose import _split_label, adapt_options
 
-    assert adapt_options("llaga", "x/own.yaml", "cfg.yaml") == "--adapt-config llaga=x/own.yaml"
-    assert adapt_options("*", "x/own.yaml", "cfg.yaml") == "--adapt-config x/own.yaml"
-    assert adapt_options("graphlama", "cfg.yaml + training.learning_rate=1e-2", "cfg.yaml") == \
+    assert adapt_options("llaga", "x/own.yaml", [], "cfg.yaml") == "--adapt-config llaga=x/own.yaml"
+    assert adapt_options("*", "x/own.yaml", [], "cfg.yaml") == "--adapt-config x/own.yaml"
+    assert adapt_options("graphlama", "cfg.yaml", ["training.learning_rate=1e-2"], "cfg.yaml") == \
         "--adapt-set graphlama:training.learning_rate=1e-2"  # changes on CONFIG itself: no file to name
-    assert adapt_options("*", "x/own.yaml + training.max_steps=2 + training.seed=3", "cfg.yaml") == \
+    assert adapt_options("*", "x/own.yaml", ["training.max_steps=2", "training.seed=3"], "cfg.yaml") == \
         "--adapt-config x/own.yaml --adapt-set training.max_steps=2 --adapt-set training.seed=3"
+    assert adapt_options("*", "x/own.yaml", ['training.lr_groups={"a + b": 1e-3}'], "cfg.yaml") == \
+        "--adapt-config x/own.yaml --adapt-set training.lr_groups={\"a + b\": 1e-3}"  # kept whole
+    assert _split_label("x/own.yaml + training.max_steps=2") == {"file": "x/own.yaml",
+                                                                  "changes": ["training.max_steps=2"]}
+
+
+def test_recorded_adaptation_reaches_the_candidate_settings(tmp_path):
+    """``adapt_settings`` (file and changes apart) is read in preference to an older ``adapt_configs`` string."""
+    folder = _fewshot(tmp_path / "a", [0.6], 1.0, ["data.propagate=2"])
+    report = json.loads((folder / "bench-val.json").read_text())
+    report.update(config="cfg.yaml", adapt_configs={"graphlama": "cfg.yaml + training.num_epochs=20"})
+    (folder / "bench-val.json").write_text(json.dumps(report))
+    old = read_candidate(folder, "graphlama", None)[0].settings
+    assert old == "cfg.yaml data.propagate=2 --adapt-set graphlama:training.num_epochs=20"
+    report["adapt_settings"] = {"graphlama": {"file": "cfg.yaml", "changes": ['training.lr_groups={"a + b": 1}']}}
+    (folder / "bench-val.json").write_text(json.dumps(report))
+    assert read_candidate(folder, "graphlama", None)[0].settings == \
+        'cfg.yaml data.propagate=2 --adapt-set graphlama:training.lr_groups={"a + b": 1}'

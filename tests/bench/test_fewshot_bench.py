@@ -307,7 +307,7 @@ def test_each_method_adapts_with_its_own_settings(ctx, tmp_path):
 def test_adapt_set_changes_one_setting_of_every_method_or_of_one(tmp_path):
     """``--adapt-set [METHOD:]KEY=VALUE``: on top of the method's file (or the default file, or CONFIG), the
     changes for every method, then its own; only the adaptation's keys; the report names file and changes."""
-    from glm.bench.settings import adapt_of, adapt_sources, config_hash
+    from glm.bench.settings import adapt_of, adapt_report, config_hash
     from glm.cli.bench import adapt_settings
     from glm.cli.common import CliError
     from glm.core.config import load_config
@@ -316,7 +316,9 @@ def test_adapt_set_changes_one_setting_of_every_method_or_of_one(tmp_path):
     adapt = adapt_settings([], [], ["graphlama:training.learning_rate=1e-3"], str(cfg))
     assert set(adapt) == {"graphlama"} and adapt["graphlama"].training.learning_rate == 1e-3
     assert adapt["graphlama"].training.max_steps == 7 and adapt_of(adapt, "llaga") is None  # the others: CONFIG's
-    assert adapt_sources(adapt) == {"graphlama": f"{cfg} + training.learning_rate=1e-3"}
+    assert adapt_report(adapt) == {"adapt_configs": {"graphlama": f"{cfg} + training.learning_rate=1e-3"},
+                                   "adapt_settings": {"graphlama": {"file": str(cfg),
+                                                                    "changes": ["training.learning_rate=1e-3"]}}}
 
     (tmp_path / "own").mkdir()
     own = write_tiny_config(tmp_path / "own", training={"learning_rate": 5e-3, "max_steps": 3})

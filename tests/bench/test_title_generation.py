@@ -88,6 +88,7 @@ def test_adapt_eval_and_bench_on_titles(tmp_path, monkeypatch, capsys):
                  "--adapt-set", "graphlama:training.max_steps=3"]) == 0
     changed = json.loads((bench / "bench.json").read_text())
     assert changed["adapt_configs"] == {"graphlama": f"{cfg} + training.max_steps=3"}
+    assert changed["adapt_settings"] == {"graphlama": {"file": str(cfg), "changes": ["training.max_steps=3"]}}
     assert changed["time"]["row_seconds"]["graphlama"] > 0
     state = json.loads((bench / "methods" / "graphlama" / "adapt-draw0" / "trainer_state.json").read_text())
     assert state["global_step"] == 3
