@@ -113,33 +113,6 @@ def test_paper_compatible_bypasses_gate_for_link_prediction():
     assert not torch.allclose(nodes[10:], model.projector(h[10:]))  # 1-graph sample: gated
 
 
-def test_feature_skip_gives_the_gate_the_node_features():
-    """``feature_skip``: the gate reads ``[H ; P ; X]``, its task-related columns for ``X`` train in adaptation;
-    a node-token module without the feature width is refused; off (the default), the gate reads ``[H ; P]``."""
-    from glm.core.hop_distance import hop_distances
-    from glm.core.method import MethodError
-    from glm.core.stages import set_stage
-    from glm.methods.graphlama import GraphLAMANodeTokens
-
-    model = tiny_model("llama", GraphLAMAConfig(graph_dim=16, gate_dim=16, feature_skip=True), feat_dim=8)
-    assert model.gate.in_dim == 16 + model.hop.out_dim + 8
-    assert tiny_model("llama").gate.in_dim == 16 + model.hop.out_dim
-    batch = sample_batch(model, [[5], [4]])
-    g = batch.graphs
-    with torch.no_grad():
-        tokens = model.node_tokens(g, batch.graphs_per_sample, batch.task_embedding)
-        z = torch.cat([model.encoder(g), model.hop(hop_distances(g, max_hops=2)), g.x], -1)
-        expected = model.projector(model.gate(z, batch.task_embedding[g.batch]))
-    torch.testing.assert_close(tokens, expected)
-    set_stage(model, "adapt")
-    model.zero_grad(set_to_none=True)
-    model(batch).loss.backward()
-    assert model.gate.task_related.weight.grad[:, -8:].abs().sum() > 0
-    assert model.encoder.lin1.weight.grad is None  # adaptation's stage: the encoder stays as pre-trained
-    with pytest.raises(MethodError, match="feature_skip=True needs the node feature width"):
-        GraphLAMANodeTokens(model.encoder, GraphLAMAConfig(graph_dim=16, gate_dim=16, feature_skip=True), 32)
-
-
 def test_precomputed_hop_is_used(model):
     batch = sample_batch(model, [[6]])
     from glm.core.hop_distance import hop_distances

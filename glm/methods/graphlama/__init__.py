@@ -32,7 +32,7 @@ STAGES = {
 
 
 def build(config: GraphLAMAConfig, context: MethodContext) -> GraphLAMANodeTokens:
-    return GraphLAMANodeTokens(context.encoder, config, context.hidden_size, context.feature_dim)
+    return GraphLAMANodeTokens(context.encoder, config, context.hidden_size)
 
 
 def check(config: GraphLAMAConfig, run_config) -> list[str]:
@@ -53,15 +53,13 @@ SPEC = MethodSpec(
 )
 
 
-def graphlama_model(llm, tokenizer, encoder, config: GraphLAMAConfig | None = None, feature_dim: int | None = None):
+def graphlama_model(llm, tokenizer, encoder, config: GraphLAMAConfig | None = None):
     """A GraphLAMA :class:`~glm.core.model.GraphLanguageModel` from already built parts (Python API;
-    configs go through :func:`glm.core.factory.build_model`); ``feature_dim`` (for ``feature_skip``)
-    defaults to the encoder's ``config.in_dim``."""
+    configs go through :func:`glm.core.factory.build_model`)."""
     from glm.core.model import GraphLanguageModel
 
     config = config or GraphLAMAConfig()
-    tokens = GraphLAMANodeTokens(encoder, config, int(llm.config.hidden_size), feature_dim or getattr(getattr(encoder, "config", None), "in_dim", None))
-    return GraphLanguageModel(llm, tokenizer, tokens, SPEC)
+    return GraphLanguageModel(llm, tokenizer, GraphLAMANodeTokens(encoder, config, int(llm.config.hidden_size)), SPEC)
 
 
 @hookimpl

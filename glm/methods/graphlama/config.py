@@ -28,9 +28,6 @@ class GraphLAMAConfig:
             reproduces the official bypass (encoder output straight to the projector; needs
             ``graph_dim == gate_dim``).
         train_graph_token_rows: let the 3 graph-token embeddings train (LLM stays frozen).
-        feature_skip: the gate also reads each node's input features ``X`` beside ``[H ; P]`` (a skip
-            around the encoder, glm's option, off in the paper): the soft token keeps a linear map of the
-            (SGC-propagated, ``data.propagate``) features that the encoder may smooth away.
     """
 
     graph_dim: int = 128
@@ -44,7 +41,6 @@ class GraphLAMAConfig:
     projector_hidden: Optional[int] = None
     gate_multi_graph: bool = True
     train_graph_token_rows: bool = False
-    feature_skip: bool = False
 
     @classmethod
     def paper_compatible(cls, **overrides: Any) -> "GraphLAMAConfig":

@@ -4,7 +4,7 @@ Data path (``G`` graphs, ``N = sum N_i`` nodes, ``B`` samples)::
 
     SubgraphBatch --encoder--> H [N, d]
     hop distances [N] --HopEncoding--> P [N, p]
-    [H ; P (; X with feature_skip)] --DualGate(task embedding of each node's sample)--> U [N, g]
+    [H ; P] --DualGate(task embedding of each node's sample)--> U [N, g]
     U --Projector--> Q [N, hidden]
 
 Differences from the official code (BUPT-GAMMA/GraphLAMA ``grapht3/model/GraphLlama.py``;
@@ -47,27 +47,21 @@ class GraphLAMANodeTokens(NodeTokenModule):
         encoder: ``forward(SubgraphBatch) -> [N, graph_dim]`` (normally :class:`glm.core.encoder.GraphEncoder`).
         config: :class:`GraphLAMAConfig`.
         hidden_size: the LLM's hidden size.
-        feature_dim: node feature width ``F``; needed with ``config.feature_skip`` (the gate then reads
-            ``[H ; P ; X]``).
 
     Submodules: ``encoder``, ``hop``, ``gate``, ``projector``.
 
     Shapes:
-        - **graphs:** ``N`` nodes in ``G`` graphs (``x [N, F]``); **graphs_per_sample:** ``[B]``
+        - **graphs:** ``N`` nodes in ``G`` graphs; **graphs_per_sample:** ``[B]``
         - **task_embedding:** ``[B, gate_dim]`` or ``None`` (the gate's default is used)
         - **output:** ``[N, hidden]``
     """
 
-    def __init__(self, encoder: nn.Module, config: GraphLAMAConfig, hidden_size: int,
-                 feature_dim: Optional[int] = None) -> None:
+    def __init__(self, encoder: nn.Module, config: GraphLAMAConfig, hidden_size: int) -> None:
         super().__init__()
-        if config.feature_skip and not feature_dim:
-            raise MethodError("GraphLAMAConfig: feature_skip=True needs the node feature width (feature_dim)")
         self.config = config
         self.encoder = encoder
         self.hop = HopEncoding(config.max_hops, config.hop_mode, config.hop_dim)
-        self.skip_dim = int(feature_dim) if config.feature_skip else 0
-        self.gate = DualGate(config.graph_dim + self.hop.out_dim + self.skip_dim, config.gate_dim,
+        self.gate = DualGate(config.graph_dim + self.hop.out_dim, config.gate_dim,
                              config.alpha_init, config.alpha_mode)
         self.projector = Projector(config.gate_dim, hidden_size, config.projector, config.projector_hidden)
         if not config.gate_multi_graph and config.graph_dim != config.gate_dim:
@@ -86,12 +80,7 @@ class GraphLAMANodeTokens(NodeTokenModule):
             raise ValueError(f"encoder output must be [N={graphs.num_nodes}, {self.config.graph_dim}], "
                              f"found {tuple(h.shape)}")
         hop = graphs.hop if graphs.hop is not None else hop_distances(graphs, max_hops=self.config.max_hops)
-        parts = [h, self.hop(hop.to(h.device), dtype=h.dtype)]
-        if self.skip_dim:
-            if graphs.x.shape[-1] != self.skip_dim:
-                raise ValueError(f"feature_skip: node features must be [N, {self.skip_dim}], found {tuple(graphs.x.shape)}")
-            parts.append(graphs.x.to(h.device, h.dtype))
-        z = torch.cat(parts, dim=-1)
+        z = torch.cat([h, self.hop(hop.to(h.device), dtype=h.dtype)], dim=-1)
         node_sample = sample_of_node(graphs, graphs_per_sample, h.device)
         e = None if task_embedding is None else task_embedding.to(h.device)[node_sample]
         u = self.gate(z, e)
