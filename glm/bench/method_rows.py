@@ -120,7 +120,8 @@ def check_adaptation(ctx: Any, method: str, log: Callable[[str], None] = print) 
     where = f"--adapt-config {adapt.label}" if adapt is not None and adapt.source else "the config"
     given = [*(adapt.stage_extra if adapt is not None else ctx.config.model.stage_extra),
              *(adapt.training if adapt is not None else ctx.config.training).lr_groups]
-    left_out = [p for p in dict.fromkeys(given) if _encoder_pattern(p) and not cfg.model.method_spec.uses_encoder]
+    kept = {*cfg.model.stage_extra, *cfg.training.lr_groups}  # what _config left of them
+    left_out = [p for p in dict.fromkeys(given) if p not in kept]
     if left_out:
         log(f"{method} has no GNN encoder: its adaptation leaves out {left_out} of {where}")
     with torch.random.fork_rng():
