@@ -334,6 +334,12 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(vals), statistics.pstdev(vals) if len(vals) > 1 else 0.0
 
 
+def _extra_mean(rs: Sequence[RowSeed], key: str) -> Optional[float]:
+    """Mean of ``key`` over the seeds whose row reported it (``None``: none did)."""
+    found = [r.extra[key] for r in rs if key in r.extra]
+    return _mean_std(found)[0] if found else None
+
+
 def summarise(results: Sequence[RowSeed]) -> list[dict[str, Any]]:
     """One summary dict per row, in :func:`all_rows` order."""
     table = all_rows()
@@ -361,8 +367,8 @@ def summarise(results: Sequence[RowSeed]) -> list[dict[str, Any]]:
             "icl_time_ratio": (icl_time / per_node) if icl_time and per_node > 0 and table[name].group in
             ("llm", "method") else None,
             "max_predicted_share": share,
-            "token_probe": _mean_std(probes)[0] if (probes := [r.extra["token_probe"] for r in rs
-                                                              if "token_probe" in r.extra]) else None,
+            "token_probe": _extra_mean(rs, "token_probe"),
+            "encoder_probe": _extra_mean(rs, "encoder_probe"),
             **({"parsers": parsers_mean(rs)} if any("parsers" in r.extra for r in rs) else {}),
         })
     return out
@@ -376,7 +382,7 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
     head = ("| row | accuracy | macro-F1 | calibrated acc. | test nodes | trainable | adapter bytes | train s "
-            "| infer s/node | ICL time / row | top class share | token probe |")
+            "| infer s/node | ICL time / row | top class share | probe: encoder / token |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in summary:
         pm = lambda m, sd: f"{_fmt(m)} ± {_fmt(sd)}" if m is not None and m == m else "–"  # noqa: E731
@@ -385,8 +391,15 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
             f"{pm(s['calibrated_accuracy'], s['calibrated_accuracy_std'])} | {s['test_nodes']} | "
             f"{_fmt(s['trainable_params'], ',')} | {_fmt(s['adapter_bytes'], ',')} | {_fmt(s['train_seconds'], '.1f')} | "
             f"{_fmt(s['infer_seconds_per_node'], '.4f')} | {_fmt(s['icl_time_ratio'], '.1f')} | "
-            f"{_fmt(s['max_predicted_share'], '.2f')} | {_fmt(s.get('token_probe'))} |")
+            f"{_fmt(s['max_predicted_share'], '.2f')} | {_probes(s)} |")
     return "\n".join(lines)
+
+
+def _probes(s: dict[str, Any]) -> str:
+    """``encoder / token`` probe of a method row (``–`` where the row has none)."""
+    if s.get("token_probe") is None:
+        return "–"
+    return f"{_fmt(s.get('encoder_probe'))} / {_fmt(s['token_probe'])}"
 
 
 def plot(summary: Sequence[dict[str, Any]], path: Path, title: str) -> Path:

@@ -11,8 +11,11 @@ calibrated prediction subtracts the scores of a content-free sample (no text, on
 
 Each method row also reports ``token_probe``: a logistic regression on the target node's soft token
 (:func:`glm.core.eval.embeddings.target_vectors`, before the LLM), fitted on the seed's k shots and
-scored on the same nodes. Beside the row's accuracy it says where class information is lost: in
-the graph side (a low probe) or in the LLM's reading of the tokens (a probe well above the row).
+scored on the same nodes; a method with a GNN encoder also reports ``encoder_probe``, the same on the
+encoder's output at the target node. Beside the feature rows (the encoder's input: ``linear_probe``, or
+``sgc`` under ``data.propagate``) and the row's accuracy they say where class information is lost: in
+the encoder, in the parts between encoder and token (gate, projector), or in the LLM's reading of the
+tokens (a probe well above the row).
 """
 
 from __future__ import annotations
@@ -249,12 +252,16 @@ def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: b
         apply_adapter_chain(model, base)
         adapter, train_s, trainable = base / "adapter_model.safetensors", 0.0, 0
     result = _evaluate(ctx, cfg, model, train_s, trainable, adapter.stat().st_size if adapter.is_file() else None)
-    result.extra["token_probe"] = token_probe(ctx, cfg, model, ctx.shots(seed))
+    shots = ctx.shots(seed)
+    result.extra["token_probe"] = stage_probe(ctx, cfg, model, shots)
+    if getattr(model, "encoder", None) is not None:
+        result.extra["encoder_probe"] = stage_probe(ctx, cfg, model, shots, stage="encoder")
     return result
 
 
-def token_probe(ctx: Any, cfg: Any, model: Any, shots: list[int]) -> float:
-    """Accuracy of a logistic regression on the target soft token, fitted on ``shots`` (see the module docstring)."""
+def stage_probe(ctx: Any, cfg: Any, model: Any, shots: list[int], stage: str = "tokens") -> float:
+    """Accuracy of a logistic regression on the target node's ``stage`` vector (``tokens``: its soft token;
+    ``encoder``: the GNN's output), fitted on ``shots`` (see the module docstring)."""
     from glm.core.data import tasks as T
     from glm.bench.baselines import fit_predict
     from glm.core.eval.embeddings import target_vectors
@@ -266,7 +273,7 @@ def token_probe(ctx: Any, cfg: Any, model: Any, shots: list[int]) -> float:
 
     def vectors(nodes: list[int]):
         samples = T.node_classification(ctx.data.source, nodes, classes=classes, include_text=False)
-        return target_vectors(model, samples, collate, stage="tokens")
+        return target_vectors(model, samples, collate, stage=stage)
 
     pred, _, _ = fit_predict(vectors(shots), ctx.label_index(shots), vectors(ctx.test), seed=0)
     return accuracy(list(pred), ctx.label_index(ctx.test))

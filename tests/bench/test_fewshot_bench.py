@@ -114,6 +114,9 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     assert rows["graphlama"]["adapter_bytes"] > 0 and rows["graphlama"]["seeds"] == 2
     assert 0 <= rows["graphlama"]["token_probe"] <= 1 and 0 <= rows["llaga"]["token_probe"] <= 1
     assert rows["linear_probe"]["token_probe"] is None  # no soft tokens
+    assert 0 <= rows["graphlama"]["encoder_probe"] <= 1 and rows["llaga"]["encoder_probe"] is None  # no GNN
+    graphlama_line = next(l for l in table.splitlines() if l.startswith("| graphlama |"))
+    assert graphlama_line.endswith(f"| {rows['graphlama']['encoder_probe']:.3f} / {rows['graphlama']['token_probe']:.3f} |")
     # one command compares them all: LLaGA (k tokens per graph) pre-trains without the warm-up, and says so
     assert report["pretrained_without_align"] == ["llaga"] and "warm-up (k soft tokens per graph): llaga." in table
     # the report says what made it: the overrides, and each method's pre-training time (made by this run)
@@ -139,15 +142,16 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     assert f"{parsers['exact']['accuracy']:.3f} ({parsers['exact']['unmatched']:.1f})" in line
 
 
-def test_token_probe_fits_the_shots_target_tokens(ctx):
-    """The probe reads the target's soft token (not the text, not the test labels at fit time): the
-    same logistic regression on vectors read independently through the embedding hook."""
+@pytest.mark.parametrize("stage", ["tokens", "encoder"])
+def test_stage_probe_fits_the_shots_target_vectors(ctx, stage):
+    """The probe reads the target's soft token or encoder output (not the text, not the test labels at
+    fit time): the same logistic regression on vectors read independently through the embedding hook."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     from glm.core.data import tasks as T
     from glm.core.eval.embeddings import target_vectors
-    from glm.bench.method_rows import _config, token_probe
+    from glm.bench.method_rows import _config, stage_probe
     from glm.core.train.pipeline import build_model, make_collator
 
     cfg = _config(ctx, "graphlama", "adapt", ctx.out / "probe")
@@ -156,12 +160,12 @@ def test_token_probe_fits_the_shots_target_tokens(ctx):
     classes = ctx.data.split.class_indices(ctx.tag, "heldout")
     collate = make_collator(cfg, model, ctx.data)
     vec = {name: target_vectors(model, T.node_classification(ctx.data.source, nodes, classes=classes,
-                                                             include_text=False), collate, "tokens").numpy()
+                                                             include_text=False), collate, stage).numpy()
            for name, nodes in (("shots", shots), ("test", ctx.test))}
     scaler = StandardScaler().fit(vec["shots"])
     clf = LogisticRegression(max_iter=2000, random_state=0).fit(scaler.transform(vec["shots"]), ctx.label_index(shots))
     expected = (clf.predict(scaler.transform(vec["test"])) == ctx.label_index(ctx.test)).mean()
-    assert token_probe(ctx, cfg, model, shots) == pytest.approx(float(expected))
+    assert stage_probe(ctx, cfg, model, shots, stage) == pytest.approx(float(expected))
 
 
 def test_icl_time_ratio_only_for_llm_rows():
