@@ -10,8 +10,9 @@ difference. Two rules:
 * ``within-se`` (Breiman's one-standard-error rule): the cheapest candidate whose mean is within one
   standard error of the best's, the error being that of the paired difference (of the best's mean when
   the candidates share no draw). Cost: the row's train + inference wall seconds per draw plus the
-  method's pre-training seconds when the report knows them, so candidates that differ in cost (epochs,
-  steps) are compared by it fairly only when they ran on idle cores.
+  method's pre-training seconds (unknown, shown as ``-`` and ranked as the highest, when the report reused a
+  pre-trained run whose seconds were never recorded), so candidates that differ in cost (epochs, steps)
+  are compared by it fairly only when they ran on idle cores.
 
 A test report (``bench.json``) is never read: settings are chosen on validation nodes only.
 """
@@ -80,7 +81,8 @@ def read_candidate(folder: str | Path, row: str, metric: Optional[str]) -> tuple
     run_seconds = statistics.fmean(r["train_seconds"] + r["infer_seconds_per_node"] * r["test_nodes"] for r in flat)
     method = row.split("@")[0]
     times = report.get("time", report)
-    pre = times.get("pretrain_seconds", {}).get(method, times.get("pretrain_reused", {}).get(method))
+    made, reused = times.get("pretrain_seconds", {}), times.get("pretrain_reused", {})
+    pre = made[method] if method in made else reused[method] if method in reused else 0.0  # None: not recorded
     overrides = report.get("overrides")
     settings = "(not recorded: an older report)" if overrides is None else " ".join(overrides) or "(the config as is)"
     if report.get("config"):
@@ -90,7 +92,7 @@ def read_candidate(folder: str | Path, row: str, metric: Optional[str]) -> tuple
     for m, entry in recorded.items():
         settings += " " + adapt_options(m, entry["file"], entry["changes"], report.get("config"))
     return Candidate(folder, settings, values, int(flat[0]["test_nodes"]),
-                     run_seconds + (pre or 0.0)), metric
+                     None if pre is None else run_seconds + pre), metric
 
 
 def _split_label(label: str) -> dict[str, Any]:
@@ -116,7 +118,7 @@ def choose(candidates: Sequence[Candidate], rule: str = "best") -> Candidate:
     if len(nodes) > 1:
         raise BenchError(f"the candidates were scored on different numbers of validation nodes ({sorted(nodes)}); "
                          "compare reports of one split")
-    best = max(candidates, key=lambda c: (c.mean, -(c.cost_seconds or 0.0)))
+    best = max(candidates, key=lambda c: (c.mean, -_cost(c)))
     for c in candidates:
         shared = sorted(set(c.values) & set(best.values))
         d = [c.values[k] - best.values[k] for k in shared]
@@ -125,7 +127,12 @@ def choose(candidates: Sequence[Candidate], rule: str = "best") -> Candidate:
     if rule == "best":
         return best
     near = [c for c in candidates if c.diff >= -c.diff_se - 1e-12]
-    return min(near, key=lambda c: (c.cost_seconds if c.cost_seconds is not None else math.inf, -c.mean))
+    return min(near, key=lambda c: (_cost(c), -c.mean))
+
+
+def _cost(c: Candidate) -> float:
+    """Seconds, an unknown cost counting as the highest (never taken for the cheaper candidate)."""
+    return math.inf if c.cost_seconds is None else c.cost_seconds
 
 
 def markdown(candidates: Sequence[Candidate], chosen: Candidate, row: str, metric: str, rule: str) -> str:

@@ -10,7 +10,7 @@ with the seed's k shots in place of the split's. Scores are ``glm eval``'s choic
 calibrated prediction subtracts the scores of a content-free sample (no text, one zero-feature node).
 
 Each method row also reports ``token_probe``: a logistic regression on the target node's soft token
-(:func:`glm.core.eval.embeddings.target_vectors`, before the LLM), fitted on the seed's k shots and
+(:func:`glm.core.eval.embeddings.stage_vectors`, before the LLM), fitted on the seed's k shots and
 scored on the same nodes; a method with a GNN encoder also reports ``encoder_probe``, the same on the
 encoder's output at the target node. Beside the feature rows (the encoder's input: ``linear_probe``, or
 ``sgc`` under ``data.propagate``) and the row's accuracy they say where class information is lost: in
@@ -156,9 +156,20 @@ def _pretraining_settings(cfg: Any) -> Any:
     return replace(cfg, data=replace(cfg.data, generation=GenerationSplit()))
 
 
-def _cached_run(ctx: Any, method: str) -> tuple[Any, Path, str, Optional[float]]:
-    """``(pre-training config, its cache folder, hash, seconds it took when made)``; seconds ``None``: no
-    usable run there (absent, or made with other settings)."""
+@dataclass
+class CachedRun:
+    """A method's pre-training in :func:`pretrain_cache`: its config, folder and settings hash; ``usable``:
+    a finished run made with these settings is there; ``seconds``: what it took when made (``None``: not
+    recorded, a cache older than the stamp's seconds)."""
+
+    config: Any
+    out: Path
+    digest: str
+    usable: bool
+    seconds: Optional[float]
+
+
+def _cached_run(ctx: Any, method: str) -> CachedRun:
     from glm.bench.settings import config_hash
     from glm.core.train.checkpoint import ADAPTER_FILE
 
@@ -168,7 +179,8 @@ def _cached_run(ctx: Any, method: str) -> tuple[Any, Path, str, Optional[float]]
     cfg.training.output_dir, stamp = str(out), out / PRETRAIN_STAMP
     saved = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else {}
     usable = (out / ADAPTER_FILE).is_file() and saved.get("config_hash") == digest
-    return cfg, out, digest, (float(saved.get("seconds") or 0.0) if usable else None)
+    seconds = saved.get("seconds") if usable else None
+    return CachedRun(cfg, out, digest, usable, None if seconds is None else float(seconds))
 
 
 def pretrained(ctx: Any, method: str) -> Path:
@@ -179,18 +191,19 @@ def pretrained(ctx: Any, method: str) -> Path:
     from glm.core.io import atomic_write_text
     from glm.core.train.pipeline import run_stage
 
-    cfg, out, digest, made_in = _cached_run(ctx, method)
+    cached = _cached_run(ctx, method)
     run = ctx.run
-    if made_in is None or (ctx.force and method not in run.checked):
+    if not cached.usable or (ctx.force and method not in run.checked):
         data = ctx.data if ctx.pretrain_config is None else None  # another graph: the config's own data
         t0 = time.perf_counter()
-        run_stage(cfg, progress=ctx.progress, data=data)
+        run_stage(cached.config, progress=ctx.progress, data=data)
         run.pretrain_seconds[method] = seconds = time.perf_counter() - t0
-        atomic_write_text(json.dumps({"config_hash": digest, "seconds": round(seconds, 1)}), out / PRETRAIN_STAMP)
+        atomic_write_text(json.dumps({"config_hash": cached.digest, "seconds": round(seconds, 1)}),
+                          cached.out / PRETRAIN_STAMP)
     elif method not in run.pretrain_seconds:
-        run.pretrain_reused[method] = made_in
+        run.pretrain_reused[method] = cached.seconds
     run.checked.add(method)
-    return out
+    return cached.out
 
 
 KEPT_FILES = ("adapter_model.safetensors", "glm_config.yaml", "trainer_state.json", "trainer_log.jsonl",
@@ -211,8 +224,9 @@ def adopt_pretrained(config: Any, run_dir: Path, seconds: float) -> Optional[Pat
 
     method = config.model.method
     ctx = SimpleNamespace(config=config, pretrain_config=config, out=run_dir, adapt_for=lambda m: None)
-    _, out, digest, made_in = _cached_run(ctx, method)
-    if made_in is not None or not (run_dir / ADAPTER_FILE).is_file():
+    cached = _cached_run(ctx, method)
+    out, digest = cached.out, cached.digest
+    if cached.usable or not (run_dir / ADAPTER_FILE).is_file():
         return None
     out.mkdir(parents=True, exist_ok=True)
     (out / PRETRAIN_STAMP).unlink(missing_ok=True)
@@ -230,9 +244,9 @@ def note_pretraining(ctx: Any, method: str) -> None:
     if method in ctx.run.checked:
         return
     ctx.run.checked.add(method)  # (read back only when not forced: ``checked`` never skips a forced training)
-    made_in = _cached_run(ctx, method)[3]
-    if made_in is not None:
-        ctx.run.pretrain_reused[method] = made_in
+    cached = _cached_run(ctx, method)
+    if cached.usable:
+        ctx.run.pretrain_reused[method] = cached.seconds
 
 
 def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: bool = True) -> RowResult:
@@ -253,30 +267,36 @@ def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: b
         adapter, train_s, trainable = base / "adapter_model.safetensors", 0.0, 0
     result = _evaluate(ctx, cfg, model, train_s, trainable, adapter.stat().st_size if adapter.is_file() else None)
     shots = ctx.shots(seed)
-    result.extra["token_probe"] = stage_probe(ctx, cfg, model, shots)
-    if getattr(model, "encoder", None) is not None:
-        result.extra["encoder_probe"] = stage_probe(ctx, cfg, model, shots, stage="encoder")
+    stages = ("tokens", "encoder") if getattr(model, "encoder", None) is not None else ("tokens",)
+    probes = stage_probes(ctx, cfg, model, shots, stages)
+    result.extra["token_probe"] = probes["tokens"]
+    if "encoder" in probes:
+        result.extra["encoder_probe"] = probes["encoder"]
     return result
 
 
-def stage_probe(ctx: Any, cfg: Any, model: Any, shots: list[int], stage: str = "tokens") -> float:
-    """Accuracy of a logistic regression on the target node's ``stage`` vector (``tokens``: its soft token;
-    ``encoder``: the GNN's output), fitted on ``shots`` (see the module docstring)."""
+def stage_probes(ctx: Any, cfg: Any, model: Any, shots: list[int],
+                 stages: tuple[str, ...] = ("tokens",)) -> dict[str, float]:
+    """``{stage: accuracy}`` of a logistic regression on the target node's vector at each stage (``tokens``:
+    its soft token; ``encoder``: the GNN's output), fitted on ``shots`` (see the module docstring); one pass
+    of the graph side over the shots and one over the scored nodes serve every stage."""
     from glm.core.data import tasks as T
     from glm.bench.baselines import fit_predict
-    from glm.core.eval.embeddings import target_vectors
+    from glm.core.eval.embeddings import stage_vectors
     from glm.core.eval.metrics import accuracy
     from glm.core.train.pipeline import make_collator
 
     classes = ctx.data.split.class_indices(ctx.tag, "heldout")
     collate = make_collator(cfg, model, ctx.data)
 
-    def vectors(nodes: list[int]):
+    def vectors(nodes: list[int]) -> dict[str, Any]:
         samples = T.node_classification(ctx.data.source, nodes, classes=classes, include_text=False)
-        return target_vectors(model, samples, collate, stage=stage)
+        return stage_vectors(model, samples, collate, stages)
 
-    pred, _, _ = fit_predict(vectors(shots), ctx.label_index(shots), vectors(ctx.test), seed=0)
-    return accuracy(list(pred), ctx.label_index(ctx.test))
+    fit, scored = vectors(shots), vectors(ctx.test)
+    gold = ctx.label_index(ctx.test)
+    return {stage: accuracy(list(fit_predict(fit[stage], ctx.label_index(shots), scored[stage], seed=0)[0]), gold)
+            for stage in stages}
 
 
 def _evaluate(ctx: Any, cfg: Any, model: Any, train_s: float, trainable: int, adapter_bytes: Any) -> RowResult:

@@ -39,6 +39,20 @@ def test_best_and_one_standard_error_rules(tmp_path):
     assert read_candidate(strong, "graphlama", "token_probe")[0].mean == pytest.approx(0.5)
 
 
+def test_a_reused_pre_training_of_unknown_seconds_makes_the_cost_unknown(tmp_path):
+    """An older cache's stamp has no seconds: the candidate's cost is unknown ('-'), never the cheaper one."""
+    known = _fewshot(tmp_path / "a", [0.80, 0.70, 0.75], 100.0, ["x=1"], pretrain_s=300.0)
+    old = _fewshot(tmp_path / "b", [0.78, 0.72, 0.72], 40.0, ["x=2"])  # within one SE of the best
+    report = json.loads((old / "bench-val.json").read_text())
+    (old / "bench-val.json").write_text(json.dumps({**report, "pretrain_seconds": {},
+                                                     "pretrain_reused": {"graphlama": None}}))
+    cands = [read_candidate(f, "graphlama", None)[0] for f in (known, old)]
+    assert cands[1].cost_seconds is None
+    assert choose(cands, "within-se") is cands[0]
+    (old / "bench-val.json").write_text(json.dumps({**report, "pretrain_seconds": {}, "pretrain_reused": {}}))
+    assert read_candidate(old, "graphlama", None)[0].cost_seconds == pytest.approx(40 + 0.5 * 40)  # none: the row's
+
+
 def test_generation_reports_default_to_rouge1(tmp_path):
     folder = tmp_path / "g"
     folder.mkdir()

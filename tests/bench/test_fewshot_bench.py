@@ -143,15 +143,16 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
 
 
 @pytest.mark.parametrize("stage", ["tokens", "encoder"])
-def test_stage_probe_fits_the_shots_target_vectors(ctx, stage):
+def test_stage_probes_fit_the_shots_target_vectors(ctx, stage):
     """The probe reads the target's soft token or encoder output (not the text, not the test labels at
-    fit time): the same logistic regression on vectors read independently through the embedding hook."""
+    fit time): the same logistic regression on vectors read independently through the embedding hook,
+    one stage at a time, equals each stage's probe from the one pass that reads both."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
     from glm.core.data import tasks as T
     from glm.core.eval.embeddings import target_vectors
-    from glm.bench.method_rows import _config, stage_probe
+    from glm.bench.method_rows import _config, stage_probes
     from glm.core.train.pipeline import build_model, make_collator
 
     cfg = _config(ctx, "graphlama", "adapt", ctx.out / "probe")
@@ -165,7 +166,7 @@ def test_stage_probe_fits_the_shots_target_vectors(ctx, stage):
     scaler = StandardScaler().fit(vec["shots"])
     clf = LogisticRegression(max_iter=2000, random_state=0).fit(scaler.transform(vec["shots"]), ctx.label_index(shots))
     expected = (clf.predict(scaler.transform(vec["test"])) == ctx.label_index(ctx.test)).mean()
-    assert stage_probe(ctx, cfg, model, shots, stage) == pytest.approx(float(expected))
+    assert stage_probes(ctx, cfg, model, shots, ("tokens", "encoder"))[stage] == pytest.approx(float(expected))
 
 
 def test_icl_time_ratio_only_for_llm_rows():
@@ -223,9 +224,15 @@ def test_method_pretraining_is_redone_when_its_settings_change(ctx, tmp_path, mo
     def fresh(c):
         return replace(c, run=BenchRun())  # a new bench run on the same folder
 
-    method_rows.pretrained(base, "graphlama")
-    method_rows.pretrained(fresh(base), "graphlama")
-    assert runs == [cfg.training.learning_rate]
+    out = method_rows.pretrained(base, "graphlama")
+    again = fresh(base)
+    method_rows.pretrained(again, "graphlama")
+    assert runs == [cfg.training.learning_rate] and again.run.pretrain_reused["graphlama"] > 0
+    stamp = out / method_rows.PRETRAIN_STAMP  # an older cache: its stamp never recorded the seconds
+    stamp.write_text(json.dumps({k: v for k, v in json.loads(stamp.read_text()).items() if k != "seconds"}))
+    older = fresh(base)
+    method_rows.pretrained(older, "graphlama")
+    assert len(runs) == 1 and older.run.pretrain_reused == {"graphlama": None}  # reused, its cost unknown
     changed = copy.deepcopy(cfg)
     changed.training.learning_rate = cfg.training.learning_rate / 2
     method_rows.pretrained(fresh(replace(base, config=changed)), "graphlama")

@@ -13,7 +13,7 @@ from model_helpers import random_subgraph, tiny_model  # noqa: E402
 
 from glm.core.data.collate import GraphCollator  # noqa: E402
 from glm.core.eval.embeddings import (  # noqa: E402
-    EmbeddingError, plot_maps, project, silhouette, target_vectors,
+    EmbeddingError, STAGES, plot_maps, project, silhouette, stage_vectors, target_vectors,
 )
 from glm.core.sample import Sample  # noqa: E402
 
@@ -41,6 +41,16 @@ def test_vectors_are_the_stage_outputs_at_each_target(stage):
             model.embed(batch)
             h.remove()
             torch.testing.assert_close(got[i], seen[-1][0].float(), rtol=1e-4, atol=1e-5)
+
+
+def test_one_pass_reads_every_stage_as_separate_passes_do():
+    model = tiny_model("llama")
+    model.set_task_embedding(torch.randn(model.config.gate_dim))
+    samples, collate = _samples(), GraphCollator(model.tokenizer, inference=True, padding_side="left")
+    together = stage_vectors(model, samples, collate, STAGES, batch_size=4)
+    assert list(together) == list(STAGES)
+    for stage in STAGES:
+        torch.testing.assert_close(together[stage], target_vectors(model, samples, collate, stage, batch_size=4))
 
 
 def test_missing_stage_is_named():

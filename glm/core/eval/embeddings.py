@@ -45,29 +45,42 @@ def _stage_module(model, stage: str):
 @torch.no_grad()
 def target_vectors(model, samples: Sequence[Any], collate, stage: str = "encoder", batch_size: int = 16) -> Tensor:
     """``[len(samples), d]``: the ``stage`` vector of each sample's first graph's target node."""
-    module = _stage_module(model, stage)
-    seen: list[Tensor] = []
-    handle = module.register_forward_hook(lambda _m, _i, out: seen.append(out.detach().float().cpu()))
+    return stage_vectors(model, samples, collate, (stage,), batch_size)[stage]
+
+
+@torch.no_grad()
+def stage_vectors(model, samples: Sequence[Any], collate, stages: Sequence[str],
+                  batch_size: int = 16) -> dict[str, Tensor]:
+    """``{stage: [len(samples), d_stage]}`` from one pass of the graph side: every stage's hook reads the
+    same forward (see :func:`target_vectors`)."""
+    modules = {stage: _stage_module(model, stage) for stage in stages}
+    seen: dict[str, Tensor] = {}
+
+    def keep(stage: str):
+        return lambda _m, _i, out: seen.__setitem__(stage, out.detach().float().cpu())
+
+    handles = [module.register_forward_hook(keep(stage)) for stage, module in modules.items()]
     was_training = model.training
     model.eval()
-    rows: list[Tensor] = []
+    rows: dict[str, list[Tensor]] = {stage: [] for stage in modules}
+    k = model.node_token_module.tokens_per_graph
     try:
         for start in range(0, len(samples), batch_size):
             batch = collate(list(samples[start:start + batch_size]))
             seen.clear()
             model.embed(batch)
-            out = seen[-1]
             graphs = batch.graphs
             first_graph = torch.cumsum(batch.graphs_per_sample, 0) - batch.graphs_per_sample
-            k = model.node_token_module.tokens_per_graph
-            if stage == "tokens" and k is not None:  # k tokens per graph, sample-major
-                rows.append(out.reshape(graphs.num_graphs, int(k), -1)[first_graph].mean(dim=1))
-            else:
-                rows.append(out[graphs.ptr[:-1][first_graph]])
+            for stage, out in seen.items():
+                if stage == "tokens" and k is not None:  # k tokens per graph, sample-major
+                    rows[stage].append(out.reshape(graphs.num_graphs, int(k), -1)[first_graph].mean(dim=1))
+                else:
+                    rows[stage].append(out[graphs.ptr[:-1][first_graph]])
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
         model.train(was_training)
-    return torch.cat(rows)
+    return {stage: torch.cat(parts) for stage, parts in rows.items()}
 
 
 def project(vectors: Tensor, method: str = "pca", seed: int = 0) -> Tensor:
