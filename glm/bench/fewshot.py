@@ -369,6 +369,7 @@ def summarise(results: Sequence[RowSeed]) -> list[dict[str, Any]]:
             "max_predicted_share": share,
             "token_probe": _extra_mean(rs, "token_probe"),
             "encoder_probe": _extra_mean(rs, "encoder_probe"),
+            "shot_accuracy": _extra_mean(rs, "shot_accuracy"),
             **({"parsers": parsers_mean(rs)} if any("parsers" in r.extra for r in rs) else {}),
         })
     return out
@@ -382,7 +383,7 @@ def _fmt(value: Any, spec: str = ".3f") -> str:
 
 def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
     head = ("| row | accuracy | macro-F1 | calibrated acc. | test nodes | trainable | adapter bytes | train s "
-            "| infer s/node | ICL time / row | top class share | probe: encoder / token |")
+            "| infer s/node | ICL time / row | top class share | on the shots | probe: encoder / token |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in summary:
         pm = lambda m, sd: f"{_fmt(m)} ± {_fmt(sd)}" if m is not None and m == m else "–"  # noqa: E731
@@ -391,7 +392,7 @@ def markdown_table(summary: Sequence[dict[str, Any]]) -> str:
             f"{pm(s['calibrated_accuracy'], s['calibrated_accuracy_std'])} | {s['test_nodes']} | "
             f"{_fmt(s['trainable_params'], ',')} | {_fmt(s['adapter_bytes'], ',')} | {_fmt(s['train_seconds'], '.1f')} | "
             f"{_fmt(s['infer_seconds_per_node'], '.4f')} | {_fmt(s['icl_time_ratio'], '.1f')} | "
-            f"{_fmt(s['max_predicted_share'], '.2f')} | {_probes(s)} |")
+            f"{_fmt(s['max_predicted_share'], '.2f')} | {_fmt(s.get('shot_accuracy'))} | {_probes(s)} |")
     return "\n".join(lines)
 
 

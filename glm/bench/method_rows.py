@@ -15,7 +15,10 @@ scored on the same nodes; a method with a GNN encoder also reports ``encoder_pro
 encoder's output at the target node. Beside the feature rows (the encoder's input: ``linear_probe``, or
 ``sgc`` under ``data.propagate``) and the row's accuracy they say where class information is lost: in
 the encoder, in the parts between encoder and token (gate, projector), or in the LLM's reading of the
-tokens (a probe well above the row).
+tokens (a probe well above the row). ``shot_accuracy`` (every method row) is the row's own choice accuracy
+on the seed's k shots, scored as the test nodes are: an adaptation that did not even fit its training
+nodes (near chance) is underfitting, one that fit them (near 1) and scores low elsewhere does not carry
+what it learned to new nodes.
 """
 
 from __future__ import annotations
@@ -267,6 +270,7 @@ def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: b
         adapter, train_s, trainable = base / "adapter_model.safetensors", 0.0, 0
     result = _evaluate(ctx, cfg, model, train_s, trainable, adapter.stat().st_size if adapter.is_file() else None)
     shots = ctx.shots(seed)
+    result.extra["shot_accuracy"] = shot_accuracy(ctx, cfg, model, shots)
     stages = ("tokens", "encoder") if getattr(model, "encoder", None) is not None else ("tokens",)
     probes = stage_probes(ctx, cfg, model, shots, stages)
     result.extra["token_probe"] = probes["tokens"]
@@ -297,6 +301,20 @@ def stage_probes(ctx: Any, cfg: Any, model: Any, shots: list[int],
     gold = ctx.label_index(ctx.test)
     return {stage: accuracy(list(fit_predict(fit[stage], ctx.label_index(shots), scored[stage], seed=0)[0]), gold)
             for stage in stages}
+
+
+def shot_accuracy(ctx: Any, cfg: Any, model: Any, shots: list[int]) -> float:
+    """The model's choice accuracy on ``shots`` (its adaptation's training nodes), their samples built as the
+    scored nodes' are (:func:`glm.core.train.pipeline.eval_samples`)."""
+    from glm.core.eval.metrics import accuracy
+    from glm.core.eval.predict import evaluate
+    from glm.bench.text_baselines import choose
+    from glm.core.train.pipeline import eval_samples, make_collator
+
+    samples = eval_samples(cfg, replace(ctx.data, split=replace(ctx.data.split, test=list(shots))), "test")
+    result = evaluate(model, samples, make_collator(cfg, model, ctx.data),
+                      make_collator(cfg, model, ctx.data, inference=True), mode="choice", batch_size=cfg.eval.batch_size)
+    return accuracy(choose([p.scores or {} for p in result.predictions], ctx.choices), ctx.label_index(shots))
 
 
 def _evaluate(ctx: Any, cfg: Any, model: Any, train_s: float, trainable: int, adapter_bytes: Any) -> RowResult:

@@ -11,6 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from train_helpers import glm_cmd, subprocess_env, write_tiny_config  # noqa: E402
@@ -116,7 +117,9 @@ def test_cli_table_equals_json_and_method_rows_run(tmp_path):
     assert rows["linear_probe"]["token_probe"] is None  # no soft tokens
     assert 0 <= rows["graphlama"]["encoder_probe"] <= 1 and rows["llaga"]["encoder_probe"] is None  # no GNN
     graphlama_line = next(l for l in table.splitlines() if l.startswith("| graphlama |"))
-    assert graphlama_line.endswith(f"| {rows['graphlama']['encoder_probe']:.3f} / {rows['graphlama']['token_probe']:.3f} |")
+    assert graphlama_line.endswith(f"| {rows['graphlama']['shot_accuracy']:.3f} | "
+                                   f"{rows['graphlama']['encoder_probe']:.3f} / {rows['graphlama']['token_probe']:.3f} |")
+    assert 0 <= rows["llaga"]["shot_accuracy"] <= 1 and rows["linear_probe"]["shot_accuracy"] is None
     # one command compares them all: LLaGA (k tokens per graph) pre-trains without the warm-up, and says so
     assert report["pretrained_without_align"] == ["llaga"] and "warm-up (k soft tokens per graph): llaga." in table
     # the report says what made it: the overrides, and each method's pre-training time (made by this run)
@@ -167,6 +170,30 @@ def test_stage_probes_fit_the_shots_target_vectors(ctx, stage):
     clf = LogisticRegression(max_iter=2000, random_state=0).fit(scaler.transform(vec["shots"]), ctx.label_index(shots))
     expected = (clf.predict(scaler.transform(vec["test"])) == ctx.label_index(ctx.test)).mean()
     assert stage_probes(ctx, cfg, model, shots, ("tokens", "encoder"))[stage] == pytest.approx(float(expected))
+
+
+def test_shot_accuracy_scores_the_shots_as_the_test_nodes_are(ctx, monkeypatch):
+    """The fit on the shots is the row's own scoring (``_evaluate``) with the shots as the scored nodes: the
+    same samples (nodes, prompts, subgraphs) reach the real scorer, and the same accuracy comes out."""
+    from glm.bench.method_rows import _config, _evaluate, shot_accuracy
+    from glm.core.eval import predict
+    from glm.core.train.pipeline import build_model
+
+    scored, real = [], predict.evaluate
+    monkeypatch.setattr(predict, "evaluate", lambda model, samples, *a, **kw: (scored.append(list(samples)),
+                                                                               real(model, samples, *a, **kw))[1])
+    cfg = _config(ctx, "graphlama", "adapt", ctx.out / "shots")
+    model = build_model(cfg)
+    shots = ctx.shots(1)
+    as_test = replace(ctx, data=replace(ctx.data, split=replace(ctx.data.split, test=shots)))
+    row = _evaluate(as_test, cfg, model, 0.0, 0, None)
+    expected = sum(p == g for p, g in zip(row.predictions, ctx.label_index(shots))) / len(shots)
+    fit = shot_accuracy(ctx, cfg, model, shots)
+    assert fit == pytest.approx(expected) and len(row.predictions) == len(shots)
+    by_row, by_fit = scored[0], scored[-1]  # (_evaluate also scores one content-free sample)
+    assert [s.meta["node"] for s in by_fit] == list(shots) and set(shots).isdisjoint(ctx.test)
+    assert [s.prompt for s in by_fit] == [s.prompt for s in by_row]
+    assert all(torch.equal(a.graphs[0].x, b.graphs[0].x) for a, b in zip(by_fit, by_row))
 
 
 def test_icl_time_ratio_only_for_llm_rows():
