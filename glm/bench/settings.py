@@ -52,6 +52,9 @@ def adapt_report(adapt: dict[str, AdaptSettings]) -> dict[str, Any]:
 
 
 RUN_KEYS = ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage")
+# Options added after results were stored, left out of the hash at their default value: a result made before
+# the option existed was made at that value, so it stays valid (and is not trained again).
+LATER_OPTIONS = {("data", "standardize"): False}
 
 
 def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_config: Any = None) -> str:
@@ -60,6 +63,9 @@ def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_con
         data = copy.deepcopy(cfg.to_dict())
         data["training"] = {k: v for k, v in data["training"].items() if k not in RUN_KEYS}
         data["eval"] = {k: v for k, v in data["eval"].items() if k not in ("output", "adapter")}
+        for (section, key), default in LATER_OPTIONS.items():
+            if data[section].get(key, default) == default:
+                data[section].pop(key, None)
         return data
 
     data = settings(config)

@@ -254,6 +254,8 @@ class DataConfig(Section):
     # node features smoothed over this many hops before the encoder reads them (SGC-style,
     # glm.core.data.propagate); 0 = off. Adapters record it: a graph side trained on other features is refused
     propagate: int = 0
+    # then z-scored per dimension over all nodes (glm.core.data.standardize); recorded by adapters as above
+    standardize: bool = False
 
 
 @dataclass

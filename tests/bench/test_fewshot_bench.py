@@ -422,3 +422,26 @@ def test_draws_that_cannot_differ_are_refused(tmp_path, capsys):
     assert main([*args, "--seeds", "3"]) == 2
     assert "every draw would use the same shots" in capsys.readouterr().err
     assert main([*args, "--seeds", "1"]) == 0
+
+
+def test_an_option_added_later_keeps_the_hash_of_results_made_before_it(tmp_path, monkeypatch):
+    """``LATER_OPTIONS``: at its default the option is left out of the hash (a config from before it existed,
+    simulated by a ``to_dict`` without it, hashes the same); set, it changes the hash."""
+    from glm.bench.settings import LATER_OPTIONS, config_hash
+    from glm.core.config import load_config
+
+    cfg = load_config(write_tiny_config(tmp_path))
+    now = config_hash(cfg)
+    real = type(cfg).to_dict
+
+    def before(self):
+        d = real(self)
+        for section, key in LATER_OPTIONS:
+            d[section].pop(key)
+        return d
+
+    monkeypatch.setattr(type(cfg), "to_dict", before)
+    assert config_hash(cfg) == now
+    monkeypatch.setattr(type(cfg), "to_dict", real)
+    cfg.data.standardize = True
+    assert config_hash(cfg) != now

@@ -44,10 +44,11 @@ def feature_source_id(spec: str) -> str:
 
 def feature_source(data: Any) -> str:
     """What a ``data`` config section's node features come from, as adapters record it: the embedder's name,
-    or ``matrix:<file>`` for ``data.features``, with ``+propagate<K>`` for ``data.propagate``."""
+    or ``matrix:<file>`` for ``data.features``, with ``+propagate<K>`` for ``data.propagate`` and ``+standardize``
+    for ``data.standardize``."""
     base = feature_source_id(data.features) if getattr(data, "features", None) else data.embedder
     hops = int(getattr(data, "propagate", 0) or 0)
-    return f"{base}+propagate{hops}" if hops else base
+    return base + (f"+propagate{hops}" if hops else "") + ("+standardize" if getattr(data, "standardize", False) else "")
 
 
 def read_matrix(spec: str) -> np.ndarray:

@@ -120,7 +120,7 @@ def check_feature_compatibility(config: RunConfig, init_from: str | os.PathLike)
              for k, v in mine.items() if saved.get(k) != v]
     if diffs:
         raise PipelineError(f"training.init_from={init_from}: node features differ ({'; '.join(diffs)}); use the "
-                            "same data.embedder, data.propagate and model.encoder.in_dim as the pre-training")
+                            "same data.embedder, data.propagate, data.standardize and model.encoder.in_dim as the pre-training")
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ class DataBundle:
     source: Any  # glm.core.data.tasks.GraphSource
     split: Any  # glm.core.data.splits.FewShotSplit
     task_encoder: Any  # glm.core.text.TaskTextEncoder
-    raw_x: Any = None  # the features before data.propagate (the bench's feature baselines read these)
+    raw_x: Any = None  # the features before data.propagate / data.standardize (the bench's feature baselines read these)
 
 
 def prepare_data(config: RunConfig, progress: bool = False, tag: Any = None, x: Optional[torch.Tensor] = None) -> DataBundle:
@@ -165,6 +165,10 @@ def prepare_data(config: RunConfig, progress: bool = False, tag: Any = None, x: 
         from glm.core.data.propagate import propagate
 
         raw_x, x = x, propagate(x, tag.edge_index, d.propagate)
+    if d.standardize:
+        from glm.core.data.standardize import standardize
+
+        raw_x, x = (x if raw_x is None else raw_x), standardize(x)
     source = GraphSource(tag, x, d.fanout, d.seed, cache_dir=d.cache_dir, template=prompt_template(config))
     # new_graph: every class is new (all "held out"); pretrain_graph: every class pre-trains (none held out)
     n_way = {"new_graph": tag.num_classes, "pretrain_graph": 0}.get(d.split, d.n_way)
