@@ -63,9 +63,13 @@ def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_con
         data = copy.deepcopy(cfg.to_dict())
         data["training"] = {k: v for k, v in data["training"].items() if k not in RUN_KEYS}
         data["eval"] = {k: v for k, v in data["eval"].items() if k not in ("output", "adapter")}
-        for (section, key), default in LATER_OPTIONS.items():
-            if data[section].get(key, default) == default:
-                data[section].pop(key, None)
+        for path, default in LATER_OPTIONS.items():
+            *parents, key = path
+            section = data
+            for name in parents:
+                section = section.get(name) if isinstance(section, dict) else None
+            if isinstance(section, dict) and section.get(key, default) == default:
+                section.pop(key, None)
         return data
 
     data = settings(config)

@@ -436,8 +436,11 @@ def test_an_option_added_later_keeps_the_hash_of_results_made_before_it(tmp_path
 
     def before(self):
         d = real(self)
-        for section, key in LATER_OPTIONS:
-            d[section].pop(key)
+        for *parents, key in LATER_OPTIONS:
+            section = d
+            for name in parents:
+                section = section[name]
+            section.pop(key)
         return d
 
     monkeypatch.setattr(type(cfg), "to_dict", before)
