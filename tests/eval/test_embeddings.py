@@ -53,6 +53,18 @@ def test_one_pass_reads_every_stage_as_separate_passes_do():
         torch.testing.assert_close(together[stage], target_vectors(model, samples, collate, stage, batch_size=4))
 
 
+def test_a_stage_that_does_not_run_is_named(monkeypatch):
+    from glm.core.eval import embeddings
+
+    model = tiny_model("llama")
+    model.set_task_embedding(torch.randn(model.config.gate_dim))
+    unused, real = torch.nn.Linear(2, 2), embeddings._stage_module
+    monkeypatch.setattr(embeddings, "_stage_module", lambda m, stage: unused if stage == "gate" else real(m, stage))
+    with pytest.raises(EmbeddingError, match=r"\['gate'\] did not run"):
+        stage_vectors(model, _samples(), GraphCollator(model.tokenizer, inference=True, padding_side="left"),
+                      ("tokens", "gate"))
+
+
 def test_missing_stage_is_named():
     model = tiny_model("llama")
     del model.gate

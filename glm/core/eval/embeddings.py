@@ -69,6 +69,8 @@ def stage_vectors(model, samples: Sequence[Any], collate, stages: Sequence[str],
             batch = collate(list(samples[start:start + batch_size]))
             seen.clear()
             model.embed(batch)
+            if len(seen) < len(modules):
+                raise EmbeddingError(f"stage(s) {sorted(set(modules) - set(seen))} did not run in the graph side's forward")
             graphs = batch.graphs
             first_graph = torch.cumsum(batch.graphs_per_sample, 0) - batch.graphs_per_sample
             for stage, out in seen.items():
