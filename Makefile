@@ -28,8 +28,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/glm demo
 
+# The fast suite in 2 worker processes (pytest-xdist; the multi-process tests take free ports); serial: TEST_WORKERS=0
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q --durations=25
+	$(BIN)/python -m pytest -m "not slow" -q --durations=25 -n $(TEST_WORKERS)
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q
