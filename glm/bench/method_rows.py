@@ -3,10 +3,13 @@
 With a pre-training config (``glm bench fewshot --pretrain-config``, the transfer setting) the
 pre-training runs on that config's graph and the adaptation on the bench's.
 
-Runs go under ``<bench out>/methods/<method>/`` (``adapt-seed<k>/``, ``scratch-seed<k>/``); pre-trained runs
-under :func:`pretrain_cache` (``runs/bench/pretrained/<method>-<hash>``), shared by every bench,
-through the same pipeline as ``glm pretrain`` / ``glm adapt`` (:func:`glm.core.train.pipeline.run_stage`),
-with the seed's k shots in place of the split's. Scores are ``glm eval``'s choice scoring; the
+Pre-trained runs go under :func:`pretrain_cache` (``runs/bench/pretrained/<method>-<hash>``), shared by every
+bench; a seed's adaptation of one under its ``adapted/<hash>-seed<k>/`` (:func:`adapted_run`), so a bench
+that adapts the same way from the same shots (the test run after ``--split val`` chose its settings, another
+bench folder) reads the adapted graph side back instead of training it again; adaptations from a random
+graph side under ``<bench out>/methods/<method>/scratch-seed<k>/``. All through the same pipeline as ``glm
+pretrain`` / ``glm adapt`` (:func:`glm.core.train.pipeline.run_stage`), with the seed's k shots in place of
+the split's. Scores are ``glm eval``'s choice scoring; the
 calibrated prediction subtracts the scores of a content-free sample (no text, one zero-feature node).
 
 Each method row also reports ``token_probe``: a logistic regression on the target node's soft token
@@ -36,6 +39,7 @@ import torch
 from glm.bench.baselines import RowResult
 
 PRETRAIN_STAMP = "bench_pretrain.json"  # the hash of the settings a method's pre-trained run was made with
+ADAPT_STAMP = "bench_adapt.json"  # the same for an adapted run, with its shots, train seconds and trainable count
 
 
 @dataclass
@@ -197,6 +201,9 @@ def pretrained(ctx: Any, method: str) -> Path:
     cached = _cached_run(ctx, method)
     run = ctx.run
     if not cached.usable or (ctx.force and method not in run.checked):
+        import shutil
+
+        shutil.rmtree(cached.out / "adapted", ignore_errors=True)  # adapted from the run about to be replaced
         data = ctx.data if ctx.pretrain_config is None else None  # another graph: the config's own data
         t0 = time.perf_counter()
         run_stage(cached.config, progress=ctx.progress, data=data)
@@ -252,23 +259,56 @@ def note_pretraining(ctx: Any, method: str) -> None:
         ctx.run.pretrain_reused[method] = cached.seconds
 
 
+def adapted_run(ctx: Any, method: str, seed: int, base: Path) -> tuple[Path, str, Optional[dict[str, Any]]]:
+    """Where ``method``'s adaptation for ``seed`` from the pre-trained run ``base`` is kept
+    (``<base>/adapted/<hash>-seed<k>``: the hash of the adaptation's settings, the split's only through
+    the shots, so the validation and the test bench share it), the stamp it must carry, and the stamp it
+    carries when a finished run made that way from the same shots is there (``None``: train it; always
+    under ``ctx.force``)."""
+    from glm.bench.settings import config_hash
+    from glm.core.train.checkpoint import ADAPTER_FILE
+
+    digest = config_hash(ctx.config, ctx.adapt_for(method), ctx.pretrain_config)
+    shots = ctx.shots(seed)
+    key = f"{digest}:{','.join(map(str, shots))}"
+    out = base / "adapted" / f"{digest}-seed{seed}"
+    stamp = out / ADAPT_STAMP
+    saved = json.loads(stamp.read_text(encoding="utf-8")) if stamp.is_file() else {}
+    usable = not ctx.force and saved.get("key") == key and (out / ADAPTER_FILE).is_file()
+    return out, key, saved if usable else None
+
+
 def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: bool = True) -> RowResult:
+    from glm.core.io import atomic_write_text
     from glm.core.train.pipeline import apply_adapter_chain, build_model, run_stage
 
     base = pretrained(ctx, method) if pretrain else None
     if adapt:
-        out = ctx.out / "methods" / method / (f"adapt-seed{seed}" if pretrain else f"scratch-seed{seed}")
-        data = replace(ctx.data, split=replace(ctx.data.split, train=ctx.shots(seed)))
+        if base is not None:
+            out, key, saved = adapted_run(ctx, method, seed, base)
+        else:
+            out, key, saved = ctx.out / "methods" / method / f"scratch-seed{seed}", "", None
         cfg = _config(ctx, method, "adapt", out, base)
-        result, model, _ = run_stage(cfg, progress=ctx.progress, data=data)
+        if saved is not None:  # made by another bench (or an earlier run) the same way from the same shots
+            model = build_model(cfg)
+            apply_adapter_chain(model, out)
+            train_s, trainable = float(saved["train_seconds"]), int(saved["trainable_params"])
+        else:
+            (out / ADAPT_STAMP).unlink(missing_ok=True)
+            data = replace(ctx.data, split=replace(ctx.data.split, train=ctx.shots(seed)))
+            result, model, _ = run_stage(cfg, progress=ctx.progress, data=data)
+            train_s, trainable = result.train_seconds, result.trainable_params
+            if key:
+                atomic_write_text(json.dumps({"key": key, "train_seconds": train_s,
+                                              "trainable_params": trainable}), out / ADAPT_STAMP)
         adapter = out / "adapter_model.safetensors"
-        train_s, trainable = result.train_seconds, result.trainable_params
     else:
         cfg = _config(ctx, method, "pretrain", ctx.out / "methods" / method / "pretrain")
         model = build_model(cfg)
         apply_adapter_chain(model, base)
         adapter, train_s, trainable = base / "adapter_model.safetensors", 0.0, 0
     result = _evaluate(ctx, cfg, model, train_s, trainable, adapter.stat().st_size if adapter.is_file() else None)
+    result.extra["run"] = str(adapter.parent)
     shots = ctx.shots(seed)
     result.extra["shot_accuracy"] = shot_accuracy(ctx, cfg, model, shots)
     stages = ("tokens", "encoder") if getattr(model, "encoder", None) is not None else ("tokens",)

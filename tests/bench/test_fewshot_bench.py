@@ -448,3 +448,35 @@ def test_an_option_added_later_keeps_the_hash_of_results_made_before_it(tmp_path
     monkeypatch.setattr(type(cfg), "to_dict", real)
     cfg.data.standardize = True
     assert config_hash(cfg) != now
+
+
+def test_validation_and_test_benches_share_one_adaptation(tmp_path, monkeypatch):
+    """A seed's adaptation is kept beside its pre-trained run, keyed by the adaptation's settings and shots:
+    the test bench after ``--split val`` (and a bench in another folder) reads it back and scores exactly as
+    the trained model did; other shots, other settings or ``force`` train again."""
+    import copy
+
+    from glm.bench import method_rows
+    from glm.core.train.pipeline import prepare_data
+
+    cfg = load_config(write_tiny_config(tmp_path, data={**EASY, "val_per_class": 4}),
+                      [f"data.cache_dir={tmp_path / 'cache'}", "training.max_steps=2"])
+    data = prepare_data(cfg)
+    stages, short = _counted_pretraining(
+        bench.BenchContext(cfg, data, tmp_path / "x"), monkeypatch, lambda c: c.training.stage)
+    test = bench.BenchContext(short, data, tmp_path / "test", progress=False)
+    first = method_rows.run_method(test, "graphlama", 1)
+    assert stages == ["pretrain", "adapt"] and Path(first.extra["run"]).parent.name == "adapted"
+    again = method_rows.run_method(replace(test, out=tmp_path / "elsewhere", run=BenchRun()), "graphlama", 1)
+    val = method_rows.run_method(replace(test, split="val", out=tmp_path / "val", run=BenchRun()), "graphlama", 1)
+    assert stages == ["pretrain", "adapt"]  # both read the adaptation back
+    assert again.predictions == first.predictions and again.calibrated == first.calibrated
+    assert (again.train_seconds, again.trainable_params) == (first.train_seconds, first.trainable_params)
+    assert again.extra == first.extra and len(val.predictions) == 8
+    method_rows.run_method(test, "graphlama", 2)  # other shots
+    changed = copy.deepcopy(short)
+    changed.training.learning_rate /= 2  # other adaptation settings (pre-training too here)
+    method_rows.run_method(replace(test, config=changed, run=BenchRun()), "graphlama", 1)
+    assert stages == ["pretrain", "adapt", "adapt", "pretrain", "adapt"]
+    forced = method_rows.run_method(replace(test, force=True, run=BenchRun()), "graphlama", 1)
+    assert stages[5:] == ["pretrain", "adapt"] and forced.predictions == first.predictions
