@@ -1,4 +1,5 @@
-"""``glm bench fewshot --shots K,K,...``: every row's accuracy against k, from one bench per k."""
+"""Every row's accuracy against one setting, from one bench per value: k (``glm bench fewshot --shots
+K,K,...``) or the graph's size (``bench/new_graph_size.py``)."""
 
 from __future__ import annotations
 
@@ -10,19 +11,24 @@ from typing import Any
 from glm.bench.fewshot import all_rows
 from glm.core.io import atomic_write_text
 
+AXES = {"k": ("k", "k (shots per class)", "curve"), "nodes": ("nodes", "nodes in the graph", "size-curve")}
+# axis -> (column label, x-axis label, file stem)
+
 
 def write_curve(out: Path, summaries: dict[int, list[dict[str, Any]]], title: str,
-                split: str = "test") -> dict[str, Path]:
-    """Every row's accuracy (mean ± std over seeds) against k: ``curve.md`` (a row per bench row, a column
-    per k), ``curve.json`` and ``curve.png`` (one line per row, std as error bars)."""
+                split: str = "test", axis: str = "k") -> dict[str, Path]:
+    """Every row's accuracy (mean ± std over seeds) against ``axis`` (:data:`AXES`: ``k`` or ``nodes``), one
+    bench summary per value: ``curve.md`` (a row per bench row, a column per value), ``curve.json`` and
+    ``curve.png`` (one line per row, std as error bars); ``size-curve.*`` against nodes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shots = sorted(summaries)
-    cells = {k: {s["row"]: s for s in summaries[k]} for k in shots}
-    rows = [r for r in all_rows() if any(r in cells[k] for k in shots)]
+    column, xlabel, stem = AXES[axis]
+    values = sorted(summaries)
+    cells = {k: {s["row"]: s for s in summaries[k]} for k in values}
+    rows = [r for r in all_rows() if any(r in cells[k] for k in values)]
 
     def cell(k: int, row: str) -> str:
         s = cells[k].get(row)
@@ -30,22 +36,23 @@ def write_curve(out: Path, summaries: dict[int, list[dict[str, Any]]], title: st
             return "–"
         return f"{s['accuracy']:.3f}" + (f" ± {s['accuracy_std']:.3f}" if s["accuracy_std"] is not None else "")
 
-    table = "\n".join([f"| row | {' | '.join(f'k={k}' for k in shots)} |", "|---" * (len(shots) + 1) + "|",
-                       *[f"| {r} | {' | '.join(cell(k, r) for k in shots)} |" for r in rows]])
+    table = "\n".join([f"| row | {' | '.join(f'{column}={k}' for k in values)} |", "|---" * (len(values) + 1) + "|",
+                       *[f"| {r} | {' | '.join(cell(k, r) for k in values)} |" for r in rows]])
     suffix = "" if split == "test" else f"-{split}"
-    paths = {kind: out / f"curve{suffix}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"), ("png", "png"))}
-    atomic_write_text(f"# Few-shot bench: accuracy against k\n\n{title}\n\n{table}\n", paths["markdown"])
-    atomic_write_text(json.dumps({"title": title, "shots": shots,
-                                  "rows": {r: {str(k): cells[k].get(r) for k in shots} for r in rows}},
+    paths = {kind: out / f"{stem}{suffix}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"), ("png", "png"))}
+    atomic_write_text(f"# Few-shot bench: accuracy against {xlabel}\n\n{title}\n\n{table}\n", paths["markdown"])
+    named = {"shots": values} if axis == "k" else {}
+    atomic_write_text(json.dumps({"title": title, "axis": axis, "values": values, **named,
+                                  "rows": {r: {str(k): cells[k].get(r) for k in values} for r in rows}},
                                  indent=1, default=str), paths["json"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        ks = [k for k in shots if r in cells[k] and cells[k][r]["accuracy"] == cells[k][r]["accuracy"]]
+        ks = [k for k in values if r in cells[k] and cells[k][r]["accuracy"] == cells[k][r]["accuracy"]]
         ax.errorbar(ks, [cells[k][r]["accuracy"] for k in ks], yerr=[cells[k][r]["accuracy_std"] or 0 for k in ks],
                     marker="o", capsize=3, label=r)
     ax.set_xscale("log")
-    ax.set_xticks(shots, [str(k) for k in shots])
-    ax.set_xlabel("k (shots per class)")
+    ax.set_xticks(values, [str(k) for k in values])
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("accuracy (mean ± std over seeds)")
     ax.set_title(textwrap.fill(title, 90), fontsize=9)
     ax.legend(fontsize=7)
