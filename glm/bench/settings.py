@@ -58,7 +58,10 @@ LATER_OPTIONS = {("data", "standardize"): False}
 
 
 def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_config: Any = None) -> str:
-    """Hash of everything that changes a row's numbers (not where the runs are written)."""
+    """Hash of everything that changes a row's numbers (not where the runs are written), ``model.llm.dtype:
+    auto`` as what it resolves to here (bf16 on a CPU or GPU that runs it natively): a row or pre-trained
+    run made in fp32 is not read back as a bf16 one, nor the other way."""
+    from glm.core.llm import resolve_dtype
     def settings(cfg: Any) -> dict[str, Any]:
         data = copy.deepcopy(cfg.to_dict())
         data["training"] = {k: v for k, v in data["training"].items() if k not in RUN_KEYS}
@@ -70,6 +73,9 @@ def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_con
                 section = section.get(name) if isinstance(section, dict) else None
             if isinstance(section, dict) and section.get(key, default) == default:
                 section.pop(key, None)
+        llm = data.get("model", {}).get("llm", {})
+        if llm.get("dtype") == "auto" and resolve_dtype("auto") != "float32":
+            llm["dtype"] = f"auto:{resolve_dtype('auto')}"  # its numbers; auto as fp32 keeps the hashes made so
         return data
 
     data = settings(config)

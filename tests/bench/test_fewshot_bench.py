@@ -450,6 +450,22 @@ def test_an_option_added_later_keeps_the_hash_of_results_made_before_it(tmp_path
     assert config_hash(cfg) != now
 
 
+def test_auto_dtype_hashes_as_what_it_resolves_to(tmp_path, monkeypatch):
+    """``model.llm.dtype: auto`` gives fp32 on one machine and bf16 on another: results made either way are
+    never read back as the other's; a fixed dtype does not depend on the machine."""
+    import glm.core.llm as llm
+    from glm.bench.settings import config_hash
+    from glm.core.config import load_config
+
+    auto = load_config(write_tiny_config(tmp_path), ["model.llm.dtype=auto"])
+    fixed = load_config(write_tiny_config(tmp_path), ["model.llm.dtype=float32"])
+    hashes = {}
+    for fast in (False, True):
+        monkeypatch.setattr(llm, "fast_bf16", lambda device="cpu", fast=fast: fast)
+        hashes[fast] = config_hash(auto), config_hash(fixed)
+    assert hashes[False][0] != hashes[True][0] and hashes[False][1] == hashes[True][1]
+
+
 def test_validation_and_test_benches_share_one_adaptation(tmp_path, monkeypatch):
     """A seed's adaptation is kept beside its pre-trained run, keyed by the adaptation's settings and shots:
     the test bench after ``--split val`` (and a bench in another folder) reads it back and scores exactly as
