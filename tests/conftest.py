@@ -29,8 +29,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    """The read-only data folder beside the project; tests needing it skip when it is absent."""
-    if not (SHARED / "data").is_dir():
-        pytest.skip("shared data folder not found at ../shared/data (real-data test)")
-    return SHARED
+def data_dir() -> Path:
+    """The read-only data folder: ``$GLM_DATA_DIR`` when set, else ``../shared/data`` beside the project (as
+    glm looks for it); tests needing it skip when it is absent."""
+    found = Path(os.environ["GLM_DATA_DIR"]).expanduser() if os.environ.get("GLM_DATA_DIR") else SHARED / "data"
+    if not found.is_dir():
+        pytest.skip(f"data folder not found at {'$GLM_DATA_DIR' if os.environ.get('GLM_DATA_DIR') else '../shared/data'} "
+                    "(real-data test; set GLM_DATA_DIR to the folder with citeseer_tag/ and planetoid/)")
+    return found

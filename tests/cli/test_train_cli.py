@@ -110,7 +110,7 @@ def test_pretrain_adapt_eval_infer_on_tiny_model(tmp_path, capsys, monkeypatch):
     assert "--nodes must be all, a file, or comma-separated integers" in capsys.readouterr().err
 
 
-def test_quick_demo_end_to_end_with_tiny_llm(tmp_path, shared_dir):
+def test_quick_demo_end_to_end_with_tiny_llm(tmp_path, data_dir):
     """The demo pipeline on the real CiteSeer TAG, with a tiny LLM in place of SmolLM2 (speed)."""
     r = run_glm(tmp_path, "demo", "--quick", "--backend", "pyg", "--no-baseline", "--output-dir", str(tmp_path / "d"),
                 "--draws", "2", "--json", str(tmp_path / "d.json"),
@@ -160,7 +160,7 @@ def _demo_run_is_the_benchs(tmp_path, demo_run, overrides):
 
 
 @pytest.mark.slow
-def test_quick_demo_with_smollm2_both_backends(tmp_path, shared_dir):
+def test_quick_demo_with_smollm2_both_backends(tmp_path, data_dir):
     r = run_glm(tmp_path, "demo", "--quick", "--output-dir", str(tmp_path / "d"), "--json", str(tmp_path / "d.json"),
                 timeout=3600)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -88,8 +88,8 @@ def test_nan_features_rejected(tmp_path):
         node_features(synthetic_tag(), NanEmbedder(), dim=16, cache_dir=tmp_path)
 
 
-def test_planetoid_uses_native_features(shared_dir, tmp_path):
-    tag = load_planetoid("cora", shared_dir / "data")
+def test_planetoid_uses_native_features(data_dir, tmp_path):
+    tag = load_planetoid("cora", data_dir)
     x = node_features(tag, None, dim=128, cache_dir=tmp_path)
     assert x.shape == (2708, 128)
     assert torch.allclose(x, reduce_dim(tag.x, 128), atol=1e-5)
@@ -120,8 +120,8 @@ def test_minilm_task_embedding_official_recipe(minilm):
 
 
 @pytest.mark.slow
-def test_minilm_full_citeseer_and_cache_hit(shared_dir, minilm, tmp_path):
-    tag = load_citeseer_tag(shared_dir / "data")
+def test_minilm_full_citeseer_and_cache_hit(data_dir, minilm, tmp_path):
+    tag = load_citeseer_tag(data_dir)
     x = node_features(tag, minilm, dim=128, cache_dir=tmp_path, progress=False)
     assert x.shape == (3186, 128) and torch.isfinite(x).all()
     t = time.perf_counter()

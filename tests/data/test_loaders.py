@@ -30,8 +30,8 @@ def _assert_undirected_clean(tag):
 
 
 # -- CiteSeer TAG -------------------------------------------------------------------------------
-def test_citeseer_tag_counts_and_order(shared_dir):
-    tag = load_citeseer_tag(shared_dir / "data")
+def test_citeseer_tag_counts_and_order(data_dir):
+    tag = load_citeseer_tag(data_dir)
     assert tag.num_nodes == 3186 and tag.num_edges == 4225 and tag.num_classes == 6
     assert int((tag.degrees() == 0).sum()) == 86
     assert tag.class_codes == ["Agents", "AI", "DB", "IR", "ML", "HCI"]
@@ -39,13 +39,13 @@ def test_citeseer_tag_counts_and_order(shared_dir):
     assert tag.node_ids[0] == "norman00argument" and tag.class_names[int(tag.labels[0])] == "Agents"
     assert all(t for t in tag.texts) and (tag.labels >= 0).all()
     _assert_undirected_clean(tag)
-    again = load_citeseer_tag(shared_dir / "data" / "citeseer_tag")  # the dataset folder itself also works
+    again = load_citeseer_tag(data_dir / "citeseer_tag")  # the dataset folder itself also works
     assert again.node_ids == tag.node_ids and again.content_hash() == tag.content_hash()
 
 
-def test_data_dir_resolution_env_and_missing(shared_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("GLM_DATA_DIR", str(shared_dir / "data"))
-    assert resolve_data_dir(None, "citeseer_tag", "citeseer_texts.txt") == shared_dir / "data" / "citeseer_tag"
+def test_data_dir_resolution_env_and_missing(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("GLM_DATA_DIR", str(data_dir))
+    assert resolve_data_dir(None, "citeseer_tag", "citeseer_texts.txt") == data_dir / "citeseer_tag"
     with pytest.raises(DataNotFoundError) as err:
         load_citeseer_tag(tmp_path)
     assert str(tmp_path) in str(err.value) and "--data-dir" in str(err.value)
@@ -61,14 +61,14 @@ def test_missing_default_dirs_name_every_place(tmp_path, monkeypatch):
 
 # -- Planetoid ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,nodes,edges,classes", [("cora", 2708, 5278, 7), ("citeseer", 3327, 4552, 6)])
-def test_planetoid_matches_pyg(shared_dir, tmp_path, name, nodes, edges, classes):
-    tag = load_planetoid(name, shared_dir / "data")
+def test_planetoid_matches_pyg(data_dir, tmp_path, name, nodes, edges, classes):
+    tag = load_planetoid(name, data_dir)
     assert (tag.num_nodes, tag.num_edges, tag.num_classes) == (nodes, edges, classes)
     assert tag.texts is None and tag.x.shape[0] == nodes
     _assert_undirected_clean(tag)
     planetoid = pytest.importorskip("torch_geometric.datasets", reason="PyG not installed: cross-check skipped").Planetoid
     folder = {"cora": "Cora", "citeseer": "CiteSeer"}[name]
-    shutil.copytree(shared_dir / "data" / "planetoid" / folder, tmp_path / folder)
+    shutil.copytree(data_dir / "planetoid" / folder, tmp_path / folder)
     data = planetoid(str(tmp_path), folder)[0]
     assert torch.equal(tag.x, data.x)
     ref = data.edge_index

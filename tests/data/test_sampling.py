@@ -131,10 +131,10 @@ def test_bad_graphs_raise_named_errors(tag):
         check_subgraph(good, max_nodes=2)
 
 
-def test_citeseer_all_nodes_fast_and_bounded(shared_dir):
+def test_citeseer_all_nodes_fast_and_bounded(data_dir):
     from glm.core.data.tag import load_citeseer_tag
 
-    g = load_citeseer_tag(shared_dir / "data")
+    g = load_citeseer_tag(data_dir)
     out = NeighborSampler(g.edge_index, g.num_nodes).sample(torch.arange(g.num_nodes))
     sizes = out.sizes()
     assert len(out) == 3186 and int(sizes.max()) <= 111 and int(sizes.min()) == 1

@@ -69,8 +69,8 @@ def test_insufficient_nodes():
         make_few_shot_split(small, 5, 1)
 
 
-def test_citeseer_paper_shots(shared_dir):
-    tag = load_citeseer_tag(shared_dir / "data")
+def test_citeseer_paper_shots(data_dir):
+    tag = load_citeseer_tag(data_dir)
     for k in K_SHOTS:
         s = make_few_shot_split(tag, 3, k, seed=0)
         assert len(s.train) == 3 * k and len(s.test) == 300

@@ -16,7 +16,7 @@ GLM_01_HASH = "d9a14e80ddcc067add40b07e1ab441740bf6cd53e2f72b44250d7a3cdee05740"
 
 
 @pytest.mark.slow
-def test_demo_samples_are_those_of_glm_01(shared_dir):
+def test_demo_samples_are_those_of_glm_01(data_dir):
     from glm.core.config import load_config
     from glm.core.train import pipeline as P
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["graphlama", "graphgpt", "llaga"])
-def test_method_with_smollm2(method, tmp_path, shared_dir):
+def test_method_with_smollm2(method, tmp_path, data_dir):
     cfg = ROOT / "examples" / "demo_pretrain_quick.yaml"
     common = ["--method", method, "--backend", "pyg", "--no-progress", "training.max_steps=3", "data.test_per_class=4"]
     pre, ada = tmp_path / "pre", tmp_path / "ada"

@@ -18,7 +18,7 @@ pytest.importorskip("peft", reason='PEFT is not installed: pip install -e ".[qua
 
 
 @pytest.mark.slow
-def test_smollm2_lora_adapt_vs_frozen(tmp_path, shared_dir, capsys):
+def test_smollm2_lora_adapt_vs_frozen(tmp_path, data_dir, capsys):
     cfg = ROOT / "examples" / "demo_adapt.yaml"
     common = ["--backend", "pyg", "training.init_from=null"]
     modes = {"frozen": [], "lora": ["model.llm.tuning=lora", "model.llm.learning_rate=1e-4"]}
