@@ -29,6 +29,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -201,8 +202,6 @@ def pretrained(ctx: Any, method: str) -> Path:
     cached = _cached_run(ctx, method)
     run = ctx.run
     if not cached.usable or (ctx.force and method not in run.checked):
-        import shutil
-
         shutil.rmtree(cached.out / "adapted", ignore_errors=True)  # adapted from the run about to be replaced
         data = ctx.data if ctx.pretrain_config is None else None  # another graph: the config's own data
         t0 = time.perf_counter()
@@ -226,7 +225,6 @@ def adopt_pretrained(config: Any, run_dir: Path, seconds: float) -> Optional[Pat
     computed the bench's way, so a bench reuses it exactly when it would have made the same run. Returns
     the cache folder, or ``None`` when the cache already holds a usable run (kept as it is) or ``run_dir``
     has no adapter. The stamp is written last: an interrupted copy is never taken for a finished run."""
-    import shutil
     from types import SimpleNamespace
 
     from glm.core.io import atomic_write_text
