@@ -5,7 +5,8 @@ structure-heavy graph of docs/bench.md, "Bringing a new graph"), then one ``glm 
 the same rows, draws and options (the methods pre-trained on the graph itself, without its labels, through
 ``--pretrain-config``), into ``OUT/n<N>/``; then every row's accuracy against N in ``OUT/size-curve.md``
 (``.json``, ``.png``) and, per N, each method row's probes (encoder / token) and its accuracy on its own
-shots, so that the curve says where a method's loss is as the graph grows. Label-free pre-training draws a
+shots (:func:`glm.bench.curve.probes_table`), so that the curve says where a method's loss is as the graph
+grows. Label-free pre-training draws a
 fixed number of samples per task, so a larger graph gives it more varied subgraphs, not more steps.
 
 Run (arguments after ``--`` go to every bench: options, ``--adapt-set``, key=value overrides):
@@ -39,23 +40,8 @@ def bench_on(n: int, args: argparse.Namespace, extra: list[str]) -> dict:
     return json.loads((out / "bench.json").read_text(encoding="utf-8"))
 
 
-def probes_table(reports: dict[int, dict]) -> str:
-    """Per N and method row: accuracy, encoder / token probe, accuracy on its own shots."""
-    def cell(value) -> str:
-        return "–" if value is None else f"{value:.3f}"
-
-    lines = ["| nodes | row | accuracy | probe: encoder / token | on the shots |", "|---|---|---|---|---|"]
-    for n, report in sorted(reports.items()):
-        for s in report["summary"]:
-            if s.get("token_probe") is not None:
-                lines.append(f"| {n} | {s['row']} | {cell(s['accuracy'])} | {cell(s.get('encoder_probe'))} / "
-                             f"{cell(s['token_probe'])} | {cell(s.get('shot_accuracy'))} |")
-    return "\n".join(lines)
-
-
 def main() -> int:
     from glm.bench.curve import write_curve
-    from glm.core.io import atomic_write_text
 
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -77,7 +63,6 @@ def main() -> int:
         print(f"n={n}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     title = f"{reports[sizes[-1]]['title']} (graph sizes {', '.join(map(str, sizes))}; {args.synth})"
     paths = write_curve(args.output_dir, {n: r["summary"] for n, r in reports.items()}, title, axis="nodes")
-    atomic_write_text(paths["markdown"].read_text(encoding="utf-8") + f"\n{probes_table(reports)}\n", paths["markdown"])
     print(paths["markdown"].read_text(encoding="utf-8"))
     print(f"{len(sizes)} graph sizes in {time.perf_counter() - t0:.0f} s -> "
           + ", ".join(str(p) for p in paths.values()))

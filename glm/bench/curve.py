@@ -15,11 +15,26 @@ AXES = {"k": ("k", "k (shots per class)", "curve"), "nodes": ("nodes", "nodes in
 # axis -> (column label, x-axis label, file stem)
 
 
+def probes_table(summaries: dict[int, list[dict[str, Any]]], column: str = "k") -> str:
+    """Per value and method row (those with a token probe): accuracy, encoder / token probe, accuracy on
+    its own shots (``""`` without method rows)."""
+    def cell(value: Any) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    lines = [f"| {column} | row | accuracy | probe: encoder / token | on the shots |", "|---|---|---|---|---|"]
+    for value, summary in sorted(summaries.items()):
+        lines += [f"| {value} | {s['row']} | {cell(s['accuracy'])} | {cell(s.get('encoder_probe'))} / "
+                  f"{cell(s['token_probe'])} | {cell(s.get('shot_accuracy'))} |"
+                  for s in summary if s.get("token_probe") is not None]
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def write_curve(out: Path, summaries: dict[int, list[dict[str, Any]]], title: str,
                 split: str = "test", axis: str = "k") -> dict[str, Path]:
     """Every row's accuracy (mean ± std over seeds) against ``axis`` (:data:`AXES`: ``k`` or ``nodes``), one
     bench summary per value: ``curve.md`` (a row per bench row, a column per value), ``curve.json`` and
-    ``curve.png`` (one line per row, std as error bars); ``size-curve.*`` against nodes."""
+    ``curve.png`` (one line per row, std as error bars); ``size-curve.*`` against nodes. The markdown adds
+    :func:`probes_table` for the method rows."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -40,7 +55,10 @@ def write_curve(out: Path, summaries: dict[int, list[dict[str, Any]]], title: st
                        *[f"| {r} | {' | '.join(cell(k, r) for k in values)} |" for r in rows]])
     suffix = "" if split == "test" else f"-{split}"
     paths = {kind: out / f"{stem}{suffix}.{ext}" for kind, ext in (("markdown", "md"), ("json", "json"), ("png", "png"))}
-    atomic_write_text(f"# Few-shot bench: accuracy against {xlabel}\n\n{title}\n\n{table}\n", paths["markdown"])
+    probes = probes_table(summaries, column)
+    atomic_write_text(f"# Few-shot bench: accuracy against {xlabel}\n\n{title}\n\n{table}\n"
+                      + (f"\nThe method rows, where they lose it (probes fitted on the same shots):\n\n{probes}\n"
+                         if probes else ""), paths["markdown"])
     named = {"shots": values} if axis == "k" else {}
     atomic_write_text(json.dumps({"title": title, "axis": axis, "values": values, **named,
                                   "rows": {r: {str(k): cells[k].get(r) for k in values} for r in rows}},
