@@ -167,7 +167,7 @@ def _run(args: argparse.Namespace, overrides: list[str], rows: list[str], out: P
     shots = _shots(args.shots)
     summaries = {}
     for k in shots:
-        summaries[k], paths, ctx = _bench(args, [*overrides, f"data.k_shot={k}"], rows, out / f"k{k}")
+        summaries[k], paths, ctx = _bench(args, overrides, rows, out / f"k{k}", shots=k)
     paths = write_curve(out, summaries, report_title(ctx, args.seeds, shots="k-shot"), args.split)
     print(paths["markdown"].read_text(encoding="utf-8"))
     print(f"bench: {len(rows)} rows x {args.seeds} seeds x k in {args.shots} in {time.perf_counter() - t0:.0f} s -> "
@@ -185,16 +185,19 @@ def _shots(text: str) -> list[int]:
     return sorted(shots)
 
 
-def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out: Path):
-    """Run ``rows`` on CONFIG with ``overrides`` into ``out``: ``(summary, report paths, bench context)``."""
+def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out: Path, shots: Optional[int] = None):
+    """Run ``rows`` on CONFIG with ``overrides`` into ``out``: ``(summary, report paths, bench context)``.
+    ``shots``: ``data.k_shot`` of CONFIG (and of the adaptation), not of ``--pretrain-config``: pre-training
+    on its own graph never reads the few-shot split, so one pre-trained run serves every k."""
     from glm.core.config import load_config
     from glm.bench.fewshot import BenchContext, run_rows, summarise, write_report
     from glm.bench.method_rows import BenchRun
     from glm.core.train.pipeline import prepare_data
 
+    pretrain = load_config(args.pretrain_config, overrides) if args.pretrain_config else None
+    overrides = [*overrides, f"data.k_shot={shots}"] if shots is not None else overrides
     config = load_config(args.config, overrides)
     adapt = adapt_settings(args.adapt_config, overrides, args.adapt_set, args.config)
-    pretrain = load_config(args.pretrain_config, overrides) if args.pretrain_config else None
     ctx = BenchContext(config, prepare_data(config, progress=not args.no_progress), out,
                        progress=not args.no_progress, adapt=adapt, pretrain_config=pretrain,
                        split=args.split, generate=args.generate, run=BenchRun(tuple(overrides), config=args.config))

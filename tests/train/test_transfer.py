@@ -78,3 +78,9 @@ def test_pretrain_graph_split_and_the_transfer_bench(tmp_path, capsys):
     report = json.loads((out / "bench.json").read_text())
     assert "(methods pre-trained on synthetic)" in report["title"]
     assert {s["row"]: s["test_nodes"] for s in report["summary"]} == {"linear_probe": 9, "graphlama": 9}
+    # a k-curve on the new graph pre-trains once: --shots sets the new graph's k, not the pre-training's
+    assert main(["bench", "fewshot", str(new), "--pretrain-config", str(pre_cfg), *rows[:-3], "--shots", "1,2",
+                 "--output-dir", str(tmp_path / "curve"), "--no-progress"]) == 0
+    assert [p.name for p in (tmp_path / "bench-cache").glob("graphlama-*")] == [run.name]
+    for k in (1, 2):
+        assert f"{k}-shot" in json.loads((tmp_path / "curve" / f"k{k}" / "bench.json").read_text())["title"]
