@@ -426,15 +426,15 @@ def plot(summary: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
 
 def report_title(ctx: BenchContext, seeds: int, shots: Optional[str] = None) -> str:
     """The report's one-line description; ``shots`` replaces the ``<k>-shot`` part (``"k-shot"`` for a curve)."""
-    from glm.core.llm import resolve_dtype
+    from glm.core.llm import llm_label
 
-    split, llm = ctx.data.split, ctx.config.model.llm
+    split = ctx.data.split
     pre = "" if ctx.pretrain_config is None else (
         f" (methods pre-trained on {ctx.pretrain_config.data.options.get('name') or ctx.pretrain_config.data.dataset})")
     return (f"{split.dataset}: {split.n_way}-way {shots or f'{split.k_shot}-shot'} on "
             f"{', '.join(split.heldout_classes)}{pre}; {len(ctx.test)} "
-            f"{'validation' if ctx.split == 'val' else 'test'} nodes, {seeds} seeds; LLM {llm.name} "
-            f"({resolve_dtype(llm.dtype)})")
+            f"{'validation' if ctx.split == 'val' else 'test'} nodes, {seeds} seeds; "
+            f"LLM {llm_label(ctx.config.model.llm)}")
 
 
 def write_report(ctx: BenchContext, results: Sequence[RowSeed], seeds: int) -> dict[str, Path]:

@@ -345,14 +345,14 @@ def timing_markdown(t: dict[str, Any]) -> list[str]:
 
 
 def write_report(b: GenerationBench, results: Sequence[GenerationRow], draws: int) -> dict[str, Path]:
-    from glm.core.llm import resolve_dtype
+    from glm.core.llm import llm_label
 
     summary = summarise(results)
     spent = timing(b, summary)
     scored = "validation" if b.split == "val" else "test"
     title = (f"Title generation on {b.data.tag.name}: {len(b.test)} {scored} nodes, "
-             f"{b.config.data.generation.train:g} training examples, {draws} draw(s), LLM {b.config.model.llm.name} "
-             f"({resolve_dtype(b.config.model.llm.dtype)})")
+             f"{b.config.data.generation.train:g} training examples, {draws} draw(s), "
+             f"LLM {llm_label(b.config.model.llm)}")
     paths = {"markdown": b.out / f"bench{b.suffix}.md", "json": b.out / f"bench{b.suffix}.json"}
     atomic_write_text(markdown(summary, title) + "\n" + "\n".join(timing_markdown(spent)), paths["markdown"])
     per_draw = [{"row": r.row, "draw": r.draw, "test_nodes": r.test_nodes, "train_seconds": r.train_seconds,

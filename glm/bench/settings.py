@@ -62,6 +62,9 @@ def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_con
     auto`` as what it resolves to here (bf16 on a CPU or GPU that runs it natively): a row or pre-trained
     run made in fp32 is not read back as a bf16 one, nor the other way."""
     from glm.core.llm import resolve_dtype
+
+    resolved = resolve_dtype("auto")
+
     def settings(cfg: Any) -> dict[str, Any]:
         data = copy.deepcopy(cfg.to_dict())
         data["training"] = {k: v for k, v in data["training"].items() if k not in RUN_KEYS}
@@ -74,8 +77,8 @@ def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_con
             if isinstance(section, dict) and section.get(key, default) == default:
                 section.pop(key, None)
         llm = data.get("model", {}).get("llm", {})
-        if llm.get("dtype") == "auto" and resolve_dtype("auto") != "float32":
-            llm["dtype"] = f"auto:{resolve_dtype('auto')}"  # its numbers; auto as fp32 keeps the hashes made so
+        if llm.get("dtype") == "auto" and resolved != "float32":
+            llm["dtype"] = f"auto:{resolved}"  # its numbers; auto as fp32 keeps the hashes made so
         return data
 
     data = settings(config)

@@ -191,6 +191,11 @@ def resolve_dtype(name: str, device: Optional[str] = None) -> str:
         return name
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return "bfloat16" if fast_bf16(device) else "float32"
+
+
+def llm_label(c: Any) -> str:
+    """``name (dtype)`` of a :class:`glm.core.config.LlmConfig`, ``auto`` resolved here (for reports)."""
+    return f"{c.name} ({resolve_dtype(c.dtype)})"
 TINY_PREFIX = "tiny-random"
 
 
