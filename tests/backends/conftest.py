@@ -118,12 +118,12 @@ def synthetic_case(kind: str, f: int = 12) -> GraphCase:
 
 
 @pytest.fixture(scope="session")
-def cora_batch(shared_dir: Path, tmp_path_factory) -> SubgraphBatch:
-    """Cora (Planetoid raw files from ../shared/data, processed by PyG in a temporary copy;
+def cora_batch(data_dir: Path, tmp_path_factory) -> SubgraphBatch:
+    """Cora (Planetoid raw files from the data folder, processed by PyG in a temporary copy;
     PyG's "Processing... Done!" lines are swallowed)."""
-    raw = shared_dir / "data" / "planetoid" / "Cora" / "raw"
+    raw = data_dir / "planetoid" / "Cora" / "raw"
     if not raw.is_dir():
-        pytest.skip("../shared/data/planetoid/Cora/raw is absent (real-data test)")
+        pytest.skip("planetoid/Cora/raw is absent from the data folder (real-data test)")
     skip_unless_available("pyg")
     from torch_geometric.datasets import Planetoid
 
