@@ -6,8 +6,8 @@ the same rows, draws and options (the methods pre-trained on the graph itself, w
 ``--pretrain-config``), into ``OUT/n<N>/``; then every row's accuracy against N in ``OUT/size-curve.md``
 (``.json``, ``.png``) and, per N, each method row's probes (encoder / token) and its accuracy on its own
 shots (:func:`glm.bench.curve.probes_table`), so that the curve says where a method's loss is as the graph
-grows. Label-free pre-training draws a
-fixed number of samples per task, so a larger graph gives it more varied subgraphs, not more steps.
+grows. Label-free pre-training draws a fixed number of samples per task, so a larger graph gives it more
+varied subgraphs, not more steps.
 
 Run (arguments after ``--`` go to every bench: options, ``--adapt-set``, key=value overrides):
   .venv/bin/python bench/new_graph_size.py --nodes 500,2000,8000 --seeds 3 \\

@@ -9,8 +9,8 @@ that adapts the same way from the same shots (the test run after ``--split val``
 bench folder) reads the adapted graph side back instead of training it again; adaptations from a random
 graph side under ``<bench out>/methods/<method>/scratch-seed<k>/``. All through the same pipeline as ``glm
 pretrain`` / ``glm adapt`` (:func:`glm.core.train.pipeline.run_stage`), with the seed's k shots in place of
-the split's. Scores are ``glm eval``'s choice scoring; the
-calibrated prediction subtracts the scores of a content-free sample (no text, one zero-feature node).
+the split's. Scores are ``glm eval``'s choice scoring; the calibrated prediction subtracts the scores of a
+content-free sample (no text, one zero-feature node).
 
 Each method row also reports ``token_probe``: a logistic regression on the target node's soft token
 (:func:`glm.core.eval.embeddings.stage_vectors`, before the LLM), fitted on the seed's k shots and
@@ -257,8 +257,9 @@ def note_pretraining(ctx: Any, method: str) -> None:
         ctx.run.pretrain_reused[method] = cached.seconds
 
 
-def adapted_run(ctx: Any, method: str, seed: int, base: Path) -> tuple[Path, str, Optional[dict[str, Any]]]:
-    """Where ``method``'s adaptation for ``seed`` from the pre-trained run ``base`` is kept
+def adapted_run(ctx: Any, method: str, seed: int, shots: list[int],
+                base: Path) -> tuple[Path, str, Optional[dict[str, Any]]]:
+    """Where ``method``'s adaptation for ``seed`` (its ``shots``) from the pre-trained run ``base`` is kept
     (``<base>/adapted/<hash>-seed<k>``: the hash of the adaptation's settings, the split's only through
     the shots, so the validation and the test bench share it), the stamp it must carry, and the stamp it
     carries when a finished run made that way from the same shots is there (``None``: train it; always
@@ -267,7 +268,6 @@ def adapted_run(ctx: Any, method: str, seed: int, base: Path) -> tuple[Path, str
     from glm.core.train.checkpoint import ADAPTER_FILE
 
     digest = config_hash(ctx.config, ctx.adapt_for(method), ctx.pretrain_config)
-    shots = ctx.shots(seed)
     key = f"{digest}:{','.join(map(str, shots))}"
     out = base / "adapted" / f"{digest}-seed{seed}"
     stamp = out / ADAPT_STAMP
@@ -278,12 +278,14 @@ def adapted_run(ctx: Any, method: str, seed: int, base: Path) -> tuple[Path, str
 
 def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: bool = True) -> RowResult:
     from glm.core.io import atomic_write_text
+    from glm.core.train.checkpoint import ADAPTER_FILE
     from glm.core.train.pipeline import apply_adapter_chain, build_model, run_stage
 
     base = pretrained(ctx, method) if pretrain else None
+    shots = ctx.shots(seed)
     if adapt:
         if base is not None:
-            out, key, saved = adapted_run(ctx, method, seed, base)
+            out, key, saved = adapted_run(ctx, method, seed, shots, base)
         else:
             out, key, saved = ctx.out / "methods" / method / f"scratch-seed{seed}", "", None
         cfg = _config(ctx, method, "adapt", out, base)
@@ -293,21 +295,20 @@ def run_method(ctx: Any, method: str, seed: int, pretrain: bool = True, adapt: b
             train_s, trainable = float(saved["train_seconds"]), int(saved["trainable_params"])
         else:
             (out / ADAPT_STAMP).unlink(missing_ok=True)
-            data = replace(ctx.data, split=replace(ctx.data.split, train=ctx.shots(seed)))
+            data = replace(ctx.data, split=replace(ctx.data.split, train=shots))
             result, model, _ = run_stage(cfg, progress=ctx.progress, data=data)
             train_s, trainable = result.train_seconds, result.trainable_params
             if key:
                 atomic_write_text(json.dumps({"key": key, "train_seconds": train_s,
                                               "trainable_params": trainable}), out / ADAPT_STAMP)
-        adapter = out / "adapter_model.safetensors"
+        adapter = out / ADAPTER_FILE
     else:
         cfg = _config(ctx, method, "pretrain", ctx.out / "methods" / method / "pretrain")
         model = build_model(cfg)
         apply_adapter_chain(model, base)
-        adapter, train_s, trainable = base / "adapter_model.safetensors", 0.0, 0
+        adapter, train_s, trainable = base / ADAPTER_FILE, 0.0, 0
     result = _evaluate(ctx, cfg, model, train_s, trainable, adapter.stat().st_size if adapter.is_file() else None)
     result.extra["run"] = str(adapter.parent)
-    shots = ctx.shots(seed)
     result.extra["shot_accuracy"] = shot_accuracy(ctx, cfg, model, shots)
     stages = ("tokens", "encoder") if getattr(model, "encoder", None) is not None else ("tokens",)
     probes = stage_probes(ctx, cfg, model, shots, stages)
