@@ -151,16 +151,20 @@ def pretrain_cache() -> Path:
 
 
 def _pretraining_settings(cfg: Any) -> Any:
-    """``cfg`` without what pre-training never reads: the title-generation split (``data.generation``) unless
-    pre-training generates titles, so that a generation bench's overrides of it keep the shared run."""
+    """``cfg`` without what pre-training never reads: the held-out classes' k (pre-training reads the
+    pre-training classes' nodes, whatever k; hashed at its default, so runs made at k = 5 keep their hash),
+    so that ``glm bench fewshot --shots`` pre-trains once for every k; and the title-generation split
+    (``data.generation``) unless pre-training generates titles, so that a generation bench's overrides of it
+    keep the shared run."""
+    from glm.core.config import DataConfig, GenerationSplit
     from glm.core.factory import default_backend
 
     if cfg.backend is not None and cfg.backend == default_backend(None):
         cfg = replace(cfg, backend=None)  # naming the backend that runs anyway changes nothing
+    if cfg.model.method_spec.stages[cfg.training.stage].data != "fewshot":
+        cfg = replace(cfg, data=replace(cfg.data, k_shot=DataConfig.k_shot))
     if cfg.data.task == "title_generation":
         return cfg
-    from glm.core.config import GenerationSplit
-
     return replace(cfg, data=replace(cfg.data, generation=GenerationSplit()))
 
 

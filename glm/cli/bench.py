@@ -188,7 +188,7 @@ def _shots(text: str) -> list[int]:
 def _bench(args: argparse.Namespace, overrides: list[str], rows: list[str], out: Path, shots: Optional[int] = None):
     """Run ``rows`` on CONFIG with ``overrides`` into ``out``: ``(summary, report paths, bench context)``.
     ``shots``: ``data.k_shot`` of CONFIG (and of the adaptation), not of ``--pretrain-config``: pre-training
-    on its own graph never reads the few-shot split, so one pre-trained run serves every k."""
+    never reads the held-out classes' k, so one pre-trained run serves every k (``method_rows``)."""
     from glm.core.config import load_config
     from glm.bench.fewshot import BenchContext, run_rows, summarise, write_report
     from glm.bench.method_rows import BenchRun

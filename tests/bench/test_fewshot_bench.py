@@ -287,6 +287,10 @@ def test_benches_share_one_pretrained_run(ctx, tmp_path, monkeypatch):
                     run=BenchRun())
     first, second = method_rows.pretrained(own, "graphlama"), method_rows.pretrained(other, "graphlama")
     assert first == second and len(runs) == 1
+    other_k = copy.deepcopy(cfg)  # another k (``--shots``) changes the held-out classes only, never pre-training
+    other_k.data = replace(cfg.data, k_shot=cfg.data.k_shot + 1)
+    assert method_rows.pretrained(replace(own, config=other_k, run=BenchRun()), "graphlama") == first
+    assert len(runs) == 1
     assert first.parent == tmp_path / "bench-cache" and first.name.startswith("graphlama-")
 
 
