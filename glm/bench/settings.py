@@ -54,7 +54,7 @@ def adapt_report(adapt: dict[str, AdaptSettings]) -> dict[str, Any]:
 RUN_KEYS = ("output_dir", "overwrite_output_dir", "resume", "resume_anyway", "init_from", "stage")
 # Options added after results were stored, left out of the hash at their default value: a result made before
 # the option existed was made at that value, so it stays valid (and is not trained again).
-LATER_OPTIONS = {("data", "standardize"): False}
+LATER_OPTIONS = {("data", "standardize"): False, ("model", "graphlama", "input_skip"): False}
 
 
 def config_hash(config: Any, adapt: Optional[AdaptSettings] = None, pretrain_config: Any = None) -> str:

@@ -83,7 +83,7 @@ def tiny_model(family: str = "llama", config: Optional[GraphLAMAConfig] = None, 
     llm, tok = tiny_llm(family, seed=seed, **llm_overrides)
     config = config or GraphLAMAConfig(graph_dim=graph_dim, gate_dim=graph_dim)
     torch.manual_seed(seed + 1)
-    return graphlama_model(llm, tok, TinyEncoder(feat_dim, config.graph_dim), config)
+    return graphlama_model(llm, tok, TinyEncoder(feat_dim, config.graph_dim), config, feature_dim=feat_dim)
 
 
 

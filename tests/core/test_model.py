@@ -113,6 +113,36 @@ def test_paper_compatible_bypasses_gate_for_link_prediction():
     assert not torch.allclose(nodes[10:], model.projector(h[10:]))  # 1-graph sample: gated
 
 
+def test_input_skip_adds_the_node_features_to_the_soft_token():
+    """``input_skip``: each soft token is the paper's token plus a linear map of the node's features, zero at
+    the start (the paper's tokens), trained in adaptation while the encoder stays as pre-trained; a node-token
+    module without the feature width is refused; off (the default), no such part."""
+    from glm.core.method import MethodError
+    from glm.core.stages import set_stage
+    from glm.methods.graphlama import GraphLAMANodeTokens
+
+    model = tiny_model("llama", GraphLAMAConfig(graph_dim=16, gate_dim=16, input_skip=True), feat_dim=8)
+    paper = tiny_model("llama", feat_dim=8)
+    assert model.node_token_module.input_skip.weight.shape == (model.llm.config.hidden_size, 8)
+    assert paper.node_token_module.input_skip is None
+    batch = sample_batch(model, [[5], [4]])
+    g, tokens = batch.graphs, model.node_token_module
+    with torch.no_grad():
+        torch.testing.assert_close(model.node_tokens(g, batch.graphs_per_sample, batch.task_embedding),
+                                   paper.node_tokens(g, batch.graphs_per_sample, batch.task_embedding))
+        tokens.input_skip.weight.normal_()
+        skipped = model.node_tokens(g, batch.graphs_per_sample, batch.task_embedding)
+        paper_tokens = paper.node_tokens(g, batch.graphs_per_sample, batch.task_embedding)
+    torch.testing.assert_close(skipped, paper_tokens + g.x @ tokens.input_skip.weight.T)
+    set_stage(model, "adapt")
+    model.zero_grad(set_to_none=True)
+    model(batch).loss.backward()
+    assert tokens.input_skip.weight.grad.abs().sum() > 0
+    assert model.encoder.lin1.weight.grad is None  # adaptation's stage: the encoder stays as pre-trained
+    with pytest.raises(MethodError, match="input_skip=True needs the node feature width"):
+        GraphLAMANodeTokens(model.encoder, GraphLAMAConfig(graph_dim=16, gate_dim=16, input_skip=True), 32)
+
+
 def test_precomputed_hop_is_used(model):
     batch = sample_batch(model, [[6]])
     from glm.core.hop_distance import hop_distances

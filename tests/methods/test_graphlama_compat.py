@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 from glm.core.adapter import load_adapter, read_adapter, save_adapter
 from glm.core.stages import set_stage
+from glm.methods.graphlama import GraphLAMAConfig
 
 from model_helpers import sample_batch, tiny_model
 
@@ -58,7 +59,9 @@ def test_training_steps_and_adapters_are_identical(expected, tmp_path):
         assert sorted(new) == sorted(old)
         assert all(same(new[k], old[k]) for k in old)
         assert meta["method"] == "graphlama" and "method" not in old_meta
-        assert meta["graph_config"] == old_meta["graph_config"]
+        mine, theirs = meta["graph_config"], old_meta["graph_config"]
+        assert {k: mine[k] for k in theirs} == theirs
+        assert all(mine[k] == getattr(GraphLAMAConfig(), k) for k in set(mine) - set(theirs))  # options added since: off
     state = {n: p for n, p in model.graph_parameters().items()}
     saved = {k[len("state."):]: v for k, v in expected.items() if k.startswith("state.")}
     assert sorted(state) == sorted(saved)

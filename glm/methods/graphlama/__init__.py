@@ -3,8 +3,8 @@
 Official code: BUPT-GAMMA/GraphLAMA (a fork of HKUDS/GraphGPT). Stage table (the paper's §2 and
 the released scripts)::
 
-    pretrain:        encoder, hop table, both gate linears, m_inv, a_l, a_w, projector
-    adapt:           task-related gate linear (incl. its hop columns), a_l, a_w, hop table
+    pretrain:        encoder, hop table, both gate linears, m_inv, a_l, a_w, projector (, input skip)
+    adapt:           task-related gate linear (incl. its hop columns), a_l, a_w, hop table (, input skip)
     adapt_official:  adapt + m_inv (gate.invariant_mask), as the official adaptation script trains it
 
 Adapters also carry the gate's frozen task-text embedding (it belongs to the task, so swapping
@@ -20,10 +20,10 @@ from glm.plugins.hookspecs import hookimpl
 
 __all__ = ["GraphLAMAConfig", "GraphLAMANodeTokens", "SPEC", "STAGES", "graphlama_model"]
 
-_ADAPT = ("gate.task_related.*", "gate.alpha_l", "gate.alpha_w", "hop.*")
+_ADAPT = ("gate.task_related.*", "gate.alpha_l", "gate.alpha_w", "hop.*", "input_skip.*")
 STAGES = {
     "pretrain": StageSpec(("encoder.*", "hop.*", "gate.task_related.*", "gate.task_invariant.*",
-                           "gate.invariant_mask", "gate.alpha_l", "gate.alpha_w", "projector.*"),
+                           "gate.invariant_mask", "gate.alpha_l", "gate.alpha_w", "projector.*", "input_skip.*"),
                           "pretrain", description="whole graph side on the pre-training tasks"),
     "adapt": StageSpec(_ADAPT, "fewshot", description="task-related gate, mixing weights, hop table on k shots"),
     "adapt_official": StageSpec(_ADAPT + ("gate.invariant_mask",), "fewshot",
@@ -32,7 +32,7 @@ STAGES = {
 
 
 def build(config: GraphLAMAConfig, context: MethodContext) -> GraphLAMANodeTokens:
-    return GraphLAMANodeTokens(context.encoder, config, context.hidden_size)
+    return GraphLAMANodeTokens(context.encoder, config, context.hidden_size, context.feature_dim)
 
 
 def check(config: GraphLAMAConfig, run_config) -> list[str]:
@@ -53,13 +53,16 @@ SPEC = MethodSpec(
 )
 
 
-def graphlama_model(llm, tokenizer, encoder, config: GraphLAMAConfig | None = None):
+def graphlama_model(llm, tokenizer, encoder, config: GraphLAMAConfig | None = None, feature_dim: int | None = None):
     """A GraphLAMA :class:`~glm.core.model.GraphLanguageModel` from already built parts (Python API;
-    configs go through :func:`glm.core.factory.build_model`)."""
+    configs go through :func:`glm.core.factory.build_model`); ``feature_dim`` (for ``input_skip``)
+    defaults to the encoder's ``config.in_dim``."""
     from glm.core.model import GraphLanguageModel
 
     config = config or GraphLAMAConfig()
-    return GraphLanguageModel(llm, tokenizer, GraphLAMANodeTokens(encoder, config, int(llm.config.hidden_size)), SPEC)
+    feature_dim = feature_dim or getattr(getattr(encoder, "config", None), "in_dim", None)
+    return GraphLanguageModel(llm, tokenizer, GraphLAMANodeTokens(encoder, config, int(llm.config.hidden_size),
+                                                                  feature_dim), SPEC)
 
 
 @hookimpl

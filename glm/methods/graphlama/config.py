@@ -28,6 +28,9 @@ class GraphLAMAConfig:
             reproduces the official bypass (encoder output straight to the projector; needs
             ``graph_dim == gate_dim``).
         train_graph_token_rows: let the 3 graph-token embeddings train (LLM stays frozen).
+        input_skip: add a linear map of each node's input features ``X`` (SGC-propagated with
+            ``data.propagate``) to its soft token, a path around encoder, gate and projector (glm's option,
+            off in the paper; zero at the start, trained in pre-training and adaptation).
     """
 
     graph_dim: int = 128
@@ -41,6 +44,7 @@ class GraphLAMAConfig:
     projector_hidden: Optional[int] = None
     gate_multi_graph: bool = True
     train_graph_token_rows: bool = False
+    input_skip: bool = False
 
     @classmethod
     def paper_compatible(cls, **overrides: Any) -> "GraphLAMAConfig":

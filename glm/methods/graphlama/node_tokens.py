@@ -5,7 +5,7 @@ Data path (``G`` graphs, ``N = sum N_i`` nodes, ``B`` samples)::
     SubgraphBatch --encoder--> H [N, d]
     hop distances [N] --HopEncoding--> P [N, p]
     [H ; P] --DualGate(task embedding of each node's sample)--> U [N, g]
-    U --Projector--> Q [N, hidden]
+    U --Projector--> Q [N, hidden]   (+ InputSkip(X) with input_skip)
 
 Differences from the official code (BUPT-GAMMA/GraphLAMA ``grapht3/model/GraphLlama.py``;
 ``GraphLAMAConfig.paper_compatible()`` restores the paper's behaviour where it is a modelling
@@ -47,23 +47,30 @@ class GraphLAMANodeTokens(NodeTokenModule):
         encoder: ``forward(SubgraphBatch) -> [N, graph_dim]`` (normally :class:`glm.core.encoder.GraphEncoder`).
         config: :class:`GraphLAMAConfig`.
         hidden_size: the LLM's hidden size.
+        feature_dim: node feature width ``F``; needed with ``config.input_skip``.
 
-    Submodules: ``encoder``, ``hop``, ``gate``, ``projector``.
+    Submodules: ``encoder``, ``hop``, ``gate``, ``projector`` (and ``input_skip``).
 
     Shapes:
-        - **graphs:** ``N`` nodes in ``G`` graphs; **graphs_per_sample:** ``[B]``
+        - **graphs:** ``N`` nodes in ``G`` graphs (``x [N, F]``); **graphs_per_sample:** ``[B]``
         - **task_embedding:** ``[B, gate_dim]`` or ``None`` (the gate's default is used)
         - **output:** ``[N, hidden]``
     """
 
-    def __init__(self, encoder: nn.Module, config: GraphLAMAConfig, hidden_size: int) -> None:
+    def __init__(self, encoder: nn.Module, config: GraphLAMAConfig, hidden_size: int,
+                 feature_dim: Optional[int] = None) -> None:
         super().__init__()
+        if config.input_skip and not feature_dim:
+            raise MethodError("GraphLAMAConfig: input_skip=True needs the node feature width (feature_dim)")
         self.config = config
         self.encoder = encoder
         self.hop = HopEncoding(config.max_hops, config.hop_mode, config.hop_dim)
         self.gate = DualGate(config.graph_dim + self.hop.out_dim, config.gate_dim,
                              config.alpha_init, config.alpha_mode)
         self.projector = Projector(config.gate_dim, hidden_size, config.projector, config.projector_hidden)
+        self.input_skip = nn.Linear(int(feature_dim), hidden_size, bias=False) if config.input_skip else None
+        if self.input_skip is not None:
+            nn.init.zeros_(self.input_skip.weight)  # the paper's tokens at the start
         if not config.gate_multi_graph and config.graph_dim != config.gate_dim:
             raise MethodError(
                 f"GraphLAMAConfig: gate_multi_graph=False feeds the encoder output to the projector, so "
@@ -87,4 +94,10 @@ class GraphLAMANodeTokens(NodeTokenModule):
         if not self.config.gate_multi_graph:
             multi = (graphs_per_sample.to(h.device) > 1)[node_sample]
             u = torch.where(multi[:, None], h, u)
-        return self.projector(u)
+        q = self.projector(u)
+        if self.input_skip is not None:
+            if graphs.x.shape[-1] != self.input_skip.in_features:
+                raise ValueError(f"input_skip: node features must be [N, {self.input_skip.in_features}], "
+                                 f"found {tuple(graphs.x.shape)}")
+            q = q + self.input_skip(graphs.x.to(q.device, q.dtype))
+        return q
