@@ -5,7 +5,7 @@ Data path (``G`` graphs, ``N = sum N_i`` nodes, ``B`` samples)::
     SubgraphBatch --encoder--> H [N, d]
     hop distances [N] --HopEncoding--> P [N, p]
     [H ; P] --DualGate(task embedding of each node's sample)--> U [N, g]
-    U --Projector--> Q [N, hidden]   (+ InputSkip(X) with input_skip)
+    U --Projector--> Q [N, hidden]   (+ input_skip(X) with config.input_skip: a Linear F -> hidden)
 
 Differences from the official code (BUPT-GAMMA/GraphLAMA ``grapht3/model/GraphLlama.py``;
 ``GraphLAMAConfig.paper_compatible()`` restores the paper's behaviour where it is a modelling
