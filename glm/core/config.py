@@ -423,8 +423,11 @@ def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
         full = f"{prefix}.{key}" if prefix else str(key)
         if key not in names:
             valid = names + (["<method>: " + ", ".join(_method_names())] if cls is ModelConfig else [])
+            hint = (" (METHOD:KEY=VALUE is a setting of glm bench's --adapt-set, one per --adapt-set)"
+                    if ":" in str(key) else "")
             raise ConfigError(
                 f"{source}: unknown key {full!r}; valid keys{' in ' + prefix if prefix else ''}: {', '.join(valid)}"
+                + hint
             )
         kwargs[key] = coerce(value, hints[key], full, source, _build)
     if sections:

@@ -63,6 +63,8 @@ def test_unknown_key_names_key_file_and_valid_keys(tmp_path):
 def test_unknown_override_and_wrong_types():
     with pytest.raises(ConfigError, match="unknown key 'model.encoder.foo'.*valid keys in model.encoder: layer"):
         load_config(None, ["model.encoder.foo=1"])
+    with pytest.raises(ConfigError, match=r"unknown key 'graphlama:training'.*one per --adapt-set\)$"):
+        load_config(None, ["graphlama:training.num_epochs=2"])  # a second setting after one --adapt-set
     with pytest.raises(ConfigError, match="training.seed expects an integer, found str 'abc'"):
         load_config(None, ["training.seed=abc"])
     with pytest.raises(ConfigError, match="data.fanout expects a list"):
