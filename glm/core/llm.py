@@ -196,6 +196,8 @@ def resolve_dtype(name: str, device: Optional[str] = None) -> str:
 def llm_label(c: Any) -> str:
     """``name (dtype)`` of a :class:`glm.core.config.LlmConfig`, ``auto`` resolved here (for reports)."""
     return f"{c.name} ({resolve_dtype(c.dtype)})"
+
+
 TINY_PREFIX = "tiny-random"
 
 
